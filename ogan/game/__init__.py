@@ -1,0 +1,6 @@
+"""The two-player training kernel."""
+
+from ogan.game.config import TrainConfig, resolve
+from ogan.game.train import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "resolve", "train"]

@@ -1,0 +1,196 @@
+"""Everything ``ogan.train`` accepts, validated and resolved before anything is built or run."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ogan import optim, workloads
+from ogan.errors import ConfigError
+from ogan.game.losses import LOSSES
+
+SCHEMES = ("simultaneous", "alternating")
+GAME_OPTIMIZER_KEYS = ("name", "lr_ratio", "surgery")
+"""Keys of an optimizer spec that belong to the game rather than to one player's optimizer."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A fully resolved training run: every default filled in, every value checked."""
+
+    workload: str
+    options: dict[str, Any]  # the workload's options, defaults included
+    optimizer: dict[str, Any]  # name, lr, lr_ratio, surgery and the optimizer's hyperparameters
+    steps: int
+    eval_every: int
+    seed: int
+    device: str
+    scheme: str
+    d_steps: int
+    loss: str | None  # None: the workload's own objective (bilinear)
+    r1: float
+    batch_size: int
+    fresh_batch: bool  # extrapolation methods: a new minibatch for the update half-step
+    threads: int | None  # torch intra-op threads during the run; None leaves torch's setting
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The per-player optimizer keyword arguments (lr excluded: it differs per player)."""
+        return {k: v for k, v in self.optimizer.items() if k not in (*GAME_OPTIMIZER_KEYS, "lr")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _nonneg_float(name: str, value: Any, *, strictly: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x < 0 or (strictly and x == 0):
+        raise ConfigError(f"{name} must be {'>' if strictly else '>='} 0 and finite, got {value!r}")
+    return x
+
+
+def _default_lr(name: str, spec: Mapping[str, Any]) -> float:
+    if name == "lookahead":
+        return _default_lr(spec.get("base", "adam"), {})
+    factory = optim.OPTIMIZERS[name].factory
+    return float(inspect.signature(factory).parameters["lr"].default)
+
+
+def resolve_optimizer(optimizer: str | Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The resolved optimizer spec and its extrapolation kind (None, "extragradient", "past")."""
+    spec = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    if "name" not in spec:
+        raise ConfigError("optimizer spec needs a 'name', e.g. {'name': 'adam', 'lr': 2e-4}")
+    name = spec["name"]
+    valid = (*GAME_OPTIMIZER_KEYS, *optim.hyperparameters(name, spec))
+    unknown = sorted(set(spec) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {', '.join(unknown)} for optimizer {name!r}; valid: {', '.join(valid)}"
+        )
+    entry = optim.OPTIMIZERS[name]
+    spec["lr"] = _nonneg_float("lr", spec.get("lr", _default_lr(name, spec)), strictly=True)
+    spec["lr_ratio"] = _nonneg_float(
+        "lr_ratio", spec.get("lr_ratio", entry.game_defaults.get("lr_ratio", 1.0)), strictly=True
+    )
+    spec["surgery"] = bool(spec.get("surgery", False))
+    hparams = {k: v for k, v in spec.items() if k not in GAME_OPTIMIZER_KEYS}
+    try:  # the optimizer's own validation, on a throwaway parameter
+        trial = optim.build(name, [torch.zeros(1, requires_grad=True)], **hparams)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"optimizer {name!r}: {exc}") from None
+    return spec, getattr(trial, "extrapolation", None)
+
+
+def resolve(
+    workload: str,
+    optimizer: str | Mapping[str, Any],
+    *,
+    steps: int | None = None,
+    eval_every: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    scheme: str | None = None,
+    d_steps: int | None = None,
+    loss: str | None = None,
+    r1: float | None = None,
+    surgery: bool | None = None,
+    batch_size: int | None = None,
+    fresh_batch: bool = False,
+    threads: int | None = None,
+    lr: float | None = None,
+    lr_ratio: float | None = None,
+    **options: Any,
+) -> TrainConfig:
+    """Check and complete a run's configuration; raises ConfigError/MissingDataError, runs nothing.
+
+    ``lr`` and ``lr_ratio`` given here override the optimizer spec's.
+    """
+    cls = workloads.get(workload)
+    parsed = cls.parse_options(**options)
+    spec = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    spec.update({k: v for k, v in (("lr", lr), ("lr_ratio", lr_ratio)) if v is not None})
+    spec, extrapolation = resolve_optimizer(spec)
+    if surgery is not None:
+        spec["surgery"] = bool(surgery)
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    steps = _positive_int("steps", cls.default_steps if steps is None else steps)
+    eval_every = _positive_int(
+        "eval_every", cls.default_eval_every if eval_every is None else eval_every
+    )
+    batch_size = _positive_int(
+        "batch_size", cls.default_batch_size if batch_size is None else batch_size
+    )
+    d_steps = _positive_int("d_steps", 1 if d_steps is None else d_steps)
+    if threads is not None:
+        threads = _positive_int("threads", threads)
+
+    if scheme is None:
+        # Extrapolation is defined on the joint gradient field: both players at one point.
+        scheme = "simultaneous" if extrapolation else cls.default_scheme
+    if scheme not in SCHEMES:
+        raise ConfigError(f"Unknown scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+    if extrapolation and scheme != "simultaneous":
+        raise ConfigError(
+            f"{spec['name']} extrapolates both players at once; use scheme='simultaneous'"
+        )
+    if scheme == "simultaneous" and d_steps != 1:
+        raise ConfigError("d_steps > 1 needs scheme='alternating'")
+
+    if cls.default_loss is None:
+        if loss is not None:
+            raise ConfigError(f"workload {workload!r} has a fixed objective; remove loss={loss!r}")
+    else:
+        loss = cls.default_loss if loss is None else loss
+        if loss not in LOSSES:
+            raise ConfigError(f"Unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    r1 = _nonneg_float("r1", 0.0 if r1 is None else r1)
+    if (r1 > 0 or spec["surgery"]) and not cls.has_real_data:
+        raise ConfigError(f"workload {workload!r} has no real data: r1 and surgery do not apply")
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"Unknown device {device!r}; use 'cpu' or 'cuda[:N]'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"Unsupported device {device!r}; use 'cpu' or 'cuda[:N]'")
+
+    return TrainConfig(
+        workload=workload,
+        options=dataclasses.asdict(parsed),
+        optimizer=spec,
+        steps=steps,
+        eval_every=eval_every,
+        seed=seed,
+        device=str(dev),
+        scheme=scheme,
+        d_steps=d_steps,
+        loss=loss,
+        r1=r1,
+        batch_size=batch_size,
+        fresh_batch=bool(fresh_batch),
+        threads=threads,
+    )

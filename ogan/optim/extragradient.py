@@ -1,0 +1,204 @@
+r"""Extrapolation methods for games (Gidel et al. 2019, *A Variational Inequality Perspective*).
+
+Each update of a player is two half-steps driven by the game, which evaluates **both** players'
+gradients at the extrapolated point before either updates:
+
+.. math::
+    w_{t+1/2} = w_t - \eta F(w_t) \quad\text{(extrapolate)}, \qquad
+    w_{t+1} = w_t - \eta F(w_{t+1/2}) \quad\text{(step, from the original point)}
+
+Protocol: set ``.grad`` to :math:`F(w_t)`, call :meth:`extrapolate`; set ``.grad`` to
+:math:`F(w_{t+1/2})`, call :meth:`step`. The original point is stored by value in the state
+(``"anchor"``), so a ``state_dict`` taken between the two half-steps resumes exactly. ``step``
+without a preceding ``extrapolate`` is a plain step of the underlying method.
+
+The attribute ``extrapolation`` tells the game what :meth:`extrapolate` needs: ``"extragradient"``
+needs fresh gradients at :math:`w_t` (two gradient evaluations per update); ``"past"`` reuses the
+stored previous one (one evaluation per update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+from torch.optim import SGD, Adam
+
+
+class _Anchored:
+    """Stores w_t before extrapolating and restores it before the real step.
+
+    Anchors live outside ``self.state``: torch's SGD and Adam initialise a parameter's state
+    when it is empty, and an extra key there would look like initialised state. ``state_dict``
+    carries the pending anchors under ``"anchors"`` (one entry per parameter, None if none).
+    """
+
+    param_groups: list[dict]
+
+    def _params(self, with_grad: bool) -> list[Tensor]:
+        return [
+            p
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None or not with_grad
+        ]
+
+    @property
+    def _anchors(self) -> dict[Tensor, Tensor]:
+        """Pending anchors: parameter -> its value before the extrapolation."""
+        return self.__dict__.setdefault("_anchor_map", {})
+
+    def _save_anchor(self, params: list[Tensor]) -> None:
+        buffers = self.__dict__.setdefault("_anchor_buffers", {})
+        for p in params:
+            if p not in buffers:
+                buffers[p] = torch.empty_like(p, memory_format=torch.preserve_format)
+        anchors = [buffers[p] for p in params]
+        torch._foreach_copy_(anchors, [p.detach() for p in params])
+        self._anchors.update(zip(params, anchors))
+
+    def _restore_anchor(self) -> None:
+        if self._anchors:
+            params = list(self._anchors)
+            torch._foreach_copy_(params, [self._anchors[p] for p in params])
+            self._anchors.clear()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()  # type: ignore[misc]
+        anchors = self._anchors
+        state["anchors"] = [
+            anchors[p].clone() if p in anchors else None for p in self._params(with_grad=False)
+        ]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        anchors = state_dict.pop("anchors", None)
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        self._anchors.clear()
+        if anchors is not None:
+            params = self._params(with_grad=False)
+            if len(anchors) != len(params):
+                raise ValueError(f"state has {len(anchors)} anchors for {len(params)} parameters")
+            for p, a in zip(params, anchors):
+                if a is not None:
+                    self._anchors[p] = a.to(device=p.device, dtype=p.dtype).clone()
+
+
+class ExtraSGD(_Anchored, SGD):
+    r"""Extragradient with SGD half-steps (Korpelevich 1976; Gidel et al. 2019, Alg. 1).
+
+    ``extrapolate``: :math:`w_{t+1/2} = w_t - \eta g(w_t)`;
+    ``step``: :math:`w_{t+1} = w_t - \eta g(w_{t+1/2})`. Arguments are those of
+    :class:`torch.optim.SGD`, whose update each half-step is (with momentum, its buffer advances
+    at both half-steps).
+    """
+
+    extrapolation: ClassVar[str] = "extragradient"
+
+    @torch.no_grad()
+    def extrapolate(self) -> None:
+        self._save_anchor(self._params(with_grad=True))
+        super().step()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._restore_anchor()
+        super().step()
+        return loss
+
+
+class ExtraAdam(_Anchored, Adam):
+    r"""Extra-Adam (Gidel et al. 2019, Alg. 4): both half-steps are full Adam steps.
+
+    ``extrapolate`` updates the moments with :math:`g(w_t)` and moves to
+    :math:`w_{t+1/2} = w_t - \eta\hat m/(\sqrt{\hat v}+\epsilon)`; ``step`` updates them again with
+    :math:`g(w_{t+1/2})` and moves from :math:`w_t`. The step counter (bias correction) advances at
+    both half-steps, as in the authors' code. Arguments are those of :class:`torch.optim.Adam`,
+    whose implementation performs each half-step.
+    """
+
+    extrapolation: ClassVar[str] = "extragradient"
+
+    @torch.no_grad()
+    def extrapolate(self) -> None:
+        self._save_anchor(self._params(with_grad=True))
+        super().step()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._restore_anchor()
+        super().step()
+        return loss
+
+
+class PastExtraAdam(_Anchored, Adam):
+    r"""Extrapolation from the past with Adam (Popov 1980; Gidel et al. 2019, PastExtraAdam).
+
+    ``extrapolate`` needs no new gradient: it moves along the Adam direction of the current
+    moments, which last absorbed the previous half-step's gradient :math:`g(w_{t-1/2})`,
+
+    .. math:: w_{t+1/2} = w_t - \eta\,\hat m_{t}/(\sqrt{\hat v_{t}}+\epsilon),
+
+    without changing them (a no-op before the first step); ``step`` then performs one Adam
+    update from :math:`w_t` with :math:`g(w_{t+1/2})`. One gradient evaluation per update.
+    Arguments are those of :class:`torch.optim.Adam` (the coupled-weight-decay ones).
+    """
+
+    extrapolation: ClassVar[str] = "past"
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize,
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def extrapolate(self) -> None:
+        self._save_anchor(self._params(with_grad=False))
+        for group in self.param_groups:
+            params = [p for p in group["params"] if "exp_avg" in self.state[p]]
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            beta1, beta2 = group["betas"]
+            steps = [float(s["step"]) for s in states]
+            # torch's Adam arithmetic (denominator, bias corrections) without the moment update.
+            second = "max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"
+            denom = torch._foreach_sqrt([s[second] for s in states])
+            torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
+            torch._foreach_add_(denom, group["eps"])
+            torch._foreach_addcdiv_(
+                params, [s["exp_avg"] for s in states], denom,
+                [-group["lr"] / (1 - beta1**t) for t in steps],
+            )  # fmt: skip
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._restore_anchor()
+        super().step()
+        return loss

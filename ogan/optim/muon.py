@@ -1,0 +1,138 @@
+r"""Muon for matrix-shaped weights and Adam for the rest, as one optimizer object.
+
+The maths is torch's: ``torch.optim._muon.muon`` (the functional behind :class:`torch.optim.Muon`,
+Jordan et al. 2024: Newton–Schulz orthogonalised momentum) and ``torch.optim.adam.adam``.
+What this class adds is the routing: :class:`torch.optim.Muon` refuses anything that is not 2-D,
+so convolution kernels (out, in, kh, kw) are handed to it as their (out, in·kh·kw) views, which
+is the usual way to apply Muon to convolutions. The update lands in the original tensor because
+the view shares its storage. Biases, norms' scales and other 1-D/0-D tensors use Adam.
+
+The default ``adjust_lr_fn="match_rms_adamw"`` (Liu et al. 2025, *Muon is Scalable*) scales each
+Muon update to the RMS of an AdamW update, so one ``lr`` suits both halves and a learning-rate
+grid is comparable with Adam's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, DEFAULT_NS_STEPS, muon
+from torch.optim.adam import adam
+
+
+def _as_matrix(t: Tensor) -> Tensor:
+    return t if t.ndim == 2 else t.view(t.shape[0], -1)
+
+
+class MuonWithAdam(Optimizer):
+    """Muon on every parameter with ``ndim >= 2`` (viewed as (out, -1)), Adam on the others.
+
+    Args:
+        params: parameters or parameter groups; each group is split in two (``use_muon``).
+        lr: learning rate of both parts (default 1e-3).
+        momentum: Muon momentum (default 0.95, torch's).
+        nesterov: Nesterov momentum for Muon (default True).
+        ns_steps: Newton–Schulz iterations (default 5).
+        adjust_lr_fn: Muon's per-shape lr adjustment (default ``"match_rms_adamw"``).
+        betas, eps: Adam's, for the non-matrix parameters (defaults (0.9, 0.999), 1e-8).
+        weight_decay: decoupled for Muon (as torch.optim.Muon), L2 for Adam (default 0).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = DEFAULT_NS_STEPS,
+        adjust_lr_fn: str | None = "match_rms_adamw",
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        if not lr >= 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"Invalid beta parameters: {betas}")
+        if adjust_lr_fn not in (None, "original", "match_rms_adamw", "spectral_unclamped"):
+            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+        defaults = {
+            "lr": lr, "momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
+            "adjust_lr_fn": adjust_lr_fn, "betas": tuple(betas), "eps": eps,
+            "weight_decay": weight_decay, "ns_coefficients": (DEFAULT_A, DEFAULT_B, DEFAULT_C),
+        }  # fmt: skip
+        groups = list(params)
+        if groups and not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        split = []
+        for group in groups:
+            ps = list(group["params"])
+            for use_muon in (True, False):
+                chosen = [p for p in ps if (p.ndim >= 2) == use_muon]
+                if chosen:
+                    split.append({**group, "params": chosen, "use_muon": use_muon})
+        super().__init__(split, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if group["use_muon"]:
+                self._muon_step(group, params)
+            else:
+                self._adam_step(group, params)
+        return loss
+
+    def _muon_step(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        bufs = []
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(_as_matrix(p.grad))
+            bufs.append(state["momentum_buffer"])
+        muon(
+            [_as_matrix(p) for p in params],
+            [_as_matrix(p.grad) for p in params],
+            bufs,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            nesterov=group["nesterov"],
+            ns_coefficients=group["ns_coefficients"],
+            eps=1e-7,  # torch.optim.Muon's default
+            ns_steps=group["ns_steps"],
+            adjust_lr_fn=group["adjust_lr_fn"],
+            has_complex=False,
+        )
+
+    def _adam_step(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        exp_avgs, exp_avg_sqs, steps = [], [], []
+        for p in params:
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+        beta1, beta2 = group["betas"]
+        adam(
+            params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps,
+            amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+        )  # fmt: skip

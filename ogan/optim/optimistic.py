@@ -1,0 +1,130 @@
+r"""Optimistic methods (Daskalakis et al. 2018, *Training GANs with Optimism*).
+
+Both add a correction from the previous step, which is stored **by value** in the state (a copy,
+never a reference to a ``.grad`` that autograd may overwrite or free). Before the first step the
+stored previous term is zero, as in the authors' code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+
+def _check(lr: float, weight_decay: float) -> None:
+    if not lr >= 0.0:  # also rejects NaN
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not weight_decay >= 0.0:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
+class _Optimistic(Optimizer):
+    def _direction(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+    ) -> list[Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["weight_decay"] != 0:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            direction = self._direction(group, params, grads)
+            previous = []
+            for p in params:
+                state = self.state[p]
+                if "previous" not in state:
+                    state["previous"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                previous.append(state["previous"])
+            lr = group["lr"]
+            torch._foreach_add_(params, direction, alpha=-2 * lr)
+            torch._foreach_add_(params, previous, alpha=lr)
+            torch._foreach_copy_(previous, direction)
+        return loss
+
+
+class OGDA(_Optimistic):
+    r"""Optimistic gradient descent (OGDA):
+
+    .. math:: w_{t+1} = w_t - 2\eta\, g_t + \eta\, g_{t-1}, \qquad g_{-1} = 0.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: step size :math:`\eta` (default 1e-3).
+        weight_decay: L2 penalty added to the gradient (default 0).
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, weight_decay: float = 0.0):
+        _check(lr, weight_decay)
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+
+    def _direction(self, group, params, grads):
+        return grads
+
+
+class OptimisticAdam(_Optimistic):
+    r"""Optimistic Adam (Daskalakis et al. 2018, Alg. 1): optimism on the Adam-normalised step.
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        d_t &= \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} \\
+        w_t &= w_{t-1} - 2\eta\, d_t + \eta\, d_{t-1}, \qquad d_0 = 0.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: :math:`\eta` (default 1e-3).
+        betas: :math:`(\beta_1, \beta_2)` (default (0.9, 0.999)).
+        eps: added to the denominator (default 1e-8).
+        weight_decay: L2 penalty added to the gradient (default 0).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        _check(lr, weight_decay)
+        if not eps >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"Invalid beta parameters: {betas}")
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
+        super().__init__(params, defaults)
+
+    def _direction(self, group, params, grads):
+        beta1, beta2 = group["betas"]
+        exp_avgs, exp_avg_sqs, steps = [], [], []
+        for p in params:
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            steps.append(state["step"])
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
+        torch._foreach_add_(denom, group["eps"])
+        direction = torch._foreach_div(exp_avgs, denom)
+        torch._foreach_div_(direction, [1 - beta1**t for t in steps])
+        return direction

@@ -1,0 +1,203 @@
+"""Optimizers that wrap another optimizer: ⊥Grad (:class:`Ortho`) and :class:`Lookahead`.
+
+A wrapper shares the base optimizer's ``param_groups`` (the same dicts), so learning-rate
+schedulers and ``zero_grad`` act on both. Its ``state_dict`` nests the base's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ogan.projection import EPS, ProjectionStats, orthogonalize_
+
+
+class _Wrapper(Optimizer):
+    """Common plumbing: shared param groups, closure handling, extrapolation forwarding."""
+
+    def __init__(self, base: Optimizer):
+        if not isinstance(base, Optimizer):
+            raise TypeError(f"expected a torch.optim.Optimizer to wrap, got {type(base).__name__}")
+        self.base = base
+        # Empty defaults: the base's groups stay exactly as they are (only shared).
+        super().__init__(base.param_groups, {})
+        self.param_groups = base.param_groups
+
+    @property
+    def extrapolation(self) -> str | None:
+        """``"extragradient"``, ``"past"`` or None: how the base optimizer extrapolates."""
+        return getattr(self.base, "extrapolation", None)
+
+    def extrapolate(self) -> None:
+        if self.extrapolation is None:
+            raise TypeError(f"{type(self.base).__name__} has no extrapolation step")
+        self.base.extrapolate()
+
+    def _params_with_grad(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+
+    def _own_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base": self.base.state_dict(), **self._own_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.base.load_state_dict(state_dict["base"])
+        self.param_groups = self.base.param_groups  # load_state_dict made new group dicts
+        self._load_own_state(state_dict)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base!r})"
+
+
+class Ortho(_Wrapper):
+    r"""⊥Grad around any optimizer.
+
+    Prieto et al. 2025, *Grokking at the Edge of Numerical Stability*, eq. 11–12 and the
+    official ``orthograd.py``.
+
+    Before every step of the base optimizer, each parameter's gradient loses its component along
+    that parameter's current weights (the fused kernel :func:`ogan.orthogonalize_`):
+
+    .. math::
+        g' = g - \frac{\langle g, w\rangle}{\langle w, w\rangle + \epsilon} w, \qquad
+        g' \leftarrow g' \, \frac{\lVert g\rVert}{\lVert g'\rVert + \epsilon} \ \text{(renorm)}
+
+    Args:
+        base: the optimizer to wrap (any ``torch.optim.Optimizer``).
+        renorm: rescale to the original norm, as the official ``orthograd.py`` does (default);
+            ``False`` gives the paper's unscaled rule (eq. 11–12).
+        eps: the denominator guard (1e-30, the reference code's value).
+        enabled: project (default); ``False`` makes the wrapper a pass-through, for ablations.
+
+    What happens to ``.grad``: the projection is applied **in place**, so after :meth:`step`
+    (or :meth:`extrapolate`) each ``p.grad`` holds the projected gradient that the base optimizer
+    used. This saves a copy of every gradient per step; call ``zero_grad()`` as usual.
+    The per-tensor norms of the last projection are in :attr:`last_stats`.
+    """
+
+    def __init__(
+        self, base: Optimizer, *, renorm: bool = True, eps: float = EPS, enabled: bool = True
+    ):
+        if not eps >= 0.0:
+            raise ValueError(f"Invalid eps: {eps}")
+        super().__init__(base)
+        self.renorm = renorm
+        self.eps = eps
+        self.enabled = enabled
+        self.last_stats: ProjectionStats | None = None
+
+    def project(self) -> ProjectionStats | None:
+        """Project the current gradients against the current weights (in place)."""
+        if not self.enabled:
+            self.last_stats = None
+            return None
+        params = self._params_with_grad()
+        with torch.no_grad():
+            self.last_stats = orthogonalize_(
+                [p.grad for p in params], params, renorm=self.renorm, eps=self.eps
+            )
+        return self.last_stats
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.project()
+        self.base.step()
+        return loss
+
+    def extrapolate(self) -> None:
+        # "past" extrapolation reuses the stored previous gradient: nothing fresh to project.
+        if self.extrapolation == "extragradient":
+            self.project()
+        super().extrapolate()
+
+    def __repr__(self) -> str:
+        return f"Ortho({self.base!r}, renorm={self.renorm}, enabled={self.enabled})"
+
+
+class Lookahead(_Wrapper):
+    r"""Lookahead (Zhang et al. 2019), for games as lookahead-minmax (Chavdarova et al. 2021).
+
+    The base optimizer takes ``k`` fast steps; then the slow weights move toward the fast ones
+    and the fast weights restart from them; the base optimizer's own state is kept:
+
+    .. math::
+        \phi \leftarrow \phi + \alpha(\theta - \phi), \qquad \theta \leftarrow \phi
+
+    Args:
+        base: the inner optimizer.
+        k: fast steps per synchronisation (default 5).
+        alpha: slow-weight step size in (0, 1] (default 0.5).
+        auto_sync: synchronise after every ``k`` calls of :meth:`step` (default). A two-player
+            game passes ``False`` and calls :meth:`sync` on both players together every ``k``
+            game steps, so that both synchronise at the same point whatever ``d_steps`` is.
+    """
+
+    def __init__(self, base: Optimizer, *, k: int = 5, alpha: float = 0.5, auto_sync: bool = True):
+        if not (isinstance(k, int) and k >= 1):
+            raise ValueError(f"Invalid k: {k}; expected an integer >= 1")
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"Invalid alpha: {alpha}; expected 0 < alpha <= 1")
+        super().__init__(base)
+        self.k = k
+        self.alpha = alpha
+        self.auto_sync = auto_sync
+        self.fast_steps = 0
+        for p in self._all_params():
+            self.state[p]["slow"] = p.detach().clone()
+
+    def _all_params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = self.base.step(closure)
+        self.fast_steps += 1
+        if self.auto_sync and self.fast_steps % self.k == 0:
+            self.sync()
+        return loss
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """slow <- slow + alpha (fast - slow); fast <- slow, for every parameter."""
+        params = self._all_params()
+        slow = [self.state[p]["slow"] for p in params]
+        torch._foreach_lerp_(slow, params, self.alpha)
+        torch._foreach_copy_(params, slow)
+
+    def _own_state(self) -> dict[str, Any]:
+        return {
+            "lookahead": {
+                "k": self.k,
+                "alpha": self.alpha,
+                "fast_steps": self.fast_steps,
+                "slow": [self.state[p]["slow"].clone() for p in self._all_params()],
+            }
+        }
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:
+        own = state["lookahead"]
+        self.k, self.alpha, self.fast_steps = own["k"], own["alpha"], own["fast_steps"]
+        params = self._all_params()
+        if len(own["slow"]) != len(params):
+            raise ValueError(
+                f"state has slow weights for {len(own['slow'])} parameters, "
+                f"this optimizer has {len(params)}"
+            )
+        for p, slow in zip(params, own["slow"]):
+            self.state[p]["slow"] = slow.to(device=p.device, dtype=p.dtype).clone()
+
+    def __repr__(self) -> str:
+        return f"Lookahead({self.base!r}, k={self.k}, alpha={self.alpha})"

@@ -1,0 +1,108 @@
+"""The narrow interface between the training kernel and a workload.
+
+A workload is a two-player game: it builds the players, samples batches, scores the players, and
+names its metrics. The kernel (``ogan.game``) owns everything about optimisation. A workload's
+options are a frozen dataclass (``Options``) so that unknown keys and bad values are caught
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ogan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    description: str
+    higher_is_better: bool = False
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One minibatch: real samples (None for games without data) and generator noise."""
+
+    real: Tensor | None
+    z: Tensor | None
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class Workload(abc.ABC):
+    """A two-player game the kernel can train.
+
+    Subclasses set the class attributes and implement :meth:`build_players`, :meth:`sample` and
+    :meth:`evaluate`. ``G(batch.z)`` gives fakes; ``D(x)`` gives the discriminator's outputs on
+    which the game's loss is computed.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    metrics: ClassVar[dict[str, Metric]]
+    primary_metric: ClassVar[str]
+    target: ClassVar[float]
+    """Threshold on the primary metric for "time to target" (reached when at least as good)."""
+    Options: ClassVar[type] = NoOptions
+    default_scheme: ClassVar[str] = "alternating"
+    default_loss: ClassVar[str | None] = "non-saturating"
+    """None for games with a fixed objective (:meth:`objective` instead of a GAN loss)."""
+    default_steps: ClassVar[int] = 1000
+    default_eval_every: ClassVar[int] = 100
+    default_batch_size: ClassVar[int] = 64
+    has_real_data: ClassVar[bool] = True
+
+    def __init__(self, options: Any, device: torch.device):
+        self.options = options
+        self.device = device
+
+    @classmethod
+    def parse_options(cls, **options: Any) -> Any:
+        """Build ``Options`` from keyword arguments; unknown keys or bad values are ConfigError."""
+        fields = {f.name for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            valid = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(
+                f"Unknown option(s) {', '.join(unknown)} for workload {cls.name!r}; valid: {valid}"
+            )
+        try:
+            parsed = cls.Options(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"workload {cls.name!r}: {exc}") from None
+        cls.check_options(parsed)
+        return parsed
+
+    @classmethod
+    def check_options(cls, options: Any) -> None:
+        """Validate values (and that local files exist) without building anything."""
+        del options  # a hook: the default has nothing to check
+
+    @abc.abstractmethod
+    def build_players(self) -> tuple[nn.Module, nn.Module]:
+        """Generator and discriminator, initialised from the global RNG (seeded by the caller)."""
+
+    @abc.abstractmethod
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """A training batch drawn with ``generator`` (on the workload's device)."""
+
+    @abc.abstractmethod
+    def evaluate(self, G: nn.Module, D: nn.Module, generator: torch.Generator) -> dict[str, float]:
+        """Every metric in :attr:`metrics`; called in eval mode under ``no_grad``."""
+
+    def objective(self, d_fake: Tensor) -> tuple[Tensor, Tensor]:
+        """(D's loss, G's loss) for games without a GAN loss (``default_loss = None``)."""
+        raise NotImplementedError
+
+    def metric_info(self) -> dict[str, Any]:
+        """How the metrics were computed (extractor, its hash, sample counts), for the record."""
+        return {}
