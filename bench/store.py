@@ -1,0 +1,243 @@
+"""The result store: one JSON and two parquet files per finished run, each written atomically.
+
+Layout of a sweep directory ``DIR/<sweep>/``::
+
+    sweep.json                the expanded sweep: every RunSpec it asked for
+    runs/<run_id>.json        spec, resolved config, summary, environment   (written last)
+    runs/<run_id>.parquet     history: one row per evaluation
+    runs/<run_id>.trace.parquet   trace: one row per training step
+
+Every file is written to a temporary name in the same directory and renamed into place, so a
+crash leaves either a complete file or none. A run counts as finished only when its JSON and
+both parquet files read back; anything else is reported and re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.spec import RunSpec
+
+RUNS = "runs"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+
+def _atomic_parquet(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions, hardware and code revision, recorded with every run."""
+    import numpy
+    import scipy
+    import torch
+
+    import ogan
+
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    return {
+        "ogan": ogan.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "gpu": gpu,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with "+dirty" if it has changes), or None outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_run(sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any]) -> None:
+    """Store one finished run: parquet files first, the JSON (the "finished" mark) last."""
+    runs = sweep_dir / RUNS
+    _atomic_parquet(runs / f"{spec.run_id}.parquet", result.history)
+    _atomic_parquet(runs / f"{spec.run_id}.trace.parquet", result.trace)
+    record = {
+        "run_id": spec.run_id,
+        "spec": spec.to_dict(),
+        "config": result.config,
+        "summary": result.summary,
+        "env": env,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(runs / f"{spec.run_id}.json", record)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a sweep directory holds: finished run ids, and files that could not be read."""
+
+    finished: frozenset[str]
+    problems: tuple[tuple[str, str], ...]  # (run_id, what is wrong)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or record.get("run_id") != path.stem:
+        raise ValueError("not a run record for this id")
+    return record
+
+
+def scan(sweep_dir: Path) -> Scan:
+    """Finished runs under ``sweep_dir/runs``; corrupt or partial ones are listed, never raised."""
+    runs = sweep_dir / RUNS
+    finished: set[str] = set()
+    problems: list[tuple[str, str]] = []
+    if not runs.is_dir():
+        return Scan(frozenset(), ())
+    for path in sorted(runs.glob("*.json")):
+        run_id = path.stem
+        try:
+            _read_record(path)
+            for suffix in (".parquet", ".trace.parquet"):
+                import pyarrow.parquet as pq
+
+                pq.read_metadata(runs / f"{run_id}{suffix}")
+        except Exception as exc:  # any unreadable file means: run it again
+            problems.append((run_id, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]))
+            continue
+        finished.add(run_id)
+    return Scan(frozenset(finished), tuple(problems))
+
+
+def _sweep_dirs(path: Path) -> list[Path]:
+    path = Path(path)
+    if path.name == RUNS:
+        return [path.parent]
+    if (path / RUNS).is_dir():
+        return [path]
+    return sorted(p for p in path.iterdir() if (p / RUNS).is_dir()) if path.is_dir() else []
+
+
+def _records(path: Path) -> Iterable[tuple[Path, dict[str, Any]]]:
+    for sweep_dir in _sweep_dirs(path):
+        finished = scan(sweep_dir).finished
+        for run_id in sorted(finished):
+            yield sweep_dir / RUNS, _read_record(sweep_dir / RUNS / f"{run_id}.json")
+
+
+def _spec_columns(record: dict[str, Any]) -> dict[str, Any]:
+    spec = record["spec"]
+    opt = spec["optimizer"]
+    return {
+        "sweep": spec["sweep"],
+        "run_id": record["run_id"],
+        "workload": spec["workload"],
+        "optimizer": spec["label"],
+        "optimizer_name": opt["name"],
+        "lr": float(opt["lr"]),
+        "seed": spec["seed"],
+        "ortho": opt.get("ortho") == "weights",
+        "surgery": bool(opt.get("surgery", False)),
+    }
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """Every finished run's history under ``path`` as one tidy DataFrame.
+
+    One row per (run, evaluation): the run's identity (sweep, run_id, workload, optimizer label,
+    optimizer_name, lr, seed, ortho, surgery) followed by the history columns.
+    ``path`` may be a results root, a sweep directory or its ``runs`` directory.
+    """
+    frames = []
+    for runs, record in _records(Path(path)):
+        history = pd.read_parquet(runs / f"{record['run_id']}.parquet")
+        for key, value in reversed(_spec_columns(record).items()):
+            history.insert(0, key, value)
+        frames.append(history)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_runs(path: str | Path) -> pd.DataFrame:
+    """One row per finished run: identity columns, then the summary (nested keys flattened)."""
+    rows = []
+    for _, record in _records(Path(path)):
+        summary = pd.json_normalize(record["summary"], sep="_").iloc[0].to_dict()
+        rows.append(
+            {**_spec_columns(record), **summary, "git_commit": record["env"].get("git_commit")}
+        )
+    return pd.DataFrame(rows)
+
+
+def load_traces(path: str | Path) -> pd.DataFrame:
+    """Every finished run's per-step trace, with the identity columns, as one DataFrame."""
+    frames = []
+    for runs, record in _records(Path(path)):
+        trace = pd.read_parquet(runs / f"{record['run_id']}.trace.parquet")
+        for key, value in reversed(_spec_columns(record).items()):
+            trace.insert(0, key, value)
+        frames.append(trace)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_records(path: str | Path) -> list[dict[str, Any]]:
+    """The raw JSON records (spec, config, summary, env) of every finished run."""
+    return [record for _, record in _records(Path(path))]
