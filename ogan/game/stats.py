@@ -9,14 +9,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-PLAYER_STATS = ("grad_norm", "grad_norm_pre", "layer_min", "layer_max", "removed_frac")
+PLAYER_STATS = (
+    "grad_norm_{p}",
+    "grad_norm_{p}_pre",
+    "layer_min_{p}",
+    "layer_max_{p}",
+    "removed_frac_{p}",
+)
 POST, PRE, LAYER_MIN, LAYER_MAX, REMOVED = range(len(PLAYER_STATS))
 TRACE_COLUMNS = (
     "step",
     "loss_g",
     "loss_d",
-    *(f"{name}_g" for name in PLAYER_STATS),
-    *(f"{name}_d" for name in PLAYER_STATS),
+    *(name.format(p="g") for name in PLAYER_STATS),
+    *(name.format(p="d") for name in PLAYER_STATS),
 )
 """Per-step trace columns (``step_time`` is appended by the trainer)."""
 
