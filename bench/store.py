@@ -14,11 +14,13 @@ both parquet files read back; anything else is reported and re-run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ import pandas as pd
 from bench.spec import RunSpec
 
 RUNS = "runs"
+SWEEP = "sweep.json"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,8 +65,11 @@ def _atomic_parquet(path: Path, df: pd.DataFrame) -> None:
         raise
 
 
-def environment(device: str) -> dict[str, Any]:
-    """Versions, hardware and code revision, recorded with every run."""
+def environment(device: str, threads: int | None = None) -> dict[str, Any]:
+    """Versions, hardware and code revision, recorded with every run.
+
+    ``threads``: the torch threads the run used (default: torch's current setting).
+    """
     import numpy
     import scipy
     import torch
@@ -82,7 +88,7 @@ def environment(device: str) -> dict[str, Any]:
         "cpu": _cpu_name(),
         "gpu": gpu,
         "device": device,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if threads is None else threads,
         "git_commit": git_commit(),
     }
 
@@ -97,6 +103,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache  # once per process: a worker records many runs
 def git_commit() -> str | None:
     """The checkout's commit (with "+dirty" if it has changes), or None outside a git checkout."""
     root = Path(__file__).resolve().parent.parent
@@ -131,6 +138,30 @@ def write_run(sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any]) 
     atomic_write_json(runs / f"{spec.run_id}.json", record)
 
 
+def write_sweep(sweep_dir: Path, manifest: dict[str, Any]) -> None:
+    """Store ``sweep.json``: every RunSpec of the sweep and its config source."""
+    atomic_write_json(sweep_dir / SWEEP, manifest)
+
+
+def read_sweep(path: str | Path) -> dict[str, Any]:
+    """A sweep directory's ``sweep.json``, with ``specs`` as :class:`RunSpec` objects."""
+    manifest = json.loads((Path(path) / SWEEP).read_text())
+    manifest["specs"] = [RunSpec.from_dict(d) for d in manifest["specs"]]
+    return manifest
+
+
+def missing(path: str | Path) -> list[RunSpec]:
+    """The runs ``sweep.json`` asks for that are not (readably) stored yet."""
+    finished = scan(Path(path)).finished
+    return [spec for spec in read_sweep(path)["specs"] if spec.run_id not in finished]
+
+
+def remove_stale_temporaries(sweep_dir: Path) -> None:
+    """Delete the temporary files a killed writer left behind (call with the sweep locked)."""
+    for tmp in (sweep_dir / RUNS).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Scan:
     """What a sweep directory holds: finished run ids, and files that could not be read."""
@@ -143,6 +174,8 @@ def _read_record(path: Path) -> dict[str, Any]:
     record = json.loads(path.read_text())
     if not isinstance(record, dict) or record.get("run_id") != path.stem:
         raise ValueError("not a run record for this id")
+    if not all(isinstance(record.get(key), dict) for key in ("spec", "summary", "env")):
+        raise ValueError("run record without spec, summary or env")
     return record
 
 
@@ -200,6 +233,21 @@ def _spec_columns(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _load_tables(path: Path, suffix: str) -> pd.DataFrame:
+    frames = []
+    for runs, record in _records(path):
+        file = runs / f"{record['run_id']}{suffix}"
+        try:
+            table = pd.read_parquet(file)
+        except Exception as exc:  # scan() checks the footer only; a damaged body shows up here
+            warnings.warn(f"skipping unreadable {file}: {type(exc).__name__}: {exc}", stacklevel=3)
+            continue
+        for key, value in reversed(_spec_columns(record).items()):
+            table.insert(0, key, value)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def load(path: str | Path) -> pd.DataFrame:
     """Every finished run's history under ``path`` as one tidy DataFrame.
 
@@ -207,13 +255,7 @@ def load(path: str | Path) -> pd.DataFrame:
     optimizer_name, lr, seed, ortho, surgery) followed by the history columns.
     ``path`` may be a results root, a sweep directory or its ``runs`` directory.
     """
-    frames = []
-    for runs, record in _records(Path(path)):
-        history = pd.read_parquet(runs / f"{record['run_id']}.parquet")
-        for key, value in reversed(_spec_columns(record).items()):
-            history.insert(0, key, value)
-        frames.append(history)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _load_tables(Path(path), ".parquet")
 
 
 def load_runs(path: str | Path) -> pd.DataFrame:
@@ -229,13 +271,7 @@ def load_runs(path: str | Path) -> pd.DataFrame:
 
 def load_traces(path: str | Path) -> pd.DataFrame:
     """Every finished run's per-step trace, with the identity columns, as one DataFrame."""
-    frames = []
-    for runs, record in _records(Path(path)):
-        trace = pd.read_parquet(runs / f"{record['run_id']}.trace.parquet")
-        for key, value in reversed(_spec_columns(record).items()):
-            trace.insert(0, key, value)
-        frames.append(trace)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _load_tables(Path(path), ".trace.parquet")
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:

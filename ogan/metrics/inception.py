@@ -134,7 +134,12 @@ class InceptionFeatures:
         features = [np.empty((0, self.dims))]
         # TF32 convolutions would move CUDA features ~1e-3 away from CPU ones; FIDs from either
         # device should compare, so full float32 precision is asked for here.
-        with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        cudnn = torch.backends.cudnn
+        no_tf32 = cudnn.flags(
+            enabled=cudnn.enabled, benchmark=cudnn.benchmark,
+            deterministic=cudnn.deterministic, allow_tf32=False,
+        )  # fmt: skip
+        with torch.no_grad(), no_tf32:
             for batch in images.split(self.batch_size):
                 x = batch.to(self.device, torch.float32)
                 if x.shape[1] == 1:
