@@ -40,10 +40,14 @@ def test_every_optimizer_trains_every_toy_workload(workload, name):
     assert result.summary["steps_completed"] == 4 and result.summary["diverged_at"] is None
     metric = ogan.workloads.get(workload).primary_metric
     assert np.isfinite(result.history[metric]).all()
-    assert np.isfinite(result.trace["grad_norm_g"]).all() and (result.trace["grad_norm_d"] > 0).all()
+    assert (
+        np.isfinite(result.trace["grad_norm_g"]).all() and (result.trace["grad_norm_d"] > 0).all()
+    )
 
 
-@pytest.mark.parametrize("variant", [{"ortho": "weights"}, {"surgery": True}, {"ortho": "weights", "surgery": True}])
+@pytest.mark.parametrize(
+    "variant", [{"ortho": "weights"}, {"surgery": True}, {"ortho": "weights", "surgery": True}]
+)
 @pytest.mark.parametrize("name", ["adam", "extra-adam", "lookahead"])
 def test_ortho_and_surgery_compose_with_every_kind_of_base(name, variant):
     result = ogan.train("mog-ring", {"name": name, "lr": 1e-3, **variant}, steps=3, eval_every=3,
@@ -53,7 +57,9 @@ def test_ortho_and_surgery_compose_with_every_kind_of_base(name, variant):
     if variant.get("ortho"):
         assert (result.trace["removed_frac_g"] > 0).all()
         # renorm keeps the norm: after == before for G
-        np.testing.assert_allclose(result.trace["grad_norm_g"], result.trace["grad_norm_g_pre"], rtol=1e-5)
+        np.testing.assert_allclose(
+            result.trace["grad_norm_g"], result.trace["grad_norm_g_pre"], rtol=1e-5
+        )
 
 
 def test_discriminator_step_sends_no_gradient_to_the_generator():
@@ -125,7 +131,10 @@ def test_same_seed_is_bit_identical_in_process_and_in_a_worker_process():
 )
 def test_gradient_evaluations_are_counted_per_player(optimizer, kw, per_step):
     r = ogan.train("dirac", optimizer, steps=5, eval_every=5, device="cpu", **kw)
-    assert (r.summary["grad_evals_g"], r.summary["grad_evals_d"]) == (5 * per_step[0], 5 * per_step[1])
+    assert (r.summary["grad_evals_g"], r.summary["grad_evals_d"]) == (
+        5 * per_step[0],
+        5 * per_step[1],
+    )
     assert list(r.history["grad_evals"]) == [0, 5 * sum(per_step)]
 
 
@@ -222,7 +231,9 @@ def test_divergence_stops_the_run_records_the_step_and_never_raises():
     assert d is not None and 1 < d < 200
     assert r.summary["steps_completed"] == d == len(r.trace)
     assert r.history["step"].iloc[-1] == d
-    assert not np.isfinite(r.trace.iloc[-1][["grad_norm_g", "grad_norm_d", "loss_g"]].to_numpy()).all()
+    assert not np.isfinite(
+        r.trace.iloc[-1][["grad_norm_g", "grad_norm_d", "loss_g"]].to_numpy()
+    ).all()
 
 
 def test_summary_reports_cost_and_gradient_norm_summaries():
@@ -239,7 +250,9 @@ def test_summary_reports_cost_and_gradient_norm_summaries():
 
 
 def test_time_to_target_is_the_first_evaluation_reaching_it():
-    r = ogan.train("bilinear", {"name": "extra-sgd", "lr": 0.5}, steps=200, eval_every=10, device="cpu")
+    r = ogan.train(
+        "bilinear", {"name": "extra-sgd", "lr": 0.5}, steps=200, eval_every=10, device="cpu"
+    )
     hit = r.history[(r.history["distance"] <= 1e-2) & (r.history["step"] > 0)].iloc[0]
     assert r.summary["steps_to_target"] == hit["step"]
     assert r.summary["grad_evals_to_target"] == hit["grad_evals"]
@@ -276,3 +289,12 @@ def test_every_loss_trains_with_r1(loss):
     r = ogan.train("mog-ring", "adam", loss=loss, r1=0.1, steps=3, eval_every=3, device="cpu",
                    batch_size=16)  # fmt: skip
     assert np.isfinite(r.trace["loss_d"]).all()
+
+
+@pytest.mark.parametrize(("spec", "ratio"), [("ttur", 4.0), ({"name": "adam", "lr_ratio": 2.5}, 2.5),
+                                             ("adam", 1.0)])  # fmt: skip
+def test_discriminator_learning_rate_is_lr_times_lr_ratio(spec, ratio):
+    g = game("mog-ring", spec if isinstance(spec, dict) else {"name": spec, "lr": 2e-4})
+    lr = g.config.optimizer["lr"]
+    assert g.g.optimizer.param_groups[0]["lr"] == lr
+    assert g.d.optimizer.param_groups[0]["lr"] == pytest.approx(lr * ratio)

@@ -92,8 +92,10 @@ def _seeds(seed: int) -> tuple[int, int, int]:
 
 
 class _Game:
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, record_stats: bool = True):
         self.config = config
+        # Off only to measure what the statistics cost (bench perf); the trainer always records.
+        self.record_stats = record_stats
         self.device = torch.device(config.device)
         cls = workloads.get(config.workload)
         self.workload: Workload = cls(cls.parse_options(**config.options), self.device)
@@ -169,8 +171,9 @@ class _Game:
         loss.backward(inputs=self.g.params)  # D's parameters get no gradient
         return loss.detach()
 
-    @staticmethod
-    def _grad_norms(params: list[Tensor]) -> Tensor:
+    def _grad_norms(self, params: list[Tensor]) -> Tensor:
+        if not self.record_stats:
+            return torch.zeros(len(gstats.PLAYER_STATS))
         norms = torch.stack(torch._foreach_norm([p.grad for p in params]))
         return gstats.player_stats(norms, norms, None)
 
@@ -189,7 +192,7 @@ class _Game:
     # -- one step ---------------------------------------------------------------------------
 
     def _after_step(self, player: _Player, stats: Tensor) -> Tensor:
-        if player.ortho is None or player.ortho.last_stats is None:
+        if player.ortho is None or player.ortho.last_stats is None or not self.record_stats:
             return stats
         s = player.ortho.last_stats
         after = s.norm_before if player.ortho.renorm else s.norm_projected

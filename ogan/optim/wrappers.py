@@ -77,6 +77,7 @@ class Ortho(_Wrapper):
             ``False`` gives the paper's unscaled rule (eq. 11–12).
         eps: the denominator guard (1e-30, the reference code's value).
         enabled: project (default); ``False`` makes the wrapper a pass-through, for ablations.
+        impl: the kernel implementation (``"auto"``; see :func:`ogan.orthogonalize_`).
 
     What happens to ``.grad``: the projection is applied **in place**, so after :meth:`step`
     (or :meth:`extrapolate`) each ``p.grad`` holds the projected gradient that the base optimizer
@@ -85,7 +86,13 @@ class Ortho(_Wrapper):
     """
 
     def __init__(
-        self, base: Optimizer, *, renorm: bool = True, eps: float = EPS, enabled: bool = True
+        self,
+        base: Optimizer,
+        *,
+        renorm: bool = True,
+        eps: float = EPS,
+        enabled: bool = True,
+        impl: str = "auto",
     ):
         if not eps >= 0.0:
             raise ValueError(f"Invalid eps: {eps}")
@@ -93,6 +100,7 @@ class Ortho(_Wrapper):
         self.renorm = renorm
         self.eps = eps
         self.enabled = enabled
+        self.impl = impl
         self.last_stats: ProjectionStats | None = None
 
     def project(self) -> ProjectionStats | None:
@@ -103,7 +111,7 @@ class Ortho(_Wrapper):
         params = self._params_with_grad()
         with torch.no_grad():
             self.last_stats = orthogonalize_(
-                [p.grad for p in params], params, renorm=self.renorm, eps=self.eps
+                [p.grad for p in params], params, renorm=self.renorm, eps=self.eps, impl=self.impl
             )
         return self.last_stats
 

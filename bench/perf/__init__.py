@@ -1,0 +1,103 @@
+"""``python -m bench perf``: speed benchmarks, the ratio gate, and the GPU check.
+
+    python -m bench perf                    benchmarks + full gate -> results/perf/<name>.json
+    python -m bench perf --quick            the quick gate (what make test runs)
+    python -m bench perf --compare A [B]    ratios of two saved runs (B: the baseline)
+    python -m bench perf --device cuda      the GPU check -> results/perf/<name>-cuda.json
+    python -m bench perf --update-baseline  also write results/perf/baseline.json
+
+Exit code 1 when a ratio regressed beyond the tolerance against the committed baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.perf import gate
+from bench.perf.cases import CASES, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "results" / "perf"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench perf", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="the quick gate only (no pytest-benchmark)")
+    p.add_argument("--name", help="result name (default: a timestamp)")
+    p.add_argument("--out", type=Path, default=OUT, help="where results go (default results/perf)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case")
+    p.add_argument("--case", action="append", choices=list(CASES), help="only these cases")
+    p.add_argument("--compare", nargs="+", type=Path, metavar="RUN.json",
+                   help="compare a saved run with another (default: the baseline)")  # fmt: skip
+    p.add_argument("--update-baseline", action="store_true", help="write baseline.json")
+    p.add_argument("--no-benchmarks", action="store_true", help="skip the pytest-benchmark suite")
+    return p
+
+
+def _load_run(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())["cases"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise BenchError(f"cannot read perf results {path}: {exc}") from None
+
+
+def compare(paths: list[Path]) -> int:
+    first = _load_run(paths[0])
+    second = _load_run(paths[1] if len(paths) > 1 else gate.BASELINE)
+    print(f"{paths[0]} vs {paths[1] if len(paths) > 1 else gate.BASELINE}")
+    print(gate.table(first, second))
+    return 0
+
+
+def _pytest_benchmarks(out: Path, name: str) -> None:
+    tests = ROOT / "tests" / "perf"
+    if not tests.is_dir():
+        print(f"(no {tests}: skipping the pytest-benchmark suite; it needs a source checkout)")
+        return
+    json_path = out / f"{name}-pytest-benchmark.json"
+    cmd = [sys.executable, "-m", "pytest", str(tests), "-q", "-m", "perf", "--benchmark-enable"]
+    cmd += ["--benchmark-json", str(json_path), "-p", "no:cacheprovider"]
+    subprocess.run(cmd, cwd=ROOT, check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.compare:
+        return compare(args.compare)
+    name = args.name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create {args.out}: {exc.strerror}") from None
+    if args.device == "cuda":
+        from bench.perf.cuda import check
+
+        path = args.out / f"{name}-cuda.json"
+        path.write_text(json.dumps(check(), indent=1, default=str))
+        print(f"wrote {path}")
+        return 0
+    if not (args.quick or args.no_benchmarks):
+        _pytest_benchmarks(args.out, name)
+    settings = Settings(quick=args.quick)
+    rounds = args.rounds or (9 if args.quick else 21)
+    results = gate.run(args.case, settings, rounds=rounds)
+    record = gate.report(results, settings)
+    path = args.out / f"{name}.json"
+    path.write_text(json.dumps(record, indent=1, default=str))
+    print(gate.table(record["cases"]))
+    print(f"wrote {path}  (tolerance {gate.TOLERANCE:.0%} over the baseline ratio)")
+    if args.update_baseline:
+        gate.BASELINE.write_text(json.dumps(record, indent=1, default=str))
+        print(f"wrote {gate.BASELINE}")
+    regressed = [r.case for r in results if r.regressed]
+    if regressed:
+        print(f"REGRESSED: {', '.join(regressed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,252 @@
+"""The performance cases: each a subject timed against a baseline, with the issue's target ratio.
+
+Every case is built fresh by ``build(settings)`` and returns two zero-argument callables. Cases
+run on CPU by default and on CUDA with ``device="cuda"`` where they make sense there.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ogan.optim import Ortho
+from ogan.projection import orthogonalize_
+
+Pair = tuple[Callable[[], object], Callable[[], object]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "cpu"
+    quick: bool = False
+    force_impl: str | None = None  # e.g. "reference": a deliberate slowdown the gate must catch
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    description: str
+    subject: str
+    baseline: str
+    bound: float
+    """The target: subject time / baseline time must stay at or below this."""
+    build: Callable[[Settings], Pair] = field(repr=False)
+    quick: bool = True
+    """Part of the quick gate that ``make test`` runs."""
+    cuda: bool = True
+    """Meaningful on CUDA too."""
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+def seed_mlp(out: int = 784) -> nn.Module:
+    """The seed article's G and D at MNIST size: 14 tensors, 238,645 parameters."""
+    from ogan.workloads.mog import mlp
+
+    G = nn.Sequential(mlp([100, 128, 128, 100, out]), nn.Sigmoid())
+    D = mlp([out, 128, 128, 1])
+    return nn.ModuleList([G, D])
+
+
+def dcgan64() -> nn.Module:
+    """Radford et al.'s 64×64 DCGAN G and D, with conv biases: 34 tensors, ~6.3 M parameters."""
+    g_ch, d_ch = [100, 512, 256, 128, 64], [3, 64, 128, 256, 512]
+    G: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(g_ch)):
+        stride, pad = (1, 0) if i == 0 else (2, 1)
+        G += [nn.ConvTranspose2d(a, b, 4, stride, pad), nn.BatchNorm2d(b), nn.ReLU()]
+    G += [nn.ConvTranspose2d(64, 3, 4, 2, 1), nn.Tanh()]
+    D: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(d_ch)):
+        D += [nn.Conv2d(a, b, 4, 2, 1), *([nn.BatchNorm2d(b)] if i else []), nn.LeakyReLU(0.2)]
+    D += [nn.Conv2d(512, 1, 4, 1, 0)]
+    return nn.ModuleList([nn.Sequential(*G), nn.Sequential(*D)])
+
+
+MODELS = {"mlp": seed_mlp, "dcgan": dcgan64}
+
+
+def _params_and_grads(model: str, device: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    torch.manual_seed(0)
+    params = [p.detach().to(device) for p in MODELS[model]().parameters()]
+    grads = [1e-2 * torch.randn_like(p) for p in params]
+    return params, grads
+
+
+def _sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+
+
+# -- projection ---------------------------------------------------------------------------------
+
+
+def projection_vs_reference(model: str) -> Callable[[Settings], Pair]:
+    def build(s: Settings) -> Pair:
+        refs, grads = _params_and_grads(model, s.device)
+        other = [g.clone() for g in grads]
+        sync = _sync(s.device)
+        impl = s.force_impl or "auto"
+
+        def subject() -> None:
+            orthogonalize_(grads, refs, impl=impl)
+            sync()
+
+        def baseline() -> None:
+            orthogonalize_(other, refs, impl="reference")
+            sync()
+
+        return subject, baseline
+
+    return build
+
+
+def projection_vs_foreach_add(model: str) -> Callable[[Settings], Pair]:
+    def build(s: Settings) -> Pair:
+        refs, grads = _params_and_grads(model, s.device)
+        other = [g.clone() for g in grads]
+        sync = _sync(s.device)
+        impl = s.force_impl or "auto"
+
+        def subject() -> None:
+            orthogonalize_(grads, refs, impl=impl)
+            sync()
+
+        def baseline() -> None:
+            torch._foreach_add_(other, refs)  # one read of two lists, one write: the floor
+            sync()
+
+        return subject, baseline
+
+    return build
+
+
+def ortho_adam_vs_adam(model: str) -> Callable[[Settings], Pair]:
+    def build(s: Settings) -> Pair:
+        refs, grads = _params_and_grads(model, s.device)
+        a = [nn.Parameter(p.clone()) for p in refs]
+        b = [nn.Parameter(p.clone()) for p in refs]
+        for p, q, g in zip(a, b, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        ortho = Ortho(torch.optim.Adam(a, lr=1e-5, foreach=True), impl=s.force_impl or "auto")
+        adam = torch.optim.Adam(b, lr=1e-5, foreach=True)
+        sync = _sync(s.device)
+
+        def subject() -> None:
+            ortho.step()
+            sync()
+
+        def baseline() -> None:
+            adam.step()
+            sync()
+
+        return subject, baseline
+
+    return build
+
+
+# -- the training step --------------------------------------------------------------------------
+
+
+def _seed_mlp_game(s: Settings, record_stats: bool = True):
+    from ogan.game.config import resolve
+    from ogan.game.train import _Game
+
+    config = resolve("seed-mlp", {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
+                     device=s.device, batch_size=64)  # fmt: skip
+    return _Game(config, record_stats=record_stats)
+
+
+def _kernel_step(game) -> Callable[[], None]:
+    """What ogan.train does per step: the step, the finiteness check, the trace row."""
+    trace = torch.zeros(64, 12)
+    counter = [0]
+
+    def step() -> None:
+        i = counter[0]
+        row = game.step(i)
+        bool(torch.isfinite(row).all())
+        trace[i % 64] = row.cpu()
+        counter[0] = i + 1
+
+    return step
+
+
+def train_step_vs_hand_loop(s: Settings) -> Pair:
+    game = _seed_mlp_game(s)
+    G, D = copy.deepcopy(game.g.module), copy.deepcopy(game.d.module)
+    data = game.workload._data
+    gen = torch.Generator(s.device).manual_seed(1)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    g_params = list(G.parameters())
+
+    def hand() -> None:  # the minimal loop a user would write for the same maths
+        real = data[torch.randint(len(data), (64,), generator=gen, device=s.device)].flatten(1)
+        z = torch.randn(64, 100, generator=gen, device=s.device)
+        with torch.no_grad():
+            fake = G(z)
+        d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        z = torch.randn(64, 100, generator=gen, device=s.device)
+        g_loss = F.softplus(-D(G(z))).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward(inputs=g_params)
+        opt_g.step()
+        bool(torch.isfinite(g_loss))  # it too must notice a diverged run
+
+    return _kernel_step(game), hand
+
+
+def stats_on_vs_off(s: Settings) -> Pair:
+    return _kernel_step(_seed_mlp_game(s, True)), _kernel_step(_seed_mlp_game(s, False))
+
+
+# -- Fréchet distance ---------------------------------------------------------------------------
+
+
+def frechet_vs_pytorch_fid(s: Settings) -> Pair:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from ogan.metrics.frechet import frechet_distance, gaussian_stats
+
+    d = 256 if s.quick else 2048
+    rng = np.random.default_rng(0)
+    mu1, sigma1 = gaussian_stats(rng.normal(size=(d + 500, d)))
+    mu2, sigma2 = gaussian_stats(rng.normal(size=(d + 500, d)) * 1.1 + 0.1)
+    return (lambda: frechet_distance(mu1, sigma1, mu2, sigma2),
+            lambda: calculate_frechet_distance(mu1, sigma1, mu2, sigma2))  # fmt: skip
+
+
+CASES: dict[str, Case] = {
+    c.name: c
+    for c in [
+        Case("projection-mlp", "fused vs reference projection, seed MLP G+D (14 tensors, 239k)",
+             "fused", "reference", 1 / 3, projection_vs_reference("mlp")),
+        Case("projection-dcgan", "fused vs reference projection, DCGAN-64 G+D (34 tensors, 6.3M)",
+             "fused", "reference", 1 / 5, projection_vs_reference("dcgan"), quick=False),
+        Case("floor-mlp", "fused projection vs one torch._foreach_add_ (the floor), seed MLP",
+             "fused", "foreach_add_", 3.0, projection_vs_foreach_add("mlp")),
+        Case("floor-dcgan", "fused projection vs one torch._foreach_add_ (the floor), DCGAN-64",
+             "fused", "foreach_add_", 3.0, projection_vs_foreach_add("dcgan"), quick=False),
+        Case("ortho-adam-mlp", "Ortho(Adam) step vs Adam(foreach=True) step, seed MLP",
+             "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("mlp")),
+        Case("ortho-adam-dcgan", "Ortho(Adam) step vs Adam(foreach=True) step, DCGAN-64",
+             "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("dcgan"), quick=False),
+        Case("train-step", "ogan training step (seed-mlp, Adam, statistics on) vs a hand loop",
+             "ogan step", "hand loop", 1.10, train_step_vs_hand_loop),
+        Case("stats", "training step with vs without gradient statistics (seed-mlp, Adam)",
+             "stats on", "stats off", 1.05, stats_on_vs_off),
+        Case("frechet", "ogan Fréchet distance vs pytorch-fid's, d = 2048 (256 in quick mode)",
+             "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False),
+    ]
+}  # fmt: skip

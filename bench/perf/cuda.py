@@ -1,0 +1,192 @@
+"""The GPU check (``python -m bench perf --device cuda``): one prepared script, a few minutes.
+
+1. correctness: the Triton projection against the reference on the GPU (and against the CPU
+   reference), for every dtype and mode, plus mixed CPU/GPU lists and Ortho(Adam);
+2. timings, interleaved as on CPU: fused vs reference vs one ``_foreach_add_``, Ortho(Adam) vs
+   Adam, the training step vs a hand loop;
+3. kernel launches per call/step, counted with the CUDA profiler;
+4. short training runs on the GPU.
+
+``check(device="cpu")`` runs the same code on the CPU (the tests do, so the script cannot rot).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from bench.perf.cases import CASES, Settings
+from bench.perf.measure import interleaved
+from ogan.optim import Ortho
+from ogan.projection import RHO, orthogonalize_
+
+SHAPES = [(3, 4), (1,), (7,), (128, 100), (5, 3, 2, 2), (300_000,), (2,), (0,), (64, 3, 4, 4)]
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+
+
+def _max_error(out, expected, originals, stats, dtype) -> float:
+    """Largest error in units of its tolerance (<= 1 passes), as in tests/test_projection.py."""
+    eps32 = torch.finfo(torch.float32).eps
+    base = {torch.float64: 1e-12, torch.float32: 1e-5}.get(dtype, 2 * torch.finfo(dtype).eps)
+    worst = 0.0
+    for i, (o, e, g) in enumerate(zip(out, expected, originals)):
+        if not g.numel():
+            continue
+        projected = float(stats.norm_projected[i])
+        kappa = float(stats.norm_before[i]) / projected if projected > 0 else 1.0
+        tol = base + (8 * eps32 * kappa if dtype != torch.float64 else 0.0)
+        scale = max(float(g.double().abs().max()), 1e-30)
+        err = float((o.double().cpu() - e.double().cpu()).abs().max())
+        worst = max(worst, err / (tol * scale))
+    return worst
+
+
+def correctness(device: torch.device) -> dict[str, Any]:
+    rows = []
+    for dtype in DTYPES:
+        for renorm, conflict in ((True, False), (False, False), (False, True), (True, True)):
+            gen = torch.Generator().manual_seed(0)
+            grads = [torch.randn(s, generator=gen).to(dtype) for s in SHAPES]
+            refs = [torch.randn(s, generator=gen).to(dtype) for s in SHAPES]
+            refs[2].zero_()
+            grads[6] = 3 * refs[6]
+            kw = {"renorm": renorm, "conflict_only": conflict}
+            cpu = [g.clone() for g in grads]
+            stats = orthogonalize_(cpu, refs, impl="reference", **kw)
+            on_dev = [g.to(device) for g in grads]
+            refs_dev = [r.to(device) for r in refs]
+            ref_dev = [g.clone() for g in on_dev]
+            orthogonalize_(ref_dev, refs_dev, impl="reference", **kw)
+            fused = [g.clone() for g in on_dev]
+            orthogonalize_(fused, refs_dev, impl="fused", **kw)
+            rows.append({
+                "dtype": str(dtype), "renorm": renorm, "conflict_only": conflict,
+                "fused_vs_device_reference": _max_error(fused, ref_dev, grads, stats, dtype),
+                "fused_vs_cpu_reference": _max_error(fused, cpu, grads, stats, dtype),
+            })  # fmt: skip
+    # one call mixing devices and dtypes: grouped, each group by its own path
+    gen = torch.Generator().manual_seed(1)
+    mixed_g = [torch.randn(50, generator=gen), torch.randn(4, 4, generator=gen).to(device),
+               torch.randn(9, generator=gen).to(device, torch.bfloat16)]  # fmt: skip
+    mixed_r = [torch.randn(50, generator=gen), torch.randn(4, 4, generator=gen).to(device),
+               torch.randn(9, generator=gen).to(device, torch.bfloat16)]  # fmt: skip
+    expected = [g.clone() for g in mixed_g]
+    stats = orthogonalize_(expected, mixed_r, impl="reference")
+    got = [g.clone() for g in mixed_g]
+    orthogonalize_(got, mixed_r)
+    mixed = max(
+        _max_error([o], [e], [g], _one(stats, i), g.dtype)
+        for i, (o, e, g) in enumerate(zip(got, expected, mixed_g))
+    )
+    worst = max(max(r["fused_vs_device_reference"], r["fused_vs_cpu_reference"]) for r in rows)
+    return {"cases": rows, "mixed_devices": mixed, "ortho_adam": _ortho_adam(device),
+            "passed": worst <= 1 and mixed <= 1}  # fmt: skip
+
+
+def _one(stats, i):
+    from ogan.projection import ProjectionStats
+
+    return ProjectionStats(stats.norm_before[i : i + 1], stats.norm_projected[i : i + 1])
+
+
+def _ortho_adam(device: torch.device) -> float:
+    """Max |Ortho(Adam) - Adam on reference-projected gradients| after 5 steps."""
+    torch.manual_seed(0)
+    a = torch.nn.Linear(30, 20).to(device)
+    b = torch.nn.Linear(30, 20).to(device)
+    b.load_state_dict(a.state_dict())
+    opt_a = Ortho(torch.optim.Adam(a.parameters(), lr=1e-2))
+    opt_b = torch.optim.Adam(b.parameters(), lr=1e-2)
+    x = torch.randn(64, 30, device=device)
+    for _ in range(5):
+        for m in (a, b):
+            m.zero_grad()
+            m(x).sub(1).pow(2).mean().backward()
+        params = list(b.parameters())
+        with torch.no_grad():
+            orthogonalize_([p.grad for p in params], params, impl="reference")
+        opt_a.step()
+        opt_b.step()
+    pairs = zip(a.parameters(), b.parameters())
+    return max(float((p - q).detach().abs().max()) for p, q in pairs)
+
+
+def timings(device: torch.device, rounds: int, quick: bool = False) -> dict[str, Any]:
+    settings = Settings(device=str(device), quick=quick)
+    out = {}
+    for name, case in CASES.items():
+        if not case.cuda or (quick and not case.quick):
+            continue
+        subject, baseline = case.build(settings)
+        m = interleaved(subject, baseline, rounds=rounds)
+        out[name] = {"description": case.description, "subject": case.subject,
+                     "baseline": case.baseline, "target": case.bound, **m.to_dict()}  # fmt: skip
+    return out
+
+
+def launches(device: torch.device) -> dict[str, int]:
+    """CUDA kernels launched by one call of each subject and baseline (after a warm-up call)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = {}
+    settings = Settings(device=str(device))
+    for name in ("projection-mlp", "projection-dcgan", "ortho-adam-mlp", "train-step"):
+        subject, baseline = CASES[name].build(settings)
+        for label, fn in ((CASES[name].subject, subject), (CASES[name].baseline, baseline)):
+            fn()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                fn()
+                torch.cuda.synchronize()
+            kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+            out[f"{name}: {label}"] = len(kernels)
+    return out
+
+
+def training(device: torch.device, steps: int = 300) -> dict[str, Any]:
+    import ogan
+
+    out = {}
+    for workload, opt in (
+        ("mog-ring", {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "ortho": "weights"}),
+        ("digits", {"name": "extra-adam", "lr": 5e-4, "betas": [0.5, 0.999]}),
+    ):
+        t0 = time.perf_counter()
+        r = ogan.train(workload, opt, steps=steps, eval_every=steps, device=str(device))
+        primary = ogan.workloads.get(workload).primary_metric
+        out[workload] = {
+            "optimizer": opt,
+            "steps": steps,
+            "time_per_step": r.summary["time_per_step"],
+            "total_s": time.perf_counter() - t0,
+            "diverged_at": r.summary["diverged_at"],
+            f"final_{primary}": r.summary[f"final_{primary}"],
+        }
+    return out
+
+
+def check(device: str = "cuda", rounds: int = 15, quick: bool = False) -> dict[str, Any]:
+    """Everything above; ``quick`` (for the tests) skips the large cases and trains briefly."""
+    from bench.perf.gate import machine
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from bench.errors import BenchError
+
+        raise BenchError("--device cuda: no CUDA device is visible to torch")
+    result: dict[str, Any] = {"machine": machine(), "rho": {str(k): v for k, v in RHO.items()}}
+    if dev.type == "cuda":
+        import triton
+
+        result["gpu"] = torch.cuda.get_device_name(dev)
+        result["triton"] = triton.__version__
+    t0 = time.perf_counter()
+    result["correctness"] = correctness(dev)
+    result["timings"] = timings(dev, rounds, quick)
+    if dev.type == "cuda":
+        result["launches"] = launches(dev)
+    result["training"] = training(dev, steps=10 if quick else 300)
+    result["seconds"] = time.perf_counter() - t0
+    return result

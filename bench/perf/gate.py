@@ -1,0 +1,130 @@
+"""The speed gate: ratios measured interleaved, compared with a committed baseline.
+
+A case fails when its ratio (subject time / baseline time) exceeds the committed baseline ratio
+by more than ``TOLERANCE``. The tolerance is wide because the machines are shared and noisy; the
+slowdowns it exists to catch (a fused path falling back to a per-tensor loop, statistics added to
+the hot path) move these ratios by several times.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.perf.cases import CASES, Settings
+from bench.perf.measure import Measurement, interleaved
+
+DEFAULT = Settings()
+TOLERANCE = 0.5
+"""A ratio may exceed its baseline by 50% before the gate fails."""
+BASELINE = Path(__file__).resolve().parents[2] / "results" / "perf" / "baseline.json"
+
+
+@dataclass(frozen=True)
+class Result:
+    case: str
+    measurement: Measurement
+    bound: float  # the issue's target
+    baseline_ratio: float | None  # the committed one, if any
+
+    @property
+    def meets_target(self) -> bool:
+        return self.measurement.ratio <= self.bound
+
+    @property
+    def regressed(self) -> bool:
+        if self.baseline_ratio is None:
+            return False
+        return self.measurement.ratio > self.baseline_ratio * (1 + TOLERANCE)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = CASES[self.case]
+        return {
+            "description": c.description,
+            "subject": c.subject,
+            "baseline": c.baseline,
+            **self.measurement.to_dict(),
+            "target": self.bound,
+            "meets_target": self.meets_target,
+            "baseline_ratio": self.baseline_ratio,
+            "regressed": self.regressed,
+        }
+
+
+def load_baseline(path: Path = BASELINE) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {name: case["ratio"] for name, case in data["cases"].items()}
+
+
+def run(
+    names: list[str] | None = None,
+    settings: Settings = DEFAULT,
+    *,
+    rounds: int = 21,
+    baseline: dict[str, float] | None = None,
+) -> list[Result]:
+    """Measure the chosen cases (all, or the quick ones with ``settings.quick``)."""
+    if names is None:
+        names = [n for n, c in CASES.items() if c.quick or not settings.quick]
+    if settings.device.startswith("cuda"):
+        names = [n for n in names if CASES[n].cuda]
+    baseline = load_baseline() if baseline is None else baseline
+    results = []
+    for name in names:
+        subject, reference = CASES[name].build(settings)
+        m = interleaved(subject, reference, rounds=rounds)
+        results.append(Result(name, m, CASES[name].bound, baseline.get(name)))
+    return results
+
+
+def machine() -> dict[str, Any]:
+    from bench.store import environment
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    env = environment(device)
+    env["cpu_count"] = __import__("os").cpu_count()
+    env["machine"] = platform.machine()
+    return env
+
+
+def report(results: list[Result], settings: Settings) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {
+            "device": settings.device,
+            "quick": settings.quick,
+            "force_impl": settings.force_impl,
+        },
+        "tolerance": TOLERANCE,
+        "machine": machine(),
+        "cases": {r.case: r.to_dict() for r in results},
+    }
+
+
+def table(cases: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]] | None = None) -> str:
+    """A fixed-width table of ratios (and of a second run's, for --compare)."""
+    head = f"{'case':<18} {'subject':>12} {'baseline':>12} {'ratio':>8} {'target':>8}"
+    head += f" {'base':>8} {'status':>10}" if other is None else f" {'other':>8} {'change':>8}"
+    lines = [head, "-" * len(head)]
+    for name, c in cases.items():
+        row = (f"{name:<18} {c['subject_s'] * 1e3:>10.3f}ms {c['baseline_s'] * 1e3:>10.3f}ms "
+               f"{c['ratio']:>8.3f} {c['target']:>8.3f}")  # fmt: skip
+        if other is None:
+            base = c.get("baseline_ratio")
+            status = (
+                "REGRESSED" if c.get("regressed") else ("ok" if c["meets_target"] else "off-target")
+            )
+            row += f" {'-' if base is None else f'{base:.3f}':>8} {status:>10}"
+        elif name in other:
+            o = other[name]["ratio"]
+            row += f" {o:>8.3f} {c['ratio'] / o - 1:>+8.1%}"
+        lines.append(row)
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The speed gate that CI runs: it passes on this code and fails on a forced slowdown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.perf import gate, main
+from bench.perf.cases import CASES, Settings
+
+
+def test_quick_gate_passes_against_the_committed_baseline():
+    assert gate.BASELINE.is_file(), "results/perf/baseline.json is missing"
+    baseline = gate.load_baseline()
+    results = gate.run(settings=Settings(quick=True), rounds=9)
+    assert {r.case for r in results} == {n for n, c in CASES.items() if c.quick}
+    assert all(r.baseline_ratio == baseline[r.case] for r in results)
+    regressed = {r.case: round(r.measurement.ratio, 3) for r in results if r.regressed}
+    assert not regressed, f"slower than results/perf/baseline.json allows: {regressed}"
+
+
+def test_gate_fails_when_the_projection_falls_back_to_the_reference_loop():
+    slow = Settings(quick=True, force_impl="reference")
+    results = gate.run(["projection-mlp", "floor-mlp"], slow, rounds=5)
+    assert all(r.regressed for r in results), [r.measurement.ratio for r in results]
+
+
+def test_a_ratio_within_tolerance_passes_and_beyond_it_fails():
+    from bench.perf.measure import Measurement
+
+    def result(ratio: float) -> gate.Result:
+        return gate.Result("stats", Measurement(ratio, 1.0, ratio, 3, 0.0), 1.05, 1.0)
+
+    assert not result(1.0 + gate.TOLERANCE - 1e-9).regressed
+    assert result(1.0 + gate.TOLERANCE + 1e-9).regressed
+
+
+def test_compare_prints_both_runs_ratios(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    case = {"subject_s": 1e-3, "baseline_s": 2e-3, "ratio": 0.5, "target": 1.0,
+            "meets_target": True, "regressed": False, "baseline_ratio": None}  # fmt: skip
+    a.write_text(json.dumps({"cases": {"stats": case}}))
+    b.write_text(json.dumps({"cases": {"stats": {**case, "ratio": 0.25}}}))
+    assert main(["--compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "stats" in out and "0.500" in out and "0.250" in out and "+100.0%" in out
+
+
+def test_gpu_check_script_runs_end_to_end_on_the_cpu():
+    from bench.perf.cuda import check
+
+    result = check("cpu", rounds=3, quick=True)
+    assert result["correctness"]["passed"], result["correctness"]
+    assert result["correctness"]["ortho_adam"] < 1e-5
+    assert set(result["timings"]) == {n for n, c in CASES.items() if c.quick and c.cuda}
+    assert all(r["diverged_at"] is None for r in result["training"].values())
+
+
+@pytest.mark.parametrize("argv", [["--compare", "/nonexistent.json"]])
+def test_unreadable_results_are_a_bench_error(argv):
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="nonexistent"):
+        main(argv)
