@@ -173,7 +173,7 @@ class _Game:
 
     def _grad_norms(self, params: list[Tensor]) -> Tensor:
         if not self.record_stats:
-            return torch.zeros(len(gstats.PLAYER_STATS))
+            return torch.zeros(len(gstats.PLAYER_STATS), device=self.device)
         norms = torch.stack(torch._foreach_norm([p.grad for p in params]))
         return gstats.player_stats(norms, norms, None)
 
