@@ -128,3 +128,24 @@ def table(cases: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]] | N
             row += f" {o:>8.3f} {c['ratio'] / o - 1:>+8.1%}"
         lines.append(row)
     return "\n".join(lines)
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The README's performance table, rendered from a saved run (so the README cannot drift)."""
+    m = record["machine"]
+    lines = [
+        f"Measured {record['date'][:10]} on {m['cpu']} ({m.get('cpu_count')} cores, torch "
+        f"{m['torch']}, {m['threads']} torch threads), interleaved, median of "
+        f"{next(iter(record['cases'].values()))['rounds']} rounds:",
+        "",
+        "| case | subject | baseline | time ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    for c in record["cases"].values():
+        ok = "≤" if c["ratio"] <= c["target"] else "**>**"
+        lines.append(
+            f"| {c['description']} | {c['subject']} {c['subject_s'] * 1e3:.3g} ms | "
+            f"{c['baseline']} {c['baseline_s'] * 1e3:.3g} ms | {c['ratio']:.3f} | "
+            f"{ok} {c['target']:.3g} |"
+        )
+    return "\n".join(lines)

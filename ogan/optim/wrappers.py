@@ -115,13 +115,12 @@ class Ortho(_Wrapper):
             )
         return self.last_stats
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self.project()
+        self.project()  # under no_grad; the base step has its own
         self.base.step()
         return loss
 
