@@ -6,23 +6,23 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
-PLAYER_STATS = (
-    "grad_norm_{p}",
-    "grad_norm_{p}_pre",
-    "layer_min_{p}",
-    "layer_max_{p}",
-    "removed_frac_{p}",
-)
-POST, PRE, LAYER_MIN, LAYER_MAX, REMOVED = range(len(PLAYER_STATS))
 TRACE_COLUMNS = (
     "step",
     "loss_g",
     "loss_d",
-    *(name.format(p="g") for name in PLAYER_STATS),
-    *(name.format(p="d") for name in PLAYER_STATS),
+    *(
+        c.format(p=p)
+        for p in "gd"
+        for c in (
+            "grad_norm_{p}",
+            "grad_norm_{p}_pre",
+            "layer_min_{p}",
+            "layer_max_{p}",
+            "removed_frac_{p}",
+        )
+    ),
 )
 """Per-step trace columns (``step_time`` is appended by the trainer)."""
 
@@ -32,34 +32,43 @@ EXPLODING = 1e3
 """A step's global gradient norm above this multiple of the run's median is exploding."""
 
 
-def player_stats(before: Tensor, after: Tensor, removed: Tensor | None) -> Tensor:
-    """One player's step statistics from per-tensor gradient norms.
+class RowLayout:
+    """The raw per-step record: everything else is derived from it after the fact.
 
-    ``before``/``after`` are per-tensor norms before and after any projection; ``removed`` the
-    fraction of the squared gradient norm the projection removed (None: no projection).
-    Returns ``[global norm after, global norm before, min layer norm, max layer norm, removed]``.
+    ``[loss_g, loss_d, removed_g, removed_d, after_g, before_g, after_d, before_d]`` where
+    ``after_*``/``before_*`` are the per-tensor gradient norms after and before any projection
+    (``n_g`` and ``n_d`` entries) and ``removed_*`` the fraction of the squared norm removed.
+    Recording per-tensor norms costs one foreach reduction per step; the global norms, layer
+    extremes and summaries are computed once, vectorised over all steps.
     """
-    zero = torch.zeros((), device=after.device)
-    return torch.stack([
-        after.square().sum().sqrt(),
-        before.square().sum().sqrt(),
-        after.min() if after.numel() else zero,
-        after.max() if after.numel() else zero,
-        zero if removed is None else removed.to(zero.dtype),
-    ]).float()  # fmt: skip
+
+    def __init__(self, n_g: int, n_d: int):
+        self.n_g, self.n_d = n_g, n_d
+        self.width = 4 + 2 * (n_g + n_d)
+
+    def columns(self, rows: Tensor) -> dict[str, np.ndarray]:
+        """Trace columns (but ``step``) for a (steps, width) block of rows."""
+        rows = rows.double()
+        out = {"loss_g": rows[:, 0], "loss_d": rows[:, 1]}
+        start = 4
+        for p, n, removed in (("g", self.n_g, rows[:, 2]), ("d", self.n_d, rows[:, 3])):
+            after, before = rows[:, start : start + n], rows[:, start + n : start + 2 * n]
+            start += 2 * n
+            out[f"grad_norm_{p}"] = after.square().sum(1).sqrt()
+            out[f"grad_norm_{p}_pre"] = before.square().sum(1).sqrt()
+            out[f"layer_min_{p}"] = after.min(1).values
+            out[f"layer_max_{p}"] = after.max(1).values
+            out[f"removed_frac_{p}"] = removed
+        return {k: v.numpy() for k, v in out.items()}
 
 
-def window_summary(window: Tensor) -> dict[str, float]:
-    """History columns for the steps since the previous evaluation (NaN for an empty window)."""
-    idx = {name: i - 1 for i, name in enumerate(TRACE_COLUMNS)}
+def window_summary(columns: dict[str, np.ndarray]) -> dict[str, float]:
+    """History columns over the steps since the previous evaluation (NaN for no steps)."""
     out = {}
-    for key, how in (("loss_g", "mean"), ("loss_d", "mean"), ("grad_norm_g", "median"),
-                     ("grad_norm_d", "median")):  # fmt: skip
-        col = window[:, idx[key]]
-        if len(col) == 0:
-            out[key] = math.nan
-        else:
-            out[key] = float(col.mean() if how == "mean" else col.median())
+    for key, how in (("loss_g", np.mean), ("loss_d", np.mean), ("grad_norm_g", np.median),
+                     ("grad_norm_d", np.median)):  # fmt: skip
+        values = columns[key]
+        out[key] = float(how(values)) if len(values) else math.nan
     return out
 
 

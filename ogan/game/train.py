@@ -34,6 +34,8 @@ from ogan.optim.wrappers import Lookahead, Ortho
 from ogan.projection import orthogonalize_
 from ogan.workloads.base import Batch, Workload
 
+TINY = torch.finfo(torch.float32).tiny  # guards 0/0 in removed fractions of zero gradients
+
 
 @dataclass
 class TrainResult:
@@ -114,6 +116,8 @@ class _Game:
         self.loss = LOSSES[config.loss] if config.loss else None
         self.surgery = bool(spec["surgery"])
         self.grad_evals = [0, 0]  # G, D
+        self.layout = gstats.RowLayout(len(self.g.params), len(self.d.params))
+        self._surgery_stats: tuple[Tensor, Tensor] | None = None  # (removed, norms before)
 
     def _player(self, module: nn.Module, name: str, lr: float) -> _Player:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -125,14 +129,14 @@ class _Game:
 
     # -- gradients --------------------------------------------------------------------------
 
-    def _d_backward(self, batch: Batch, fake: Tensor) -> tuple[Tensor, Tensor]:
-        """D's gradients into .grad (fakes detached). Returns (loss, per-player stats)."""
+    def _d_backward(self, batch: Batch, fake: Tensor) -> Tensor:
+        """D's gradients into .grad (fakes detached); returns D's loss."""
         D, params = self.d.module, self.d.params
         d_fake = D(fake.detach())
         if self.loss is None:
             loss, _ = self.workload.objective(d_fake)
             loss.backward(inputs=params)
-            return loss.detach(), self._grad_norms(params)
+            return loss.detach()
         real = batch.real
         if self.config.r1:
             real = real.detach().requires_grad_(True)
@@ -142,28 +146,27 @@ class _Game:
             real_term = real_term + r1_penalty(d_real, real, self.config.r1)
         fake_term = self.loss.fake(d_fake)
         loss = real_term + fake_term
-        if not self.surgery:
+        if self.surgery:
+            self._surgery(real_term, fake_term, params)
+        else:
             loss.backward(inputs=params)
-            return loss.detach(), self._grad_norms(params)
-        return loss.detach(), self._surgery(real_term, fake_term, params)
+        return loss.detach()
 
-    def _surgery(self, real_term: Tensor, fake_term: Tensor, params: list[Tensor]) -> Tensor:
+    def _surgery(self, real_term: Tensor, fake_term: Tensor, params: list[Tensor]) -> None:
         """PCGrad between D's real-data and fake-data gradients, per tensor; applies their sum."""
         kw = {"allow_unused": True, "materialize_grads": True}
         g_real = list(torch.autograd.grad(real_term, params, **kw))
         g_fake = list(torch.autograd.grad(fake_term, params, **kw))
-        before = torch.stack(torch._foreach_norm(torch._foreach_add(g_real, g_fake)))
+        before = torch.stack(torch._foreach_norm(torch._foreach_add(g_real, g_fake)))  # unprojected
         original_real = torch._foreach_mul(g_real, 1.0)
         s_real = orthogonalize_(g_real, g_fake, renorm=False, conflict_only=True)
         s_fake = orthogonalize_(g_fake, original_real, renorm=False, conflict_only=True)
         torch._foreach_add_(g_real, g_fake)
         for p, g in zip(params, g_real):
             p.grad = g
-        after = torch.stack(torch._foreach_norm(g_real))
         kept = s_real.norm_projected.square().sum() + s_fake.norm_projected.square().sum()
         total = s_real.norm_before.square().sum() + s_fake.norm_before.square().sum()
-        removed = 1 - kept / total.clamp_min(torch.finfo(torch.float32).tiny)
-        return gstats.player_stats(before, after, removed)
+        self._surgery_stats = (1 - kept / total.clamp_min(TINY), before)
 
     def _g_backward(self, fake: Tensor) -> Tensor:
         d_out = self.d.module(fake)
@@ -171,57 +174,80 @@ class _Game:
         loss.backward(inputs=self.g.params)  # D's parameters get no gradient
         return loss.detach()
 
-    def _grad_norms(self, params: list[Tensor]) -> Tensor:
-        if not self.record_stats:
-            return torch.zeros(len(gstats.PLAYER_STATS), device=self.device)
-        norms = torch.stack(torch._foreach_norm([p.grad for p in params]))
-        return gstats.player_stats(norms, norms, None)
-
-    def _both_grads(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Both players' gradients at the current point, from one batch."""
+    def _both_grads(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Both players' gradients at the current point, from one batch; returns their losses."""
         self.g.optimizer.zero_grad(set_to_none=True)
         self.d.optimizer.zero_grad(set_to_none=True)
         fake = self.g.module(batch.z)
-        loss_d, stats_d = self._d_backward(batch, fake)
+        loss_d = self._d_backward(batch, fake)
         loss_g = self._g_backward(fake)
         self.grad_evals[0] += 1
         self.grad_evals[1] += 1
-        stats_g = self._grad_norms(self.g.params)
-        return loss_g, loss_d, stats_g, stats_d
+        return loss_g, loss_d
 
     # -- one step ---------------------------------------------------------------------------
 
-    def _after_step(self, player: _Player, stats: Tensor) -> Tensor:
-        if player.ortho is None or player.ortho.last_stats is None or not self.record_stats:
-            return stats
-        s = player.ortho.last_stats
-        after = s.norm_before if player.ortho.renorm else s.norm_projected
-        removed = 1 - s.norm_projected.square().sum() / s.norm_before.square().sum().clamp_min(
-            torch.finfo(torch.float32).tiny
-        )
-        ortho = gstats.player_stats(s.norm_before, after, removed)
-        # Surgery then ⊥Grad: keep the norm before both; compose the removed fractions.
-        ortho[gstats.PRE] = stats[gstats.PRE]
-        ortho[gstats.REMOVED] = 1 - (1 - stats[gstats.REMOVED]) * (1 - removed)
-        return ortho
+    def _projection_norms(self, player: _Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
+        """(removed fraction, norms after, norms before) of a player's last update.
+
+        ``after`` is None when it must be read from the current gradients (no ⊥Grad: the
+        gradients the optimizer used are still in ``.grad``).
+        """
+        ortho = player.ortho
+        if ortho is None or ortho.last_stats is None:
+            if surgery is None:
+                return None, None, None
+            return surgery[0], None, surgery[1]
+        s = ortho.last_stats
+        removed = 1 - s.norm_projected.square().sum() / s.norm_before.square().sum().clamp_min(TINY)
+        after = s.norm_before if ortho.renorm else s.norm_projected
+        if surgery is None:
+            return removed, after, s.norm_before
+        # surgery, then ⊥Grad: the norm before both; the removed fractions compose
+        return 1 - (1 - surgery[0]) * (1 - removed), after, surgery[1]
+
+    def _record(self, loss_g: Tensor, loss_d: Tensor) -> Tensor:
+        """The step's raw record (see ``RowLayout``): one foreach norm, a few small ops."""
+        if not self.record_stats:
+            return torch.stack([loss_g, loss_d])
+        parts = [
+            self._projection_norms(self.g, None),
+            self._projection_norms(self.d, self._surgery_stats),
+        ]
+        self._surgery_stats = None
+        unread = [p for p, (_, after, _) in zip((self.g, self.d), parts) if after is None]
+        if unread:
+            current = torch.stack(torch._foreach_norm([q.grad for p in unread for q in p.params]))
+            current = iter(current.split([len(p.params) for p in unread]))
+        zero = torch.zeros((), device=self.device)
+        removed, norms = [], []
+        for removed_p, after, before in parts:
+            if after is None:
+                after = next(current)
+                before = after if before is None else before
+            removed.append(zero if removed_p is None else removed_p)
+            norms += [after, before]
+        head = torch.stack([loss_g, loss_d, *removed]).float()
+        return torch.cat([head, *(n.float() for n in norms)])
 
     def step(self, index: int) -> Tensor:
-        """One generator update (and its discriminator updates); returns the step's statistics."""
+        """One generator update (and its discriminator updates); returns the step's record."""
         g, d = self.g, self.d
         if self.extrapolation is not None:
             batch = self.workload.sample(self.config.batch_size, self.gen)
             if self.extrapolation == "extragradient":
                 self._both_grads(batch)
+                self._surgery_stats = None  # the update's gradients are the ones recorded
             d.optimizer.extrapolate()
             g.optimizer.extrapolate()
             if self.config.fresh_batch:
                 batch = self.workload.sample(self.config.batch_size, self.gen)
-            loss_g, loss_d, stats_g, stats_d = self._both_grads(batch)
+            loss_g, loss_d = self._both_grads(batch)
             d.optimizer.step()
             g.optimizer.step()
         elif self.config.scheme == "simultaneous":
             batch = self.workload.sample(self.config.batch_size, self.gen)
-            loss_g, loss_d, stats_g, stats_d = self._both_grads(batch)
+            loss_g, loss_d = self._both_grads(batch)
             d.optimizer.step()
             g.optimizer.step()
         else:
@@ -230,21 +256,18 @@ class _Game:
                 d.optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():
                     fake = g.module(batch.z)
-                loss_d, stats_d = self._d_backward(batch, fake)
+                loss_d = self._d_backward(batch, fake)
                 self.grad_evals[1] += 1
                 d.optimizer.step()
             batch = self.workload.sample(self.config.batch_size, self.gen)
             g.optimizer.zero_grad(set_to_none=True)
             loss_g = self._g_backward(g.module(batch.z))
             self.grad_evals[0] += 1
-            stats_g = self._grad_norms(g.params)
             g.optimizer.step()
         if g.lookahead is not None and (index + 1) % g.lookahead.k == 0:
             g.lookahead.sync()
             d.lookahead.sync()
-        stats_g = self._after_step(g, stats_g)
-        stats_d = self._after_step(d, stats_d)
-        return torch.cat([torch.stack([loss_g, loss_d]).float(), stats_g, stats_d])
+        return self._record(loss_g, loss_d)
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -304,9 +327,9 @@ def _run(config: TrainConfig) -> TrainResult:
 
     game = _Game(config)
     sync = game.device.type == "cuda"
-    trace = torch.full((config.steps, len(gstats.TRACE_COLUMNS) - 1), math.nan)
+    rows = torch.full((config.steps, game.layout.width), math.nan)
     step_times = np.full(config.steps, math.nan)
-    rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     wall = 0.0
     eval_time = 0.0
     diverged_at: int | None = None
@@ -317,15 +340,14 @@ def _run(config: TrainConfig) -> TrainResult:
         t0 = time.perf_counter()
         metrics = game.evaluate()
         eval_time += time.perf_counter() - t0
-        window = trace[max(0, step - config.eval_every) : step]
-        row = {
+        window = game.layout.columns(rows[max(0, step - config.eval_every) : step])
+        history.append({
             "step": step,
             "grad_evals": sum(game.grad_evals),
             "wall_time": wall,
             **gstats.window_summary(window),
             **metrics,
-        }
-        rows.append(row)
+        })  # fmt: skip
 
     record(0)
     for i in range(config.steps):
@@ -335,7 +357,7 @@ def _run(config: TrainConfig) -> TrainResult:
         if sync:
             torch.cuda.synchronize(game.device)
         dt = time.perf_counter() - t0
-        trace[i] = row.cpu()
+        rows[i] = row.cpu()
         step_times[i] = dt
         wall += dt
         done = i + 1
@@ -347,13 +369,12 @@ def _run(config: TrainConfig) -> TrainResult:
     if diverged_at is not None:
         record(done)
 
-    history = pd.DataFrame(rows)
-    trace_df = pd.DataFrame(trace[:done].double().numpy(), columns=gstats.TRACE_COLUMNS[1:])
-    trace_df.insert(0, "step", np.arange(1, done + 1))
-    trace_df["step_time"] = step_times[:done]
+    trace = pd.DataFrame({"step": np.arange(1, done + 1), **game.layout.columns(rows[:done])})
+    trace["step_time"] = step_times[:done]
+    history_df = pd.DataFrame(history)
     summary = gstats.run_summary(
-        history=history,
-        trace=trace_df,
+        history=history_df,
+        trace=trace,
         workload=game.workload,
         diverged_at=diverged_at,
         wall_time=wall,
@@ -361,4 +382,4 @@ def _run(config: TrainConfig) -> TrainResult:
         grad_evals=game.grad_evals,
     )
     summary["metric_info"] = game.workload.metric_info()
-    return TrainResult(history=history, trace=trace_df, summary=summary, config=config.to_dict())
+    return TrainResult(history=history_df, trace=trace, summary=summary, config=config.to_dict())
