@@ -1,0 +1,175 @@
+"""The command line: ``python -m bench {run,list,report,perf}``.
+
+Each subcommand is a thin parser in front of a plain function. Known errors (bad input) become
+one line on stderr and exit code 2, here and nowhere else; Ctrl-C becomes exit code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ogan.errors import OganError
+
+EXIT_OK = 0
+EXIT_FAILED_RUNS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`| head`)
+
+DEFAULT_OUT = "results"
+DEFAULT_REPORT_DIR = "results/default"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``bench`` command; returns the process exit code."""
+    parser = _parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "perf":
+            args.args = [*extra, *args.args]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # argparse reports usage errors (exit 2) and --help (exit 0)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    command: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return command(args)
+    except OganError as exc:
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"bench {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python would fail again flushing stdout at exit: point it at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import run_sweep
+
+    report = run_sweep(
+        args.config,
+        out=args.out,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        force=args.force,
+        dry_run=args.dry_run,
+        device=args.device,
+    )
+    if report.failed:
+        print(
+            f"bench run: {report.failed} run(s) failed (see above); run the same command again "
+            "to retry them",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_RUNS
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print(listing())
+    return EXIT_OK
+
+
+def listing() -> str:
+    """Workloads, optimizers and metrics, one line each with its description."""
+    from ogan import optim, workloads
+
+    lines = ["workloads:"]
+    classes = {name: workloads.get(name) for name in workloads.WORKLOADS}
+    width = max(map(len, [*classes, *optim.OPTIMIZERS])) + 2
+    lines += [f"  {name:<{width}}{cls.description}" for name, cls in classes.items()]
+    lines.append("optimizers:")
+    lines += [f"  {name:<{width}}{e.description}" for name, e in optim.OPTIMIZERS.items()]
+    lines.append("metrics:")
+    metrics = [
+        (f"{name}.{key}", m, key == cls.primary_metric)
+        for name, cls in classes.items()
+        for key, m in cls.metrics.items()
+    ]
+    mwidth = max(len(key) for key, _, _ in metrics) + 2
+    for key, m, primary in metrics:
+        better = "higher" if m.higher_is_better else "lower"
+        tag = ", primary" if primary else ""
+        lines.append(f"  {key:<{mwidth}}{m.description} ({better} is better{tag})")
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import build_report
+
+    print(build_report(Path(args.dir)))
+    return EXIT_OK
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from bench import perf
+
+    return perf.main(args.args)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark GAN optimizers: run sweeps, report them."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run (or resume) a sweep",
+        description="Run a TOML sweep in parallel; finished runs are kept and skipped on re-runs.",
+    )
+    run.add_argument(
+        "config",
+        nargs="?",
+        help="a sweep TOML file, or an embedded sweep name: default (the default), quick",
+    )
+    run.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"results root; runs go to OUT/<sweep name>/ (default: {DEFAULT_OUT})",
+    )
+    run.add_argument(
+        "--jobs", type=_positive_int, help="parallel workers (default: CPU cores, or GPUs)"
+    )
+    run.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler")
+    run.add_argument("--force", action="store_true", help="recompute finished runs")
+    run.add_argument(
+        "--dry-run", action="store_true", help="check the sweep and list what would run"
+    )
+    run.add_argument(
+        "--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu"
+    )
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="list workloads, optimizers and metrics")
+    lst.set_defaults(func=cmd_list)
+
+    report = sub.add_parser("report", help="render figures and tables of finished runs")
+    report.add_argument(
+        "dir", nargs="?", default=DEFAULT_REPORT_DIR, help=f"default: {DEFAULT_REPORT_DIR}"
+    )
+    report.set_defaults(func=cmd_report)
+
+    perf = sub.add_parser(
+        "perf", help="performance benchmarks (arguments go to bench.perf)", add_help=False
+    )
+    perf.add_argument("args", nargs=argparse.REMAINDER)
+    perf.set_defaults(func=cmd_perf)
+    return parser

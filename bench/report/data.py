@@ -1,0 +1,333 @@
+"""Everything the report reads from a results directory, loaded once and checked.
+
+The store's loaders (``bench.load*``) give tidy frames; this module adds what the report needs
+on top: which runs failed, which variant is the ⊥Grad or surgery version of which base, the
+workloads' metadata, and which runs the sweep asked for but did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import store
+from bench.errors import BenchError
+from bench.spec import RunSpec
+
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """What the report needs to know about a workload's metrics."""
+
+    name: str
+    description: str
+    metrics: dict[str, tuple[str, bool]]  # metric -> (description, higher_is_better)
+    primary: str
+    target: float | None
+    registered: bool  # False: not in ogan.workloads; metadata inferred from the runs
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metrics[self.primary][1]
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return "no target"
+        op = "≥" if self.higher_is_better else "≤"
+        return f"{self.primary} {op} {self.target:g}"
+
+
+@dataclass
+class SweepData:
+    """One results directory, loaded.
+
+    ``runs``: one row per finished run (``bench.load_runs`` plus ``workload_name``, ``variant``,
+    ``failed``, ``final``: the workload's final primary metric). ``history`` and ``traces``
+    carry the same identity columns. ``workload`` is the report's workload key: the name, or
+    the name with its options when one workload appears with several option sets.
+    """
+
+    path: Path
+    sweep_dirs: list[Path]
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    traces: pd.DataFrame
+    records: list[dict[str, Any]]
+    workloads: dict[str, WorkloadInfo]  # by report workload key
+    variant_config: dict[tuple[str, str], dict[str, Any]]  # (workload, variant) -> optimizer config
+    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"), base, variant
+    missing: pd.DataFrame  # specs listed in sweep.json without a finished run
+    problems: pd.DataFrame  # run files that exist but do not read back
+    expected: int | None  # number of specs in sweep.json (None: no sweep.json)
+    notes: list[str] = field(default_factory=list)
+
+
+def sweep_dirs(path: Path) -> list[Path]:
+    """The sweep directories at ``path``: itself, its parent if it is ``runs``, or its children."""
+    if path.name == store.RUNS:
+        return [path.parent]
+    if (path / store.RUNS).is_dir() or (path / SWEEP_FILE).is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(
+        p for p in path.iterdir() if (p / store.RUNS).is_dir() or (p / SWEEP_FILE).is_file()
+    )
+
+
+def _read_sweep_file(sweep_dir: Path) -> list[RunSpec] | None:
+    path = sweep_dir / SWEEP_FILE
+    if not path.is_file():
+        return None
+    try:
+        return [RunSpec.from_dict(d) for d in json.loads(path.read_text())["specs"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _workload_info(name: str, runs: pd.DataFrame) -> WorkloadInfo:
+    from ogan import workloads
+    from ogan.errors import ConfigError
+
+    try:
+        cls = workloads.get(name)
+    except ConfigError:
+        finals = sorted(c.removeprefix("final_") for c in runs.columns if c.startswith("final_"))
+        finals = [m for m in finals if runs[f"final_{m}"].notna().any()]
+        primary = (
+            runs["target_metric"].dropna().iloc[0]
+            if runs["target_metric"].notna().any()
+            else finals[0]
+        )
+        target = runs["target_value"].dropna()
+        return WorkloadInfo(
+            name=name,
+            description=(
+                "(not a registered workload: metrics taken from the runs, lower assumed better)"
+            ),
+            metrics={m: ("", False) for m in finals},
+            primary=primary,
+            target=float(target.iloc[0]) if len(target) else None,
+            registered=False,
+        )
+    return WorkloadInfo(
+        name=name,
+        description=cls.description,
+        metrics={m: (v.description, v.higher_is_better) for m, v in cls.metrics.items()},
+        primary=cls.primary_metric,
+        target=float(cls.target),
+        registered=True,
+    )
+
+
+def _canonical(d: dict[str, Any]) -> str:
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _optimizer_key(config_optimizer: dict[str, Any], drop: tuple[str, ...] = ()) -> str:
+    """The optimizer configuration without lr (the swept axis) and without ``drop`` keys."""
+    opt = {k: v for k, v in config_optimizer.items() if k != "lr" and k not in drop}
+    if not opt.get("ortho"):
+        opt.pop("ortho", None)
+    return _canonical(opt)
+
+
+def _workload_keys(records: list[dict[str, Any]]) -> dict[str, str]:
+    """run_id -> workload key; a name with several option sets gets the differing options."""
+    opts: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        spec = r["spec"]
+        # surgery may be set in the [[workload]] table; it is part of the variant (the resolved
+        # optimizer config carries it), not of the workload.
+        options = {k: v for k, v in spec["workload_options"].items() if k != "surgery"}
+        setting = {**options, "steps": spec["steps"], "eval_every": spec["eval_every"]}
+        opts.setdefault(spec["workload"], {})[r["run_id"]] = setting
+    keys = {}
+    for name, by_run in opts.items():
+        distinct = {_canonical(s) for s in by_run.values()}
+        if len(distinct) == 1:
+            keys.update(dict.fromkeys(by_run, name))
+            continue
+        all_keys = sorted({k for s in by_run.values() for k in s})
+        differing = [
+            k for k in all_keys if len({_canonical({k: s.get(k)}) for s in by_run.values()}) > 1
+        ]
+        for run_id, s in by_run.items():
+            keys[run_id] = f"{name} ({', '.join(f'{k}={s.get(k)}' for k in differing)})"
+    return keys
+
+
+def _variants(
+    records: list[dict[str, Any]], wl_key: dict[str, str]
+) -> tuple[dict[str, str], dict[tuple[str, str], dict[str, Any]]]:
+    """run_id -> variant name, and each variant's optimizer config (lr dropped).
+
+    The name is the spec's label. When one label covers several configs on a workload (e.g.
+    surgery set in the workload table), "+ortho"/"+surgery" is appended, else a number.
+    """
+    by_label: dict[tuple[str, str], set[str]] = {}
+    for r in records:
+        key = _optimizer_key(r["config"]["optimizer"])
+        by_label.setdefault((wl_key[r["run_id"]], r["spec"]["label"]), set()).add(key)
+    naming: dict[tuple[str, str, str], str] = {}
+    for (wl, label), keys in by_label.items():
+        ordered = sorted(keys)
+        names = {}
+        for key in ordered:
+            opt = json.loads(key)
+            flags = [f for f in ("ortho", "surgery") if opt.get(f) and f not in label]
+            names[key] = "+".join([label, *flags]) if len(keys) > 1 else label
+        if len(set(names.values())) < len(keys):
+            names = {k: f"{names[k]} #{i + 1}" for i, k in enumerate(ordered)}
+        naming.update({(wl, label, k): n for k, n in names.items()})
+    names_by_run, config = {}, {}
+    for r in records:
+        wl, label, opt = wl_key[r["run_id"]], r["spec"]["label"], r["config"]["optimizer"]
+        name = naming[(wl, label, _optimizer_key(opt))]
+        names_by_run[r["run_id"]] = name
+        config[(wl, name)] = {k: v for k, v in opt.items() if k != "lr"}
+    return names_by_run, config
+
+
+def _pairs(
+    records: list[dict[str, Any]], wl_key: dict[str, str], variant: dict[str, str]
+) -> pd.DataFrame:
+    """(workload, kind, base, variant) for every variant whose ⊥Grad- or surgery-free twin ran."""
+    keys: dict[tuple[str, str], str] = {}
+    flags: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        wv = (wl_key[r["run_id"]], variant[r["run_id"]])
+        opt = r["config"]["optimizer"]
+        keys[wv] = _optimizer_key(opt)
+        flags[wv] = opt
+    by_key = {(wl, k): v for (wl, v), k in keys.items()}
+    rows = []
+    for (wl, v), opt in sorted(flags.items()):
+        if opt.get("ortho"):
+            base = by_key.get((wl, _optimizer_key(opt, drop=("ortho",))))
+            if base is not None:
+                rows.append({"workload": wl, "kind": "ortho", "base": base, "variant": v})
+        if opt.get("surgery"):
+            base = by_key.get((wl, _optimizer_key({**opt, "surgery": False})))
+            if base is not None:
+                rows.append({"workload": wl, "kind": "surgery", "base": base, "variant": v})
+    return pd.DataFrame(rows, columns=["workload", "kind", "base", "variant"])
+
+
+def _relabel(frame: pd.DataFrame, wl_key: dict[str, str], variant: dict[str, str]) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    frame.insert(frame.columns.get_loc("workload") + 1, "workload_name", frame["workload"])
+    frame["workload"] = frame["run_id"].map(wl_key)
+    frame.insert(frame.columns.get_loc("optimizer") + 1, "variant", frame["run_id"].map(variant))
+    return frame
+
+
+def load_sweep(path: Path) -> SweepData:
+    """Load a results directory (a results root, a sweep directory, or its ``runs``).
+
+    Raises BenchError with a one-line message when there is nothing to report on.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BenchError(f"no results directory {path}; run python -m bench run first")
+    dirs = sweep_dirs(path)
+    if not dirs:
+        raise BenchError(
+            f"no finished runs under {path} (no runs/ directory); run python -m bench run first"
+        )
+
+    expected_specs: list[RunSpec] = []
+    has_sweep_file = False
+    finished: set[str] = set()
+    problems = []
+    for d in dirs:
+        specs = _read_sweep_file(d)
+        if specs is not None:
+            has_sweep_file = True
+            expected_specs.extend(specs)
+        scanned = store.scan(d)
+        finished |= scanned.finished
+        problems += [
+            {"sweep": d.name, "run_id": rid, "problem": what} for rid, what in scanned.problems
+        ]
+
+    if not finished:
+        detail = []
+        if has_sweep_file:
+            detail.append(f"sweep.json lists {len(expected_specs)} runs, none finished")
+        if problems:
+            detail.append(f"{len(problems)} run files do not read back")
+        extra = f" ({'; '.join(detail)})" if detail else ""
+        raise BenchError(f"no finished runs under {path}{extra}; run python -m bench run first")
+
+    records = store.load_records(path)
+    runs = store.load_runs(path)
+    wl_key = _workload_keys(records)
+    variant, variant_config = _variants(records, wl_key)
+    runs = _relabel(runs, wl_key, variant)
+    history = _relabel(store.load(path), wl_key, variant)
+    traces = _relabel(store.load_traces(path), wl_key, variant)
+
+    workloads = {}
+    for wl, group in runs.groupby("workload", sort=True):
+        workloads[wl] = _workload_info(group["workload_name"].iloc[0], group)
+    final = pd.Series(math.nan, index=runs.index)
+    for wl, info in workloads.items():
+        rows = runs["workload"] == wl
+        column = f"final_{info.primary}"
+        if column in runs:
+            final[rows] = runs.loc[rows, column].astype(float)
+    runs["final"] = final
+    runs["diverged"] = runs["diverged_at"].notna()
+    runs["failed"] = runs["diverged"] | ~np.isfinite(runs["final"])
+
+    seen = set(runs["run_id"])
+    missing = [
+        {
+            "sweep": s.sweep,
+            "workload": s.workload,
+            "variant": s.label,
+            "lr": s.lr,
+            "seed": s.seed,
+            "run_id": s.run_id,
+        }
+        for s in expected_specs
+        if s.run_id not in seen
+    ]
+    missing_df = pd.DataFrame(
+        missing, columns=["sweep", "workload", "variant", "lr", "seed", "run_id"]
+    )
+    missing_df = missing_df.drop_duplicates("run_id").sort_values(
+        ["workload", "variant", "lr", "seed"]
+    )
+    notes = []
+    if not has_sweep_file:
+        notes.append(
+            f"No {SWEEP_FILE} under {path}: runs that the sweep asked for but did not finish "
+            "cannot be listed."
+        )
+    return SweepData(
+        path=path,
+        sweep_dirs=dirs,
+        runs=runs,
+        history=history,
+        traces=traces,
+        records=records,
+        workloads=workloads,
+        variant_config=variant_config,
+        pairs=_pairs(records, wl_key, variant),
+        missing=missing_df.reset_index(drop=True),
+        problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
+        expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
+        notes=notes,
+    )

@@ -1,0 +1,371 @@
+"""The report's numbers: best lr per variant, summaries, paired comparisons, ranking, provenance.
+
+Every table here is a numeric DataFrame (the CSV files next to the report); formatting for
+HTML and Markdown happens in :mod:`bench.report.html`.
+
+The honesty rule: the best learning rate of a (workload, variant) is chosen on the *selection*
+seeds and every claim (means, CIs, paired tests, profiles, ranking) is made on the *report*
+seeds, which are disjoint whenever the workload has two or more seeds (see
+:func:`bench.report.stats.split_seeds`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.report import stats
+from bench.report.data import SweepData
+
+SELECTION_RULE = (
+    "For each workload and optimizer variant, the learning rate with the lowest fraction of "
+    "failed runs (diverged, or a non-finite final primary metric: a failure counts as worse "
+    "than any finite value), then the best mean final primary metric, over the selection "
+    "seeds; ties go to the smaller learning rate."
+)
+
+
+@dataclass(frozen=True)
+class SeedSplit:
+    selection: list[int]
+    report: list[int]
+
+    @property
+    def shared(self) -> bool:
+        """True when selection and report use the same seeds (a single-seed workload)."""
+        return set(self.selection) == set(self.report)
+
+    def describe(self) -> str:
+        sel = ", ".join(map(str, self.selection))
+        rep = ", ".join(map(str, self.report))
+        if self.shared:
+            return (
+                f"one seed ({rep}): the learning rate is selected on the seed it is reported on, "
+                "so the reported numbers are optimistic, and no confidence interval is possible"
+            )
+        return f"lr selected on seed(s) {sel}; everything reported on seed(s) {rep}"
+
+
+@dataclass
+class Analysis:
+    """Everything computed from one :class:`SweepData`."""
+
+    data: SweepData
+    splits: dict[str, SeedSplit]
+    best: pd.DataFrame  # workload, variant, lr, fail_rate, score, n (on the selection seeds)
+    reported: pd.DataFrame  # the runs at the best lr on the report seeds
+    summary: pd.DataFrame
+    paired: pd.DataFrame
+    ranking: pd.DataFrame
+    profile_costs: dict[str, pd.DataFrame]
+    grad_norms: pd.DataFrame
+    reference: dict[str, str | None]  # workload -> the Adam variant overheads are relative to
+
+
+def seed_splits(runs: pd.DataFrame) -> dict[str, SeedSplit]:
+    return {
+        wl: SeedSplit(*stats.split_seeds(group["seed"].unique()))
+        for wl, group in runs.groupby("workload", sort=True)
+    }
+
+
+def best_lrs(runs: pd.DataFrame, splits: dict[str, SeedSplit], data: SweepData) -> pd.DataFrame:
+    parts = []
+    for wl, split in splits.items():
+        sel = runs[(runs["workload"] == wl) & runs["seed"].isin(split.selection)]
+        hib = data.workloads[wl].higher_is_better
+        parts.append(stats.select_best(sel, ["workload", "variant"], "final", "failed", hib))
+    return pd.concat(parts, ignore_index=True)
+
+
+def reported_runs(
+    runs: pd.DataFrame, best: pd.DataFrame, splits: dict[str, SeedSplit]
+) -> pd.DataFrame:
+    """The runs every claim is made on: each variant at its selected lr, on the report seeds."""
+    chosen = runs.merge(best[["workload", "variant", "lr"]], on=["workload", "variant", "lr"])
+    keep = [s in splits[wl].report for wl, s in zip(chosen["workload"], chosen["seed"])]
+    return chosen[keep].reset_index(drop=True)
+
+
+def adam_reference(data: SweepData, workload: str) -> str | None:
+    """The plain Adam variant of a workload (overheads are relative to it), if one ran."""
+    variants = sorted(data.runs.loc[data.runs["workload"] == workload, "variant"].unique())
+    if "adam" in variants:
+        return "adam"
+    for v in variants:
+        cfg = data.variant_config[(workload, v)]
+        if cfg.get("name") == "adam" and not cfg.get("ortho") and not cfg.get("surgery"):
+            return v
+    return None
+
+
+def _median_inf(values: pd.Series) -> float:
+    """Median with a missing value (target not reached) counted as +inf."""
+    x = values.astype(float).fillna(math.inf).to_numpy()
+    return float(np.median(x)) if len(x) else math.nan
+
+
+def summary_table(a: Analysis) -> pd.DataFrame:
+    """One row per workload × variant: the reported numbers."""
+    runs, rep = a.data.runs, a.reported
+    rows = []
+    for (wl, variant), chosen in a.best.groupby(["workload", "variant"], sort=True):
+        lr = float(chosen["lr"].iloc[0])
+        r = rep[(rep["workload"] == wl) & (rep["variant"] == variant)]
+        every = runs[(runs["workload"] == wl) & (runs["variant"] == variant)]
+        ok = r[~r["failed"]]
+        ci = stats.mean_ci(ok["final"])
+        tps = stats.mean_ci(every["time_per_step"])
+        ref = a.reference.get(wl)
+        ref_runs = runs[(runs["workload"] == wl) & (runs["variant"] == ref)] if ref else None
+        overhead = tps.mean / ref_runs["time_per_step"].mean() if ref_runs is not None else math.nan
+        rows.append(
+            {
+                "workload": wl,
+                "variant": variant,
+                "best_lr": lr,
+                "lrs_tried": int(every["lr"].nunique()),
+                "n_report": len(r),
+                "final_mean": ci.mean,
+                "final_ci_lo": ci.lo,
+                "final_ci_hi": ci.hi,
+                "n_finite": ci.n,
+                "diverged_best": int(r["failed"].sum()),
+                "divergence_rate_best": float(r["failed"].mean()) if len(r) else math.nan,
+                "divergence_rate_all": float(every["diverged"].mean()),
+                "n_all": len(every),
+                "time_per_step_ms": 1e3 * tps.mean,
+                "time_per_step_ci_ms": 1e3 * tps.half_width,
+                "overhead_vs_adam": overhead,
+                "grad_evals_per_step": float(
+                    (every["grad_evals"] / every["steps_completed"]).median()
+                ),
+                "reached_target": int(r["steps_to_target"].notna().sum()),
+                "grad_evals_to_target": _median_inf(r["grad_evals_to_target"]),
+                "time_to_target_s": _median_inf(r["time_to_target"]),
+                "removed_frac_g": float(r["removed_frac_g_mean"].mean()),
+                "removed_frac_d": float(r["removed_frac_d_mean"].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_table(a: Analysis) -> pd.DataFrame:
+    """Seed-matched base vs base+ortho and base vs surgery, each at its own selected lr."""
+    rep = a.reported
+    rows = []
+    for p in a.data.pairs.itertuples(index=False):
+        info = a.data.workloads[p.workload]
+
+        def by_seed(variant: str, workload: str = p.workload) -> pd.DataFrame:
+            r = rep[(rep["workload"] == workload) & (rep["variant"] == variant)]
+            return r.set_index("seed")
+
+        base, var = by_seed(p.base), by_seed(p.variant)
+        common = base.index.intersection(var.index)
+        failed = int((base.loc[common, "failed"] | var.loc[common, "failed"]).sum())
+        cmp = stats.compare_paired(
+            base.loc[~base["failed"], "final"],
+            var.loc[~var["failed"], "final"],
+            info.higher_is_better,
+        )
+        lr = a.best.set_index(["workload", "variant"])["lr"]
+        rows.append(
+            {
+                "workload": p.workload,
+                "kind": p.kind,
+                "base": p.base,
+                "variant": p.variant,
+                "metric": info.primary,
+                "higher_is_better": info.higher_is_better,
+                "lr_base": float(lr[(p.workload, p.base)]),
+                "lr_variant": float(lr[(p.workload, p.variant)]),
+                "seeds": ", ".join(map(str, sorted(common))),
+                "n_pairs": cmp.n,
+                "dropped_failed": failed,
+                "base_mean": float(base.loc[~base["failed"], "final"].mean()),
+                "variant_mean": float(var.loc[~var["failed"], "final"].mean()),
+                "mean_diff": cmp.mean_diff,
+                "diff_ci_lo": cmp.ci_lo,
+                "diff_ci_hi": cmp.ci_hi,
+                "variant_better": cmp.b_better,
+                "wilcoxon_stat": cmp.statistic,
+                "p_value": cmp.pvalue,
+                "note": cmp.note,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def ranking_table(a: Analysis) -> pd.DataFrame:
+    """Rank per workload (1 = best: fewest failures at the best lr, then best mean); mean rank."""
+    s = a.summary
+    ranks = {}
+    for wl, g in s.groupby("workload", sort=True):
+        hib = a.data.workloads[wl].higher_is_better
+        ranks[wl] = pd.Series(
+            stats.rank_scores(g["divergence_rate_best"], g["final_mean"], hib).to_numpy(),
+            index=g["variant"],
+        )
+    table = pd.DataFrame(ranks)
+    table.index.name = "variant"
+    table.insert(0, "mean_rank", table.mean(axis=1))
+    table.insert(1, "workloads", table.iloc[:, 1:].notna().sum(axis=1))
+    return table.sort_values(["mean_rank", "workloads"], ascending=[True, False]).reset_index()
+
+
+def _profile_costs(a: Analysis) -> dict[str, pd.DataFrame]:
+    """Workload × variant costs (lower is better; inf = failed or target not reached)."""
+    s = a.summary
+    final = {}
+    for row in s.itertuples(index=False):
+        hib = a.data.workloads[row.workload].higher_is_better
+        if row.diverged_best > 0 or not math.isfinite(row.final_mean):
+            cost = math.inf
+        elif hib:
+            cost = 1 / row.final_mean if row.final_mean > 0 else math.inf
+        else:
+            cost = row.final_mean
+        final[(row.workload, row.variant)] = cost
+
+    def table(values: dict[tuple[str, str], float]) -> pd.DataFrame:
+        return pd.Series(values).unstack()
+
+    return {
+        "final": table(final),
+        "grad_evals_to_target": table(
+            {(r.workload, r.variant): r.grad_evals_to_target for r in s.itertuples(index=False)}
+        ),
+        "time_to_target": table(
+            {(r.workload, r.variant): r.time_to_target_s for r in s.itertuples(index=False)}
+        ),
+    }
+
+
+def grad_norm_table(a: Analysis) -> pd.DataFrame:
+    """Gradient-norm summaries (means over the reported runs of each run's statistic)."""
+    cols = [
+        f"grad_norm_{p}_{k}"
+        for p in ("g", "d")
+        for k in ("median", "p99", "max", "vanishing_frac", "exploding_frac")
+    ]
+    cols = [c for c in cols if c in a.reported]
+    return a.reported.groupby(["workload", "variant"], sort=True)[cols].mean().reset_index()
+
+
+def analyse(data: SweepData) -> Analysis:
+    splits = seed_splits(data.runs)
+    best = best_lrs(data.runs, splits, data)
+    a = Analysis(
+        data=data,
+        splits=splits,
+        best=best,
+        reported=reported_runs(data.runs, best, splits),
+        summary=pd.DataFrame(),
+        paired=pd.DataFrame(),
+        ranking=pd.DataFrame(),
+        profile_costs={},
+        grad_norms=pd.DataFrame(),
+        reference={wl: adam_reference(data, wl) for wl in splits},
+    )
+    a.summary = summary_table(a)
+    a.paired = paired_table(a)
+    a.ranking = ranking_table(a)
+    a.profile_costs = _profile_costs(a)
+    a.grad_norms = grad_norm_table(a)
+    return a
+
+
+# -- how the metrics were computed ------------------------------------------------------------
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list | tuple) else v
+    return out
+
+
+def _distinct(values: list[Any]) -> str:
+    seen = sorted({str(v) for v in values})
+    return "; ".join(seen)
+
+
+def provenance(data: SweepData) -> dict[str, pd.DataFrame]:
+    """How every number was produced: metric definitions, metric_info, game config, environment."""
+    by_run = {r["run_id"]: r for r in data.records}
+    wl_of = dict(zip(data.runs["run_id"], data.runs["workload"]))
+    metric_rows, info_rows, config_rows = [], [], []
+    for wl, info in data.workloads.items():
+        for m, (desc, hib) in info.metrics.items():
+            metric_rows.append(
+                {
+                    "workload": wl,
+                    "metric": m,
+                    "primary": m == info.primary,
+                    "better": "higher" if hib else "lower",
+                    "target": f"{info.target:g}"
+                    if m == info.primary and info.target is not None
+                    else "",
+                    "definition": desc,
+                }
+            )
+        recs = [by_run[rid] for rid, w in wl_of.items() if w == wl]
+        infos = [_flatten(r["summary"].get("metric_info") or {}) for r in recs]
+        for key in sorted({k for i in infos for k in i}):
+            info_rows.append(
+                {"workload": wl, "key": key, "value": _distinct([i.get(key) for i in infos])}
+            )
+        if not any(infos):
+            info_rows.append(
+                {
+                    "workload": wl,
+                    "key": "(none)",
+                    "value": "computed in closed form from the parameters",
+                }
+            )
+        configs = [
+            _flatten({k: v for k, v in r["config"].items() if k not in ("optimizer", "seed")})
+            for r in recs
+        ]
+        for key in sorted({k for c in configs for k in c}):
+            config_rows.append(
+                {"workload": wl, "key": key, "value": _distinct([c.get(key) for c in configs])}
+            )
+    envs = [_flatten(r.get("env") or {}) for r in data.records]
+    env_rows = [
+        {"key": key, "value": _distinct([e.get(key) for e in envs])}
+        for key in sorted({k for e in envs for k in e})
+    ]
+    # The update scheme differs between variants (extrapolation methods are always
+    # simultaneous), which matters when comparing them, so it is listed per variant.
+    schemes: dict[tuple[str, str], set[str]] = {}
+    for r in data.runs.itertuples(index=False):
+        config = by_run[r.run_id]["config"]
+        scheme = f"{config.get('scheme')} (d_steps={config.get('d_steps')})"
+        schemes.setdefault((r.workload, r.variant), set()).add(scheme)
+    variant_rows = [
+        {
+            "workload": wl,
+            "variant": v,
+            "scheme": "; ".join(sorted(schemes.get((wl, v), ()))),
+            "optimizer config (lr swept)": json.dumps(cfg, sort_keys=True),
+        }
+        for (wl, v), cfg in sorted(data.variant_config.items())
+    ]
+    return {
+        "metrics": pd.DataFrame(metric_rows),
+        "metric_info": pd.DataFrame(info_rows),
+        "config": pd.DataFrame(config_rows),
+        "variants": pd.DataFrame(variant_rows),
+        "environment": pd.DataFrame(env_rows),
+    }

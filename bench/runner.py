@@ -1,0 +1,396 @@
+"""Run a sweep: validate it, skip finished runs, train the rest in parallel, store each as it lands.
+
+Workers only compute: :func:`execute` trains one :class:`~bench.spec.RunSpec` and returns the
+result. The parent process writes every run the moment it arrives (``Parallel(return_as=
+"generator_unordered")``), so the same code serves local processes (joblib's loky backend) and a
+Dask cluster (joblib's dask backend), and a killed sweep loses at most the runs in flight.
+
+Devices: on CPU every worker trains with one torch thread. With ``device="cuda"`` locally there
+is one worker per GPU and each worker holds one GPU for its whole life (an exclusive lock file per
+GPU); on a Dask cluster each run asks for the worker resource ``{"GPU": 1}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import store
+from bench.config import Sweep, load_sweep, validate
+from bench.errors import BenchError
+from bench.spec import RunSpec
+
+DASK_CONNECT_TIMEOUT_S = 10
+"""How long to wait for a scheduler (and for its first worker) before giving up."""
+
+
+@dataclass
+class Outcome:
+    """What a worker sends back for one run: the result, or why it failed."""
+
+    spec: RunSpec
+    result: Any  # ogan.TrainResult, None when the run raised
+    env: dict[str, Any] | None
+    error: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GpuSlots:
+    """One lock file per local GPU; a worker takes the first free one and keeps it for life."""
+
+    lock_dir: str
+    count: int
+
+
+@dataclass
+class SweepReport:
+    """What ``run_sweep`` did."""
+
+    sweep: Sweep
+    sweep_dir: Path
+    total: int
+    skipped: int
+    ran: int = 0
+    diverged: int = 0
+    failed: int = 0
+
+
+# -- worker side ------------------------------------------------------------------------------
+
+# (lock_dir, lock fd, GPU index): the GPU this worker process holds for its whole life
+_claimed_gpu: tuple[str, int, int] | None = None
+
+
+def _gpu_device(slots: GpuSlots) -> str:
+    global _claimed_gpu
+    if _claimed_gpu is not None and _claimed_gpu[0] == slots.lock_dir:
+        return f"cuda:{_claimed_gpu[2]}"
+    if _claimed_gpu is not None:  # a reused worker from an earlier sweep: release its lock
+        os.close(_claimed_gpu[1])
+        _claimed_gpu = None
+    for index in range(slots.count):
+        fd = os.open(os.path.join(slots.lock_dir, f"gpu{index}.lock"), os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _claimed_gpu = (slots.lock_dir, fd, index)
+        return f"cuda:{index}"
+    raise RuntimeError(f"all {slots.count} GPUs are held by other workers")
+
+
+def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
+    """Train one run (in a worker) and return its result; never writes a file.
+
+    An exception inside the run is returned as the outcome's error, so one broken run does not
+    stop the sweep; a diverged run is a normal result (``summary["diverged_at"]``).
+    """
+    import ogan  # the first import in a fresh worker takes seconds: keep it out of the timing
+
+    t0 = time.perf_counter()
+    device = _gpu_device(gpus) if gpus is not None and spec.device == "cuda" else spec.device
+    try:
+        result = ogan.train(**{**spec.train_kwargs(), "device": device}, threads=1)
+        env = store.environment(device, threads=1)
+    except Exception as exc:  # reported by the parent; the run is retried on the next invocation
+        lines = traceback.format_exception_only(type(exc), exc)
+        return Outcome(spec, None, None, lines[-1].strip(), time.perf_counter() - t0)
+    return Outcome(spec, result, env, None, time.perf_counter() - t0)
+
+
+# -- parent side ------------------------------------------------------------------------------
+
+
+def run_sweep(
+    config: str | Path | None = None,
+    *,
+    out: str | Path = "results",
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    device: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepReport:
+    """Run (or resume) a sweep and store every finished run under ``<out>/<sweep name>/``.
+
+    Everything is checked before anything is written: the config, every run still to do
+    (through ``ogan.game.resolve``), the output directory and the scheduler. Finished runs are
+    skipped unless ``force``. KeyboardInterrupt propagates after the finished runs are stored.
+    """
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(_dask_client(scheduler)) if scheduler else None
+        if client is not None and device is None:
+            device = "cuda" if _cluster_gpus(client) else "cpu"
+        sweep = load_sweep(config, device=device)
+        if client is not None and sweep.device == "cuda" and not _cluster_gpus(client):
+            raise BenchError(
+                f"no Dask worker at {scheduler} offers a GPU resource; start the workers with "
+                "--resources GPU=1, or use --device cpu"
+            )
+        n_gpus = _local_gpus() if client is None and sweep.device == "cuda" else 0
+        if jobs is not None and n_gpus and jobs > n_gpus:
+            raise BenchError(f"--jobs {jobs} > {n_gpus} GPUs: each worker holds one GPU")
+        sweep_dir = Path(out) / sweep.name
+        check_writable(sweep_dir)
+
+        ids = [spec.run_id for spec in sweep.specs]
+        scan = store.scan(sweep_dir)
+        done = set() if force else scan.finished & set(ids)
+        todo = [spec for spec in sweep.specs if spec.run_id not in done]
+        # Finished runs were checked when they ran (and resuming stays fast: building the first
+        # torch optimizer imports torch._dynamo, ~2 s). A cluster's GPUs cannot be checked from
+        # here: check its runs on the CPU.
+        validate(todo, device="cpu" if client is not None else None)
+        report = SweepReport(sweep, sweep_dir, total=len(ids), skipped=len(done))
+        if dry_run:
+            _print_plan(report, todo, echo)
+            return report
+
+        stack.enter_context(_sweep_lock(sweep_dir))
+        store.remove_stale_temporaries(sweep_dir)
+        store.write_sweep(sweep_dir, sweep.manifest())
+        for run_id, problem in scan.problems:
+            print(
+                f"warning: run {run_id} is unreadable ({problem}); running it again",
+                file=sys.stderr,
+            )
+        echo(
+            f"sweep {sweep.name!r}: {len(ids)} runs, {len(done)} already finished, "
+            f"{len(todo)} to run on {sweep.device} -> {sweep_dir}"
+        )
+        if todo:
+            n_jobs = _n_jobs(jobs, len(todo), n_gpus, client)
+            gpus = stack.enter_context(_gpu_slots(n_gpus)) if n_gpus else None
+            _run_all(report, todo, n_jobs, client, gpus, echo)
+        echo(summary_table(sweep_dir, sweep.specs))
+    return report
+
+
+def _run_all(
+    report: SweepReport,
+    todo: list[RunSpec],
+    n_jobs: int,
+    client: Any,
+    gpus: GpuSlots | None,
+    echo: Callable[[str], None],
+) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(todo),
+        unit="run",
+        desc=report.sweep.name,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        disable=None,  # no bar in logs (not a terminal): the status lines say the same
+    )
+    outcomes = _outcomes(todo, n_jobs, client, gpus)
+    try:
+        for count, outcome in enumerate(outcomes, 1):
+            if outcome.error is None:
+                store.write_run(report.sweep_dir, outcome.spec, outcome.result, outcome.env)
+                report.ran += 1
+                report.diverged += outcome.result.summary.get("diverged_at") is not None
+            else:
+                report.failed += 1
+            bar.update()
+            with tqdm.external_write_mode():  # tqdm.write, through echo: above the bar
+                echo(f"[{count}/{len(todo)}] {status_line(outcome)}")
+    except KeyboardInterrupt:
+        bar.close()
+        echo(
+            f"interrupted: {report.skipped + report.ran} of {report.total} runs are stored in "
+            f"{report.sweep_dir}; run the same command again to finish the rest"
+        )
+        raise
+    finally:
+        outcomes.close()  # stops the workers when we leave early
+        bar.close()
+
+
+def _outcomes(
+    todo: list[RunSpec], n_jobs: int, client: Any, gpus: GpuSlots | None
+) -> Iterator[Outcome]:
+    from joblib import Parallel, delayed, parallel_config
+
+    tasks = (delayed(execute)(spec, gpus) for spec in todo)
+    if client is None:
+        parallel = Parallel(
+            n_jobs=n_jobs, backend="loky", return_as="generator_unordered", batch_size=1
+        )
+        yield from parallel(tasks)
+        return
+    gpu = todo[0].device == "cuda"
+    backend_args = {"resources": {"GPU": 1}} if gpu else {}
+    with parallel_config(
+        backend="dask",
+        client=client,
+        wait_for_workers_timeout=DASK_CONNECT_TIMEOUT_S,
+        **backend_args,
+    ):
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)
+        yield from parallel(tasks)
+
+
+def status_line(outcome: Outcome) -> str:
+    """One line per finished run: what it was and how it ended."""
+    spec = outcome.spec
+    what = f"{spec.workload} {spec.label} lr={spec.lr:g} seed={spec.seed}"
+    if outcome.error is not None:
+        return f"{what}: FAILED ({outcome.error})"
+    summary = outcome.result.summary
+    if summary.get("diverged_at") is not None:
+        return f"{what}: diverged at step {summary['diverged_at']} ({outcome.seconds:.1f}s)"
+    metric = _primary_metric(spec.workload)
+    return (
+        f"{what}: {metric}={summary.get(f'final_{metric}', math.nan):.4g} ({outcome.seconds:.1f}s)"
+    )
+
+
+def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
+    """Per workload × optimizer label (in config order): runs stored, diverged, mean final
+    primary metric (over the runs that did not diverge)."""
+    import pandas as pd
+
+    records = {record["run_id"]: record for record in store.load_records(sweep_dir)}
+    rows = []
+    for spec in specs:  # the sweep's own labels, even for runs stored under an older label
+        record = records.get(spec.run_id)
+        if record is None:
+            continue
+        metric = _primary_metric(spec.workload)
+        summary = record["summary"]
+        rows.append(
+            {
+                "workload": spec.workload,
+                "optimizer": spec.label,
+                "metric": metric,
+                "diverged": summary.get("diverged_at") is not None,
+                "final": summary.get(f"final_{metric}"),
+            }
+        )
+    if not rows:
+        return "no finished runs"
+    df = pd.DataFrame(rows)
+    df["final"] = pd.to_numeric(df["final"], errors="coerce")
+    table = (
+        df.groupby(["workload", "optimizer"], sort=False)
+        .agg(
+            runs=("final", "size"),
+            diverged=("diverged", "sum"),
+            metric=("metric", "first"),
+            final_mean=("final", "mean"),
+        )
+        .reset_index()
+        .rename(columns={"final_mean": "final (mean)"})
+    )
+    return table.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+def check_writable(sweep_dir: Path) -> None:
+    """Raise BenchError unless ``sweep_dir`` can be created (or written) here; creates nothing."""
+    path = sweep_dir.absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BenchError(f"cannot write results to {sweep_dir}: {existing} is not a directory")
+    runs = path / store.RUNS
+    target = runs if runs.is_dir() else existing
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise BenchError(f"cannot write results to {sweep_dir}: {target} is not writable")
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Only one ``bench run`` writes to a sweep directory at a time."""
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(sweep_dir / ".lock", os.O_CREAT | os.O_RDWR)
+    except OSError as exc:
+        raise BenchError(f"cannot write results to {sweep_dir}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(f"another `bench run` is writing to {sweep_dir}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _gpu_slots(count: int) -> Iterator[GpuSlots]:
+    with tempfile.TemporaryDirectory(prefix="bench-gpus-") as lock_dir:
+        yield GpuSlots(lock_dir, count)
+
+
+@contextlib.contextmanager
+def _dask_client(address: str) -> Iterator[Any]:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise BenchError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _cluster_gpus(client: Any) -> int:
+    workers = client.scheduler_info().get("workers", {}).values()
+    return int(sum(w.get("resources", {}).get("GPU", 0) for w in workers))
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _n_jobs(jobs: int | None, n_runs: int, n_gpus: int, client: Any) -> int:
+    if jobs is None:
+        if client is not None:
+            jobs = max(1, sum(client.ncores().values()))
+        elif n_gpus:
+            jobs = n_gpus
+        else:
+            from joblib import cpu_count
+
+            jobs = cpu_count()
+    return max(1, min(jobs, n_runs))
+
+
+def _print_plan(report: SweepReport, todo: list[RunSpec], echo: Callable[[str], None]) -> None:
+    echo(
+        f"sweep {report.sweep.name!r} ({report.sweep.origin}): {report.total} runs, "
+        f"{report.skipped} already finished, {len(todo)} to run on {report.sweep.device} "
+        f"-> {report.sweep_dir}"
+    )
+    for spec in todo:
+        echo(
+            f"  {spec.run_id}  {spec.workload} {spec.label} lr={spec.lr:g} seed={spec.seed} "
+            f"steps={spec.steps}"
+        )
+
+
+def _primary_metric(workload: str) -> str:
+    from ogan import workloads
+
+    return workloads.get(workload).primary_metric

@@ -1,0 +1,349 @@
+"""Sweep TOML → grid of RunSpecs: axes, sequence-valued keys, labels, every kind of bad input."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import textwrap
+
+import pytest
+
+from bench.config import (
+    embedded_sweeps,
+    load_sweep,
+    optimizer_sequence_keys,
+    parse_sweep,
+    validate,
+    workload_sequence_keys,
+)
+from bench.errors import BenchError
+from bench.spec import RunSpec
+from ogan import workloads
+from ogan.errors import ConfigError
+
+BASE = """
+[sweep]
+name = "t"
+seeds = [0, 1]
+steps = 20
+eval_every = 10
+
+[[workload]]
+name = "bilinear"
+"""
+
+
+def parse(text: str, base: str = BASE):
+    return parse_sweep(textwrap.dedent(base) + textwrap.dedent(text), device="cpu")
+
+
+def test_a_list_is_a_grid_axis_and_the_grid_is_workloads_x_optimizers_x_lrs_x_seeds():
+    sweep = parse(
+        """
+        [[workload]]
+        name = "dirac"
+
+        [[optimizer]]
+        name = "adam"
+        lr = [1e-3, 1e-2, 0.1]
+
+        [[optimizer]]
+        name = "sgd"
+        lr = 0.05
+        """
+    )
+    assert len(sweep.specs) == 2 * (3 + 1) * 2
+    cells = {(s.workload, s.label, s.lr, s.seed) for s in sweep.specs}
+    assert ("dirac", "adam", 0.01, 1) in cells
+    assert ("bilinear", "sgd", 0.05, 0) in cells
+    assert len(cells) == len(sweep.specs)
+
+
+def test_betas_as_a_flat_list_is_one_value_and_a_list_of_lists_is_an_axis():
+    one = parse('[[optimizer]]\nname = "adam"\nlr = 0.01\nbetas = [0.5, 0.999]\n')
+    assert len(one.specs) == 2
+    assert dict(one.specs[0].optimizer)["betas"] == (0.5, 0.999)
+
+    grid = parse('[[optimizer]]\nname = "adam"\nlr = 0.01\nbetas = [[0.5, 0.9], [0.0, 0.99]]\n')
+    assert sorted({dict(s.optimizer)["betas"] for s in grid.specs}) == [(0.0, 0.99), (0.5, 0.9)]
+    assert {s.label for s in grid.specs} == {"adam[betas=0.5,0.9]", "adam[betas=0,0.99]"}
+
+
+def test_a_mixed_list_for_a_sequence_key_is_an_error_naming_the_key():
+    with pytest.raises(BenchError, match="betas takes a sequence"):
+        parse('[[optimizer]]\nname = "adam"\nlr = 0.01\nbetas = [0.5, [0.9, 0.99]]\n')
+
+
+def test_bilinear_singular_values_flat_list_is_one_value_and_list_of_lists_an_axis():
+    base = '[sweep]\nseeds = [0]\n[[optimizer]]\nname = "sgd"\nlr = 0.1\n'
+    one = parse('[[workload]]\nname = "bilinear"\ndim = 2\nsingular_values = [1.0, 2.0]\n', base)
+    assert [dict(s.workload_options)["singular_values"] for s in one.specs] == [(1.0, 2.0)]
+    axis = parse('[[workload]]\nname = "bilinear"\nsingular_values = [[1.0], [3.0]]\n', base)
+    assert [dict(s.workload_options)["singular_values"] for s in axis.specs] == [(1.0,), (3.0,)]
+
+
+def test_sequence_keys_are_found_by_introspection():
+    assert "betas" in optimizer_sequence_keys("adam")
+    assert "betas" in optimizer_sequence_keys("lookahead", "adam")  # through the base
+    assert "lr" not in optimizer_sequence_keys("adam")
+    assert workload_sequence_keys(workloads.get("bilinear")) == {"singular_values"}
+    assert workload_sequence_keys(workloads.get("mog-ring")) == frozenset()
+
+
+def test_a_workload_option_list_is_an_axis_and_workload_steps_override_the_sweeps():
+    sweep = parse(
+        """
+        [[workload]]
+        name = "mog-ring"
+        hidden = [8, 16]
+        steps = 7
+        eval_every = 7
+
+        [[optimizer]]
+        name = "adam"
+        lr = 1e-3
+        """
+    )
+    ring = [s for s in sweep.specs if s.workload == "mog-ring"]
+    assert sorted({dict(s.workload_options)["hidden"] for s in ring}) == [8, 16]
+    assert {(s.steps, s.eval_every) for s in ring} == {(7, 7)}
+    assert {(s.steps, s.eval_every) for s in sweep.specs if s.workload == "bilinear"} == {(20, 10)}
+
+
+def test_labels_are_derived_from_name_base_and_modifiers():
+    sweep = parse(
+        """
+        [[workload]]
+        name = "mog-ring"
+
+        [[optimizer]]
+        name = "adam"
+        lr = 1e-3
+        [[optimizer]]
+        name = "adam"
+        lr = 1e-3
+        ortho = "weights"
+        [[optimizer]]
+        name = "adam"
+        lr = 1e-3
+        surgery = true
+        workloads = ["mog-ring"]
+        [[optimizer]]
+        name = "lookahead"
+        lr = 1e-3
+        [[optimizer]]
+        name = "lookahead"
+        base = "sgd"
+        lr = 1e-3
+        [[optimizer]]
+        name = "ttur"
+        lr = 1e-3
+        [[optimizer]]
+        name = "adam"
+        lr = 1e-3
+        betas = [0.5, 0.999]
+        label = "adam-gan"
+        """
+    )
+    labels = list(dict.fromkeys(s.label for s in sweep.specs))
+    assert labels == [
+        "adam",
+        "adam+ortho",
+        "lookahead(adam)",
+        "lookahead(sgd)",
+        "ttur",
+        "adam-gan",
+        "adam+surgery",
+    ]
+    # surgery needs real data: restricted to mog-ring by `workloads`
+    assert {s.workload for s in sweep.specs if s.label == "adam+surgery"} == {"mog-ring"}
+
+
+def test_two_entries_with_the_same_label_are_an_error_telling_to_set_label():
+    with pytest.raises(BenchError, match=r"label 'adam' .* set label"):
+        parse(
+            """
+            [[optimizer]]
+            name = "adam"
+            lr = 1e-3
+            [[optimizer]]
+            name = "adam"
+            lr = 1e-3
+            lr_ratio = 2
+            """
+        )
+
+
+def test_two_entries_giving_identical_runs_are_an_error():
+    with pytest.raises(BenchError, match="same run"):
+        parse(
+            """
+            [[optimizer]]
+            name = "adam"
+            lr = 1e-3
+            [[optimizer]]
+            name = "adam"
+            lr = 1e-3
+            label = "again"
+            """
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "valid"),
+    [
+        ("[other]\nx = 1\n", "other", "sweep, workload, optimizer"),
+        ("[sweep]\nseed = [0]\n", "seed", "seeds"),
+        ('[[workload]]\nname = "bilinear"\ndims = 3\n', "dims", "singular_values"),
+        ('[[workload]]\nname = "mog-ring"\nbatchsize = 3\n', "batchsize", "batch_size"),
+        ('[[optimizer]]\nname = "adam"\nbeta = [0.5, 0.9]\n', "beta", "betas"),
+        (
+            '[[optimizer]]\nname = "lookahead"\nbase = "sgd"\nbetas = [0.5, 0.9]\n',
+            "betas",
+            "momentum",
+        ),
+    ],
+)
+def test_an_unknown_key_anywhere_is_an_error_naming_it_and_the_valid_keys(text, key, valid):
+    doc = '[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "sgd"\nlr = 0.1\n'
+    with pytest.raises(BenchError, match=rf"unknown key '{key}'.*valid keys: .*{valid}"):
+        # the tested table comes first, so that [sweep] / top-level tables parse
+        parse_sweep(text + doc if not text.startswith("[[") else doc + text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[workload]]\nname = "nope"\n[[optimizer]]\nname = "sgd"\nlr = 0.1\n',
+            "Unknown workload 'nope'",
+        ),
+        (
+            '[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "adamw"\n',
+            "Unknown optimizer 'adamw'",
+        ),
+        ('[[workload]]\nname = "dirac"\n', "empty grid: the sweep has no \\[\\[optimizer\\]\\]"),
+        (
+            '[[optimizer]]\nname = "sgd"\nlr = 0.1\n',
+            "empty grid: the sweep has no \\[\\[workload\\]\\]",
+        ),
+        (
+            '[sweep]\nseeds = []\n[[workload]]\nname = "dirac"\n'
+            '[[optimizer]]\nname = "sgd"\nlr = 1\n',
+            "empty grid: \\[sweep\\] seeds",
+        ),
+        (
+            '[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "sgd"\nlr = []\n',
+            "empty grid: lr = \\[\\]",
+        ),
+        (
+            '[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "sgd"\nlr = 0.1\n'
+            'workloads = ["mog-ring"]\n',
+            "empty grid: optimizer 'sgd' is restricted",
+        ),
+        ('[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "sgd"\n', "needs lr = "),
+        ("[sweep\n", "malformed TOML"),
+        ('[sweep]\nname = "a/b"\n', "directory name"),
+        ('[sweep]\nsteps = [10, 20]\n[[workload]]\nname = "dirac"\n', "steps must be an integer"),
+        ('[sweep]\ndevice = "tpu"\n', "device must be one of cpu, cuda"),
+        ('[workload]\nname = "dirac"\n', "array of tables"),
+    ],
+)
+def test_bad_sweeps_are_errors_with_a_message_that_says_what_is_wrong(text, message):
+    with pytest.raises((BenchError, ConfigError), match=message):
+        parse_sweep(text)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "message"),
+    [
+        ('name = "adam"\nlr = 0.0', "lr must be > 0"),
+        ('name = "adam"\nlr = -1e-3', "lr must be > 0"),
+        ('name = "adam"\nlr = nan', "lr must be > 0 and finite, got nan"),
+        ('name = "adam"\nlr = 1e-3\nbetas = [1.5, 0.9]', "Invalid beta"),
+        ('name = "adam"\nlr = 1e-3\nsurgery = true', "no real data"),
+    ],
+)
+def test_validate_rejects_bad_values_naming_the_run(optimizer, message):
+    sweep = parse(f"[[optimizer]]\n{optimizer}\n")
+    with pytest.raises(ConfigError, match=rf"bilinear × adam.*{message}"):
+        validate(sweep.specs)
+
+
+def test_validate_reports_missing_data_from_ogan():
+    sweep = parse_sweep(
+        '[[workload]]\nname = "mnist"\ndata_dir = "/nonexistent/data"\n'
+        '[[optimizer]]\nname = "adam"\nlr = 2e-4\n'
+    )
+    with pytest.raises(Exception, match="/nonexistent/data") as info:
+        validate(sweep.specs)
+    assert isinstance(info.value, FileNotFoundError)  # ogan.errors.MissingDataError
+
+
+def test_run_specs_are_frozen_hashable_picklable_and_identified_by_content():
+    a = parse('[[optimizer]]\nname = "adam"\nlr = [1e-3, 1e-2]\n').specs
+    b = parse('[[optimizer]]\nname = "adam"\nlr = [1e-3, 1e-2]\nlabel = "other"\n').specs
+    assert len({s.run_id for s in a}) == len(a) == 4
+    assert [s.run_id for s in a] == [s.run_id for s in b]  # the label is not part of the run
+    assert hash(a[0]) == int(a[0].run_id, 16)
+    assert pickle.loads(pickle.dumps(a[0])) == a[0]
+    assert RunSpec.from_dict(a[0].to_dict()) == a[0]
+    with pytest.raises(AttributeError):
+        a[0].seed = 3  # type: ignore[misc]
+
+
+def test_an_integer_lr_and_the_same_float_are_the_same_run():
+    a = parse('[[optimizer]]\nname = "sgd"\nlr = 1\n').specs
+    b = parse('[[optimizer]]\nname = "sgd"\nlr = 1.0\n').specs
+    assert [s.run_id for s in a] == [s.run_id for s in b]
+
+
+def test_the_sweep_name_defaults_to_the_file_stem_and_files_win_over_embedded_names(tmp_path):
+    path = tmp_path / "quick"  # a file named like an embedded sweep
+    path.write_text('[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "sgd"\nlr = 0.1\n')
+    sweep = load_sweep(str(path), device="cpu")
+    assert sweep.name == "quick" and sweep.origin == str(path)
+    assert [s.seed for s in sweep.specs] == [0, 1, 2]  # the default seeds
+
+
+def test_an_unknown_config_names_the_embedded_sweeps():
+    with pytest.raises(BenchError, match="embedded: default, quick"):
+        load_sweep("no-such-sweep")
+
+
+def test_the_embedded_default_sweep_has_the_required_grid():
+    sweep = load_sweep(None, device="cpu")
+    assert sweep.name == "default"
+    assert {"mog-ring", "digits", "bilinear"} <= {s.workload for s in sweep.specs}
+    labels = {s.label for s in sweep.specs}
+    assert {
+        "adam",
+        "ttur",
+        "optimistic-adam",
+        "extra-adam",
+        "lookahead(adam)",
+        "adam+ortho",
+        "adam+surgery",
+        "muon",
+    } <= labels
+    for label in labels:
+        lrs = {s.lr for s in sweep.specs if s.label == label}
+        assert len(lrs) == 3, label
+    assert {s.seed for s in sweep.specs} == {0, 1, 2}
+    validate(sweep.specs)
+
+
+@pytest.mark.parametrize("name", ["quick", "default"])
+def test_embedded_sweeps_validate(name):
+    assert name in embedded_sweeps()
+    sweep = load_sweep(name, device="cpu")
+    assert sweep.name == name and sweep.specs
+    validate(sweep.specs)
+    assert all(math.isfinite(s.lr) and s.lr > 0 for s in sweep.specs)
+
+
+def test_the_manifest_lists_every_spec_and_the_source():
+    sweep = parse('[[optimizer]]\nname = "sgd"\nlr = [0.1, 0.2]\n')
+    manifest = sweep.manifest()
+    assert manifest["source"] == sweep.source
+    assert [RunSpec.from_dict(d) for d in manifest["specs"]] == list(sweep.specs)

@@ -1,0 +1,164 @@
+"""``--scheduler``: the same sweep on a real local Dask cluster (scheduler and workers as separate
+processes on 127.0.0.1) gives results identical to the local run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench
+from bench import runner
+from bench.cli import main
+
+SWEEP = """
+[sweep]
+name = "dask"
+seeds = [0, 1]
+
+[[workload]]
+name = "bilinear"
+steps = 40
+eval_every = 10
+
+[[workload]]
+name = "mog-ring"
+hidden = 16
+batch_size = 64
+steps = 30
+eval_every = 10
+
+[[optimizer]]
+name = "adam"
+lr = [1e-3, 1e-2]
+betas = [0.5, 0.999]
+
+[[optimizer]]
+name = "extra-adam"
+lr = 1e-2
+ortho = "weights"
+"""
+TIMING = ["wall_time", "step_time", "time_per_step", "eval_time", "time_to_target", "git_commit"]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # the nanny and its worker processes too
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A scheduler and two single-threaded workers, each its own process group; free ports."""
+    from distributed import Client
+
+    tmp = tmp_path_factory.mktemp("cluster")
+    info = tmp / "scheduler.json"
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> None:
+        log = open(tmp / f"{len(procs)}.log", "w")  # noqa: SIM115 - lives as long as the process
+        cmd = [sys.executable, "-m", *args]
+        procs.append(
+            subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True
+            )
+        )
+
+    try:
+        start(
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(info),
+        )
+        deadline = time.monotonic() + 60
+        while not (info.is_file() and info.read_text().strip().endswith("}")):
+            assert procs[0].poll() is None, (tmp / "0.log").read_text()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        start(
+            "distributed.cli.dask_worker",
+            address,
+            "--nthreads",
+            "1",
+            "--nworkers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            "--death-timeout",
+            "60",
+        )
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_bit_for_bit(scheduler, tmp_path):
+    from distributed import Client
+
+    config = tmp_path / "dask.toml"
+    config.write_text(SWEEP)
+    common = ["run", str(config), "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "cluster"), "--scheduler", scheduler]) == 0
+    assert main([*common, "--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
+
+    with Client(scheduler) as client:  # the workers, not this process, trained the runs
+        assert set(client.run(lambda: "ogan.game.train" in sys.modules).values()) == {True}
+    for load in (bench.load, bench.load_traces, bench.load_runs):
+        cluster = load(tmp_path / "cluster").drop(columns=TIMING, errors="ignore")
+        local = load(tmp_path / "local").drop(columns=TIMING, errors="ignore")
+        assert len(cluster) > 0
+        pd.testing.assert_frame_equal(cluster, local, check_exact=True)
+    # the resumed sweep on the cluster has nothing left to do
+    assert main([*common, "--out", str(tmp_path / "cluster"), "--scheduler", scheduler]) == 0
+
+
+def test_gpu_runs_need_workers_with_a_gpu_resource(scheduler, tmp_path, capsys):
+    config = tmp_path / "dask.toml"
+    config.write_text(SWEEP)
+    argv = [
+        "run",
+        str(config),
+        "--out",
+        str(tmp_path / "out"),
+        "--scheduler",
+        scheduler,
+        "--device",
+        "cuda",
+    ]
+    assert main(argv) == 2
+    assert "no Dask worker" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runner, "DASK_CONNECT_TIMEOUT_S", 1)
+    config = tmp_path / "dask.toml"
+    config.write_text(SWEEP)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert not Path(out).exists()

@@ -1,0 +1,370 @@
+"""The report end to end, on a tiny real sweep made once per session.
+
+The sweep: bilinear (with a learning rate at which SGD diverges), dirac and mog-ring, each with
+Adam, Adam+⊥Grad and a third variant, two learning rates, three seeds, plus one spec in
+sweep.json that never ran. Numbers in the report are checked against an independent pandas
+recomputation from the stored runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bench
+import ogan
+from bench.errors import BenchError
+from bench.report import build_report
+from bench.report.document import mean_pm
+from bench.spec import RunSpec, freeze
+from bench.store import atomic_write_json, environment, write_run
+
+SEEDS = (0, 1, 2)
+ADAM = {"name": "adam", "betas": [0.5, 0.9]}
+VARIANTS = {
+    "adam": ADAM,
+    "adam+ortho": {**ADAM, "ortho": "weights"},
+    "adam+surgery": {**ADAM, "surgery": True},
+    "sgd": {"name": "sgd"},
+}
+WORKLOADS = {
+    # name: (options, steps, eval_every, variants, lrs by variant)
+    "bilinear": ({"dim": 4}, 40, 10, ("adam", "adam+ortho", "sgd"), {"sgd": (0.05, 10.0)}),
+    "dirac": ({}, 30, 10, ("adam", "adam+ortho", "adam+surgery"), {}),
+    "mog-ring": (
+        {"hidden": 16, "batch_size": 32},
+        20,
+        10,
+        ("adam", "adam+ortho", "adam+surgery"),
+        {},
+    ),
+}
+DEFAULT_LRS = (0.01, 0.1)
+
+
+def _spec(sweep: str, workload: str, variant: str, lr: float, seed: int) -> RunSpec:
+    options, steps, eval_every, _, _ = WORKLOADS[workload]
+    return RunSpec(
+        sweep=sweep,
+        workload=workload,
+        workload_options=freeze(options),
+        optimizer=freeze({**VARIANTS[variant], "lr": lr}),
+        label=variant,
+        seed=seed,
+        steps=steps,
+        eval_every=eval_every,
+        device="cpu",
+    )
+
+
+def _specs(sweep: str) -> list[RunSpec]:
+    return [
+        _spec(sweep, wl, variant, lr, seed)
+        for wl, (_, _, _, variants, lrs) in WORKLOADS.items()
+        for variant in variants
+        for lr in lrs.get(variant, DEFAULT_LRS)
+        for seed in SEEDS
+    ]
+
+
+@pytest.fixture(scope="session")
+def sweep_dir(tmp_path_factory) -> Path:
+    """A finished tiny sweep, plus one spec in sweep.json that never ran."""
+    root = tmp_path_factory.mktemp("results") / "tiny"
+    specs = _specs("tiny")
+    never_ran = _spec("tiny", "dirac", "adam", 0.3, 0)
+    atomic_write_json(root / "sweep.json", {"specs": [s.to_dict() for s in [*specs, never_ran]]})
+    env = environment("cpu")
+    for spec in specs:
+        write_run(root, spec, ogan.train(**spec.train_kwargs(), threads=1), env)
+    return root
+
+
+@pytest.fixture(scope="session")
+def report(sweep_dir) -> Path:
+    return build_report(sweep_dir)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.srcs: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if "id" in a:
+            self.ids.add(a["id"])
+        if "href" in a:
+            self.hrefs.append(a["href"])
+        if "src" in a:
+            self.srcs.append(a["src"])
+
+
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+# -- files and references -----------------------------------------------------------------------
+
+
+def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(report):
+    out = report.parent
+    assert report == out / "index.html" and out.name == "report"
+    assert (out / "report.md").is_file()
+    for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "failed"):
+        assert (out / f"{name}.csv").is_file(), name
+    expected = {"fig-performance-profiles.png", "fig-divergence.png"} | {
+        f"fig-{wl}-{kind}.png"
+        for wl in WORKLOADS
+        for kind in ("curves", "final", "lr", "cost", "grad-norms", "removed")
+    }
+    assert {p.name for p in out.glob("*.png")} == expected
+    for png in expected:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_is_self_contained_and_every_reference_resolves(report):
+    page = _parse(report)
+    assert len(page.srcs) == 2 + 6 * len(WORKLOADS)
+    for src in page.srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    for href in page.hrefs:
+        assert href.startswith("#"), f"external or file link {href}"
+        assert href[1:] in page.ids, f"broken anchor {href}"
+    assert not [t for t, a in page.tags if t in ("script", "link", "iframe")]
+    assert "http://" not in report.read_text() and "https://" not in report.read_text()
+
+
+def test_markdown_figures_exist_next_to_it_and_anchors_resolve(report):
+    md = (report.parent / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) == 2 + 6 * len(WORKLOADS)
+    for name in images:
+        assert (report.parent / name).is_file(), name
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
+    for target in re.findall(r"\]\(#([^)]+)\)", md):
+        assert target in anchors
+
+
+# -- numbers against an independent recomputation -----------------------------------------------
+
+
+def _recompute(runs: pd.DataFrame, workload: str, variant: str, metric: str) -> dict:
+    """Best lr on seed 0 (failures worst, then lowest, then smaller lr), reported on seeds 1, 2."""
+    r = runs[(runs["workload"] == workload) & (runs["optimizer"] == variant)]
+    sel = r[r["seed"] == 0].sort_values("lr")
+    failed = sel["diverged_at"].notna() | ~np.isfinite(sel[f"final_{metric}"])
+    score = sel[f"final_{metric}"].where(~failed, np.inf)
+    best_lr = float(sel.loc[score.idxmin(), "lr"]) if np.isfinite(score.min()) else None
+    rep = r[(r["lr"] == best_lr) & r["seed"].isin([1, 2])]
+    values = rep[f"final_{metric}"].to_numpy()
+    return {
+        "best_lr": best_lr,
+        "mean": values.mean(),
+        "half": 12.706204736174707 * values.std(ddof=1) / math.sqrt(2),  # t_{0.975, 1}
+        "time_per_step_ms": 1e3 * r["time_per_step"].mean(),
+        "by_seed": rep.set_index("seed")[f"final_{metric}"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("workload", "variant", "metric"),
+    [
+        ("mog-ring", "adam", "fd"),
+        ("mog-ring", "adam+surgery", "fd"),
+        ("dirac", "adam+ortho", "distance"),
+        ("bilinear", "sgd", "distance"),
+    ],
+)
+def test_summary_numbers_equal_a_pandas_recomputation(report, sweep_dir, workload, variant, metric):
+    runs = bench.load_runs(sweep_dir)
+    want = _recompute(runs, workload, variant, metric)
+    summary = pd.read_csv(report.parent / "summary.csv")
+    row = summary[(summary["workload"] == workload) & (summary["variant"] == variant)].iloc[0]
+    assert row["best_lr"] == want["best_lr"]
+    assert row["final_mean"] == pytest.approx(want["mean"], rel=1e-12)
+    assert (row["final_ci_hi"] - row["final_ci_lo"]) / 2 == pytest.approx(want["half"], rel=1e-9)
+    assert row["time_per_step_ms"] == pytest.approx(want["time_per_step_ms"], rel=1e-12)
+    shown = mean_pm(row["final_mean"], row["final_ci_lo"], row["final_ci_hi"], int(row["n_finite"]))
+    assert f"<td>{shown}</td>" in report.read_text()
+
+
+def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir):
+    runs = bench.load_runs(sweep_dir)
+    base = _recompute(runs, "mog-ring", "adam", "fd")["by_seed"]
+    ortho = _recompute(runs, "mog-ring", "adam+ortho", "fd")["by_seed"]
+    diff = (ortho - base).dropna()
+    paired = pd.read_csv(report.parent / "paired.csv")
+    row = paired[(paired["workload"] == "mog-ring") & (paired["variant"] == "adam+ortho")].iloc[0]
+    assert (row["kind"], row["base"], row["n_pairs"]) == ("ortho", "adam", 2)
+    assert row["mean_diff"] == pytest.approx(diff.mean(), rel=1e-12)
+    assert row["variant_better"] == int((diff < 0).sum())
+    assert "too small" in row["note"]
+    kinds = set(zip(paired["workload"], paired["kind"]))
+    assert kinds == {(wl, "ortho") for wl in WORKLOADS} | {
+        ("dirac", "surgery"),
+        ("mog-ring", "surgery"),
+    }
+
+
+def test_diverged_runs_are_counted_and_listed_not_hidden(report, sweep_dir):
+    runs = bench.load_runs(sweep_dir)
+    diverged = runs[runs["diverged_at"].notna()]
+    assert len(diverged) == 3 and set(diverged["lr"]) == {10.0}  # bilinear sgd at lr 10
+    failed = pd.read_csv(report.parent / "failed.csv")
+    assert set(failed["run_id"]) == set(diverged["run_id"])
+    summary = pd.read_csv(report.parent / "summary.csv").set_index(["workload", "variant"])
+    assert summary.loc[("bilinear", "sgd"), "divergence_rate_all"] == 0.5
+    assert summary.loc[("bilinear", "sgd"), "best_lr"] == 0.05
+    page = report.read_text()
+    assert "Failed: 3 run(s) diverged" in page
+    for run_id in diverged["run_id"]:
+        assert run_id in page
+
+
+def test_missing_runs_from_sweep_json_are_named(report):
+    missing = pd.read_csv(report.parent / "missing.csv")
+    assert len(missing) == 1
+    assert missing.iloc[0][["workload", "variant", "lr", "seed"]].tolist() == [
+        "dirac",
+        "adam",
+        0.3,
+        0,
+    ]
+    page = report.read_text()
+    assert "Partial sweep: 1 of" in page
+    assert missing.iloc[0]["run_id"] in page
+
+
+def test_report_states_the_seed_split_and_how_metrics_were_computed(report):
+    page = report.read_text()
+    assert "lr selected on seed(s) 0; everything reported on seed(s) 1, 2" in page
+    assert "eval_samples" in page  # mog-ring's metric_info
+    assert "torch" in page and "git_commit" in page
+
+
+def test_ranking_follows_the_summary(report):
+    summary = pd.read_csv(report.parent / "summary.csv")
+    ranking = pd.read_csv(report.parent / "ranking.csv").set_index("variant")
+    for wl, g in summary.groupby("workload"):
+        g = g.sort_values(["divergence_rate_best", "final_mean"])
+        ranks = ranking.loc[g["variant"], wl].to_numpy()
+        assert (np.diff(ranks) >= 0).all()  # ties share their average rank
+        assert ranks[0] == (1.0 if g["final_mean"].iloc[0] < g["final_mean"].iloc[1] else 1.5)
+
+
+# -- degraded inputs ------------------------------------------------------------------------------
+
+
+def test_missing_directory_is_a_one_line_bench_error(tmp_path):
+    with pytest.raises(BenchError) as err:
+        build_report(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(err.value) and "python -m bench run" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_empty_directory_names_the_directory_and_what_is_missing(tmp_path):
+    with pytest.raises(
+        BenchError, match=r"no finished runs under .*; run python -m bench run first"
+    ):
+        build_report(tmp_path)
+
+
+def test_sweep_without_finished_runs_says_what_sweep_json_asked_for(tmp_path, sweep_dir):
+    shutil.copy(sweep_dir / "sweep.json", tmp_path / "sweep.json")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "0123456789abcdef.json").write_text("{not json")
+    with pytest.raises(BenchError) as err:
+        build_report(tmp_path)
+    message = str(err.value)
+    assert f"no finished runs under {tmp_path}" in message
+    assert f"sweep.json lists {len(_specs('tiny')) + 1} runs, none finished" in message
+    assert "1 run files do not read back" in message
+    assert "\n" not in message
+
+
+def test_partial_single_seed_sweep_renders_with_what_is_missing_named(tmp_path, sweep_dir):
+    """One workload, seed 0 only: CIs read n/a (1 seed) and the rest of the sweep is listed."""
+    part = tmp_path / "part"
+    specs = [s for s in _specs("tiny") if s.workload == "dirac"]
+    atomic_write_json(part / "sweep.json", {"specs": [s.to_dict() for s in specs]})
+    (part / "runs").mkdir()
+    for s in specs:
+        if s.seed == 0:
+            for suffix in (".json", ".parquet", ".trace.parquet"):
+                shutil.copy(sweep_dir / "runs" / f"{s.run_id}{suffix}", part / "runs")
+    index = build_report(part, out=tmp_path / "out")
+    page = index.read_text()
+    assert index == tmp_path / "out" / "index.html"
+    assert "± n/a (1 seed)" in page
+    assert "dirac: a single seed" in page
+    missing = pd.read_csv(tmp_path / "out" / "missing.csv")
+    assert len(missing) == len(specs) - len([s for s in specs if s.seed == 0])
+    assert set(missing["seed"]) == {1, 2}
+    assert "too few seed pairs to tell" in page or "1 pair" in page
+    for src in _parse(index).srcs:
+        assert src.startswith("data:image/png;base64,")
+
+
+def test_report_of_a_results_root_finds_the_sweep_below_it(tmp_path, sweep_dir):
+    root = tmp_path / "results"
+    root.mkdir()
+    (root / "tiny").symlink_to(sweep_dir, target_is_directory=True)
+    from bench.report import load_sweep
+
+    data = load_sweep(root)
+    assert set(data.workloads) == set(WORKLOADS)
+    assert data.expected == len(_specs("tiny")) + 1
+    json.dumps(data.variant_config[("dirac", "adam+ortho")])  # resolved config is plain JSON
+    assert data.variant_config[("dirac", "adam+ortho")]["ortho"] == "weights"
+
+
+def test_one_label_covering_two_surgery_settings_becomes_two_paired_variants():
+    """surgery set in the [[workload]] table: same label, different resolved optimizer configs."""
+    from bench.report.data import _pairs, _variants, _workload_keys
+
+    def record(run_id: str, surgery: bool) -> dict:
+        options = {"surgery": True} if surgery else {}
+        return {
+            "run_id": run_id,
+            "spec": {
+                "workload": "mog-ring",
+                "workload_options": options,
+                "steps": 10,
+                "eval_every": 5,
+                "label": "adam",
+            },
+            "config": {"optimizer": {"name": "adam", "lr": 1e-3, "surgery": surgery}},
+        }
+
+    records = [record("a", False), record("b", True)]
+    keys = _workload_keys(records)
+    assert keys == {"a": "mog-ring", "b": "mog-ring"}
+    names, _ = _variants(records, keys)
+    assert names == {"a": "adam", "b": "adam+surgery"}
+    pairs = _pairs(records, keys, names)
+    assert pairs.to_dict("records") == [
+        {"workload": "mog-ring", "kind": "surgery", "base": "adam", "variant": "adam+surgery"}
+    ]
+
+
+def test_a_workload_that_ignores_the_seed_is_flagged(report):
+    # dirac starts from fixed (θ, ψ) and samples nothing random: every seed is the same run.
+    assert "dirac: every seed gives the same final metric" in report.read_text()
+    assert "mog-ring: every seed gives" not in report.read_text()

@@ -1,0 +1,396 @@
+"""The sweep runner: store, resume, skip; faults (kill -9, Ctrl-C, corrupt files, divergence)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench
+from bench import runner, store
+from bench.errors import BenchError
+
+TINY = """
+[sweep]
+name = "tiny"
+seeds = [0, 1]
+
+[[workload]]
+name = "bilinear"
+steps = 30
+eval_every = 10
+
+[[workload]]
+name = "mog-ring"
+hidden = 8
+batch_size = 32
+steps = 20
+eval_every = 10
+
+[[optimizer]]
+name = "adam"
+lr = [1e-3, 1e-2]
+
+[[optimizer]]
+name = "extra-adam"
+lr = 1e-2
+"""
+TINY_RUNS = 2 * 3 * 2
+
+# Long enough per run (~0.5 s) that a signal lands in the middle of the sweep.
+SLOW = """
+[sweep]
+name = "slow"
+seeds = [0, 1, 2, 3]
+
+[[workload]]
+name = "mog-ring"
+hidden = 32
+batch_size = 64
+steps = 100
+eval_every = 50
+
+[[optimizer]]
+name = "adam"
+lr = [1e-3, 2e-3]
+betas = [0.5, 0.999]
+"""
+SLOW_RUNS = 8
+
+TIMING = {"wall_time", "step_time", "time_per_step", "eval_time", "time_to_target"}
+
+
+def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(config: Path, out: Path, **kw) -> runner.SweepReport:
+    lines: list[str] = []
+    report = runner.run_sweep(config, out=out, device="cpu", echo=lines.append, **kw)
+    report.lines = lines  # type: ignore[attr-defined]
+    return report
+
+
+def without_timing(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=[c for c in df.columns if c in TIMING or c == "git_commit"])
+
+
+def bench_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench", *args]
+
+
+def wait_for_runs(runs: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(runs.glob("*.json")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run finished in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory) -> tuple[Path, runner.SweepReport]:
+    tmp = tmp_path_factory.mktemp("tiny")
+    report = run(write(tmp, TINY), tmp / "out", jobs=1)
+    return tmp / "out", report
+
+
+def test_a_sweep_stores_every_run_with_spec_summary_environment_and_history(tiny_results):
+    out, report = tiny_results
+    assert (report.total, report.ran, report.skipped, report.failed) == (TINY_RUNS, TINY_RUNS, 0, 0)
+    runs = out / "tiny" / "runs"
+    ids = {spec.run_id for spec in report.sweep.specs}
+    assert {p.name for p in runs.iterdir()} == {
+        f"{i}{suffix}" for i in ids for suffix in (".json", ".parquet", ".trace.parquet")
+    }
+    record = json.loads((runs / f"{report.sweep.specs[0].run_id}.json").read_text())
+    assert record["spec"] == report.sweep.specs[0].to_dict()
+    assert record["config"]["threads"] == 1
+    env = record["env"]
+    assert env["device"] == "cpu" and env["threads"] == 1
+    assert {"torch", "numpy", "python", "cpu", "git_commit"} <= set(env)
+    assert "final_distance" in record["summary"]
+
+
+def test_sweep_json_holds_every_spec_and_the_config_source(tiny_results):
+    out, report = tiny_results
+    manifest = store.read_sweep(out / "tiny")
+    assert manifest["specs"] == list(report.sweep.specs)
+    assert manifest["source"] == textwrap.dedent(TINY)
+    assert store.missing(out / "tiny") == []
+
+
+def test_bench_load_returns_one_tidy_frame_of_every_evaluation(tiny_results):
+    out, _ = tiny_results
+    df = bench.load(out)
+    # bilinear: evaluations at 0, 10, 20, 30; mog-ring: at 0, 10, 20
+    assert len(df) == 6 * 4 + 6 * 3
+    assert list(df.columns[:9]) == [
+        "sweep",
+        "run_id",
+        "workload",
+        "optimizer",
+        "optimizer_name",
+        "lr",
+        "seed",
+        "ortho",
+        "surgery",
+    ]
+    assert set(df["optimizer"]) == {"adam", "extra-adam"}
+    assert df.groupby("run_id")["step"].max().isin([20, 30]).all()
+
+
+def test_the_summary_table_has_runs_diverged_and_mean_final_metric_per_workload_and_label(
+    tiny_results,
+):
+    out, report = tiny_results
+    table = runner.summary_table(out / "tiny", report.sweep.specs)
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "workload",
+        "optimizer",
+        "runs",
+        "diverged",
+        "metric",
+        "final",
+        "(mean)",
+    ]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[:5] for r in rows] == [
+        ["bilinear", "adam", "4", "0", "distance"],
+        ["bilinear", "extra-adam", "2", "0", "distance"],
+        ["mog-ring", "adam", "4", "0", "fd"],
+        ["mog-ring", "extra-adam", "2", "0", "fd"],
+    ]
+    runs = bench.load_runs(out)
+    mean = runs.query("workload == 'bilinear' and optimizer == 'adam'")["final_distance"].mean()
+    assert float(rows[0][5]) == pytest.approx(mean, rel=1e-3)
+    assert report.lines[-1] == table
+
+
+def test_a_rerun_skips_finished_runs_and_force_recomputes_them(tmp_path):
+    config = write(tmp_path, TINY)
+    first = run(config, tmp_path / "out", jobs=1)
+    json_file = tmp_path / "out" / "tiny" / "runs" / f"{first.sweep.specs[0].run_id}.json"
+    stamp = json_file.stat().st_mtime_ns
+    again = run(config, tmp_path / "out", jobs=1)
+    assert (again.skipped, again.ran) == (TINY_RUNS, 0)
+    assert json_file.stat().st_mtime_ns == stamp
+    forced = run(config, tmp_path / "out", jobs=1, force=True)
+    assert (forced.skipped, forced.ran) == (0, TINY_RUNS)
+    assert json_file.stat().st_mtime_ns != stamp
+
+
+def test_corrupt_or_truncated_files_are_reported_and_rerun_and_never_crash_loading(
+    tmp_path, capsys
+):
+    config = write(tmp_path, TINY)
+    first = run(config, tmp_path / "out", jobs=1)
+    runs = tmp_path / "out" / "tiny" / "runs"
+    ids = [spec.run_id for spec in first.sweep.specs]
+    reference = without_timing(bench.load(tmp_path / "out"))
+    (runs / f"{ids[0]}.json").write_text('{"run_id": "')  # truncated JSON
+    data = (runs / f"{ids[1]}.parquet").read_bytes()
+    (runs / f"{ids[1]}.parquet").write_bytes(data[: len(data) // 2])  # truncated parquet
+    (runs / f"{ids[2]}.trace.parquet").write_bytes(b"garbage")
+    (runs / f"{ids[3]}.json").write_text("[1, 2]")  # valid JSON, not a record
+
+    partial = bench.load(tmp_path / "out")  # loading skips what it cannot read
+    assert set(partial["run_id"]) == set(ids[4:])
+    scan = store.scan(tmp_path / "out" / "tiny")
+    assert {run_id for run_id, _ in scan.problems} == set(ids[:4])
+
+    capsys.readouterr()
+    again = run(config, tmp_path / "out", jobs=1)
+    assert (again.skipped, again.ran) == (TINY_RUNS - 4, 4)
+    err = capsys.readouterr().err
+    assert all(f"run {run_id} is unreadable" in err for run_id in ids[:4])
+    pd.testing.assert_frame_equal(without_timing(bench.load(tmp_path / "out")), reference)
+
+
+def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    config = write(
+        tmp_path,
+        """
+        [sweep]
+        name = "boom"
+        seeds = [0]
+        [[workload]]
+        name = "bilinear"
+        steps = 50
+        eval_every = 10
+        [[optimizer]]
+        name = "sgd"
+        lr = [1e30, 0.1]
+        """,
+    )
+    report = run(config, tmp_path / "out", jobs=1)
+    assert (report.ran, report.diverged, report.failed) == (2, 1, 0)
+    runs = bench.load_runs(tmp_path / "out").set_index("lr")
+    assert runs.loc[1e30, "diverged_at"] <= 50
+    assert pd.isna(runs.loc[0.1, "diverged_at"])
+    assert any("diverged at step" in line for line in report.lines)
+    table = runner.summary_table(tmp_path / "out" / "boom", report.sweep.specs)
+    assert table.splitlines()[1].split()[:4] == ["bilinear", "sgd", "2", "1"]
+
+
+def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries_it(
+    tmp_path, monkeypatch
+):
+    import ogan
+
+    train = ogan.train
+
+    def flaky(workload, optimizer, **kw):
+        if workload == "bilinear" and optimizer["lr"] == 1e-2 and kw["seed"] == 1:
+            raise RuntimeError("simulated crash")
+        return train(workload, optimizer, **kw)
+
+    config = write(tmp_path, TINY)
+    monkeypatch.setattr(ogan, "train", flaky)  # jobs=1 trains in this process
+    report = run(config, tmp_path / "out", jobs=1)
+    assert (report.ran, report.failed) == (TINY_RUNS - 2, 2)  # adam and extra-adam at 1e-2
+    assert sum("FAILED (RuntimeError: simulated crash)" in line for line in report.lines) == 2
+    monkeypatch.setattr(ogan, "train", train)
+    again = run(config, tmp_path / "out", jobs=1)
+    assert (again.skipped, again.ran, again.failed) == (TINY_RUNS - 2, 2, 0)
+
+
+def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(tmp_path):
+    config = write(tmp_path, SLOW)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        bench_cmd("run", str(config), "--out", str(killed), "--jobs", "2", "--device", "cpu"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_runs(killed / "slow" / "runs", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    stored = len(store.scan(killed / "slow").finished)
+    assert 1 <= stored < SLOW_RUNS
+
+    resumed = subprocess.run(
+        bench_cmd("run", str(config), "--out", str(killed), "--device", "cpu"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{stored} already finished, {SLOW_RUNS - stored} to run" in resumed.stdout
+    assert not list((killed / "slow" / "runs").glob(".*.tmp"))
+
+    whole = run(config, tmp_path / "whole", jobs=1)
+    assert whole.ran == SLOW_RUNS
+    for load in (bench.load, bench.load_traces, bench.load_runs):
+        pd.testing.assert_frame_equal(
+            without_timing(load(killed)), without_timing(load(tmp_path / "whole"))
+        )
+
+
+@pytest.mark.parametrize("to", ["runner", "process group"])  # a terminal's Ctrl-C: the group
+def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path):
+    config = write(tmp_path, SLOW)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        bench_cmd("run", str(config), "--out", str(out), "--jobs", "2", "--device", "cpu"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_runs(out / "slow" / "runs", proc)
+        if to == "runner":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert "interrupted" in stdout and "run the same command again" in stdout
+    assert "Traceback" not in stderr
+    scan = store.scan(out / "slow")
+    assert scan.problems == () and 1 <= len(scan.finished) < SLOW_RUNS
+    again = run(config, out, jobs=1)
+    assert again.skipped == len(scan.finished) and again.skipped + again.ran == SLOW_RUNS
+
+
+def test_stale_temporary_files_of_a_killed_writer_are_removed(tmp_path):
+    config = write(tmp_path, TINY)
+    runs = tmp_path / "out" / "tiny" / "runs"
+    runs.mkdir(parents=True)
+    stale = runs / ".0123456789abcdef.parquet.x1y2.tmp"
+    stale.write_bytes(b"half a file")
+    run(config, tmp_path / "out", jobs=1, force=True)
+    assert not stale.exists()
+
+
+def test_a_second_run_on_the_same_sweep_directory_is_refused(tmp_path):
+    config = write(tmp_path, TINY)
+    sweep_dir = tmp_path / "out" / "tiny"
+    sweep_dir.mkdir(parents=True)
+    with open(sweep_dir / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BenchError, match="another `bench run` is writing"):
+            run(config, tmp_path / "out", jobs=1)
+
+
+def test_dry_run_lists_the_runs_to_do_and_writes_nothing(tmp_path):
+    config = write(tmp_path, TINY)
+    report = run(config, tmp_path / "out", dry_run=True)
+    assert report.ran == 0 and not (tmp_path / "out").exists()
+    assert "12 runs, 0 already finished, 12 to run" in report.lines[0]
+    assert len(report.lines) == 1 + TINY_RUNS
+    assert {line.split()[0] for line in report.lines[1:]} == {
+        spec.run_id for spec in report.sweep.specs
+    }
+
+
+def test_gpu_workers_each_hold_a_different_gpu_for_their_lifetime(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "_claimed_gpu", None)
+    slots = runner.GpuSlots(str(tmp_path), 2)
+    try:
+        assert runner._gpu_device(slots) == "cuda:0"
+        assert runner._gpu_device(slots) == "cuda:0"  # kept across runs
+        code = (
+            "from bench import runner; "
+            f"s = runner.GpuSlots({str(tmp_path)!r}, {{n}}); print(runner._gpu_device(s))"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code.format(n=2)], capture_output=True, text=True, check=True
+        )
+        assert other.stdout.strip() == "cuda:1"
+        full = subprocess.run(
+            [sys.executable, "-c", code.format(n=1)], capture_output=True, text=True
+        )
+        assert "all 1 GPUs are held" in full.stderr
+    finally:
+        if runner._claimed_gpu is not None:
+            os.close(runner._claimed_gpu[1])
+
+
+def test_the_worker_count_defaults_to_the_cpus_and_never_exceeds_the_runs():
+    from joblib import cpu_count
+
+    assert runner._n_jobs(None, 100, 0, None) == cpu_count()
+    assert runner._n_jobs(None, 100, 3, None) == 3  # one worker per GPU
+    assert runner._n_jobs(8, 3, 0, None) == 3
+    assert runner._n_jobs(1, 3, 0, None) == 1
