@@ -166,7 +166,7 @@ def _seed_mlp_game(s: Settings, record_stats: bool = True):
 
 def _kernel_step(game) -> Callable[[], None]:
     """What ogan.train does per step: the step, the finiteness check, the trace row."""
-    trace = torch.zeros(64, 12)
+    trace = torch.zeros(64, game.layout.width if game.record_stats else 2)
     counter = [0]
 
     def step() -> None:
