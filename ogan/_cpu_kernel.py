@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-_ABI_VERSION = 1
+_ABI_VERSION = 2
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
 
 
@@ -39,6 +39,15 @@ def _load() -> ctypes.CDLL | None:
         ctypes.c_double,  # eps
         ctypes.c_int,  # threads
         ctypes.c_void_p,  # stats out (float32[2 * n])
+    ]
+    lib.ogan_norms.restype = ctypes.c_int
+    lib.ogan_norms.argtypes = [
+        ctypes.c_int,  # dtype code
+        ctypes.c_int64,  # number of tensors
+        ctypes.c_void_p,  # data pointers
+        ctypes.c_void_p,  # element counts
+        ctypes.c_int,  # threads
+        ctypes.c_void_p,  # out (float32[n])
     ]
     lib.ogan_supports_dtype.restype = ctypes.c_int
     lib.ogan_supports_dtype.argtypes = [ctypes.c_int]
@@ -88,3 +97,18 @@ def orthogonalize_(
     if rc != 0:
         raise RuntimeError(f"fused CPU projection failed (code {rc}) for dtype {grads[0].dtype}")
     return stats
+
+
+def norms(tensors: Sequence[torch.Tensor], out: torch.Tensor) -> None:
+    """L2 norm of each contiguous CPU tensor (one dtype) into the float32 tensor ``out``."""
+    if _LIB is None:
+        raise RuntimeError("the fused CPU kernel is not built; reinstall ogan with a C compiler")
+    n = len(tensors)
+    table = array.array("q", [t.data_ptr() for t in tensors] + [t.numel() for t in tensors])
+    base = table.buffer_info()[0]
+    rc = _LIB.ogan_norms(
+        _DTYPE_CODES[tensors[0].dtype], n, base, base + 8 * n, torch.get_num_threads(),
+        out.data_ptr(),
+    )  # fmt: skip
+    if rc != 0:
+        raise RuntimeError(f"fused CPU norms failed (code {rc}) for dtype {tensors[0].dtype}")

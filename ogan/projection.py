@@ -281,3 +281,24 @@ def orthogonalize_(
         for idx, s in results:
             stats[:, idx] = s.to(device)
     return ProjectionStats(stats[0], stats[1])
+
+
+def tensor_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of every tensor, as one float32 vector (the gradient statistics' reduction).
+
+    Contiguous CPU tensors of one dtype take the fused C kernel (one call, one read of the data);
+    anything else takes ``torch._foreach_norm`` (a multi-tensor kernel on CUDA).
+    """
+    if not tensors:
+        return torch.empty(0)
+    first = tensors[0]
+    if (
+        first.device.type == "cpu"
+        and first.dtype in _cpu_kernel.SUPPORTED_DTYPES
+        and all(t.dtype == first.dtype and t.device == first.device and t.is_contiguous()
+                for t in tensors)
+    ):  # fmt: skip
+        out = torch.empty(len(tensors), dtype=torch.float32)
+        _cpu_kernel.norms(tensors, out)
+        return out
+    return torch.stack(torch._foreach_norm(list(tensors), dtype=torch.float32))

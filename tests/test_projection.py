@@ -299,3 +299,18 @@ def test_triton_kernel_matches_reference_under_the_interpreter():
         [sys.executable, "-c", TRITON_SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
     assert "TRITON-OK" in proc.stdout, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tensor_norms_equal_torch_norms_on_every_path(dtype):
+    from ogan.projection import tensor_norms
+
+    gen = torch.Generator().manual_seed(6)
+    tensors = [torch.randn(s, generator=gen).to(dtype) for s in SHAPES]
+    expected = torch.stack([t.double().norm() for t in tensors])
+    rtol = 1e-6 if dtype in (torch.float32, torch.float64) else 1e-3
+    fused = tensor_norms(tensors)  # contiguous CPU tensors of one dtype: the C kernel
+    fallback = tensor_norms([t.t() if t.ndim == 2 else t for t in tensors])  # non-contiguous
+    for got in (fused, fallback):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=1e-6)

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OGAN_ABI_VERSION 1
+#define OGAN_ABI_VERSION 2
 
 enum { OGAN_F32 = 0, OGAN_F64 = 1, OGAN_BF16 = 2, OGAN_F16 = 3 };
 
@@ -112,6 +112,25 @@ typedef struct {
         }                                                                                         \
         return acc;                                                                               \
     }                                                                                             \
+    ATTR static void sumsq_chunks_##SUF(const chunk_t *ch, int64_t nch, void *const *xs,          \
+                                        double *part, int nthreads) {                             \
+        (void)nthreads;                                                                           \
+        _Pragma("omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)")      \
+        for (int64_t c = 0; c < nch; ++c) {                                                       \
+            const T *x = (const T *)xs[ch[c].seg] + ch[c].start;                                  \
+            double acc = 0;                                                                       \
+            for (int64_t i0 = 0; i0 < ch[c].len; i0 += BLOCK) {                                   \
+                const int64_t m = ch[c].len - i0 < BLOCK ? ch[c].len - i0 : BLOCK;                \
+                A sa = 0;                                                                         \
+                _Pragma("omp simd reduction(+ : sa)") for (int64_t j = 0; j < m; ++j) {           \
+                    const A u = LOAD(x, i0 + j);                                                  \
+                    sa += u * u;                                                                  \
+                }                                                                                 \
+                acc += sa;                                                                        \
+            }                                                                                     \
+            part[c] = acc;                                                                        \
+        }                                                                                         \
+    }                                                                                             \
     ATTR static void reduce_chunks_##SUF(const chunk_t *ch, int64_t nch, void *const *gs,         \
                                          void *const *rs, double *part, int nthreads) {           \
         (void)nthreads;                                                                           \
@@ -157,10 +176,12 @@ typedef struct {
     void (*update_chunks)(const chunk_t *, int64_t, void *const *, void *const *, const double *,
                           int);
     double (*residual)(const void *, const void *, int64_t, double);
+    void (*sumsq_chunks)(const chunk_t *, int64_t, void *const *, double *, int);
     double rho; /* ||g'|| <= rho ||g||: g is parallel to r within the compute precision */
 } kernels_t;
 
-#define KERNELS(SUF, RHO) {reduce_chunks_##SUF, update_chunks_##SUF, residual_##SUF, RHO}
+#define KERNELS(SUF, RHO)                                                                         \
+    {reduce_chunks_##SUF, update_chunks_##SUF, residual_##SUF, sumsq_chunks_##SUF, RHO}
 /* 128 ulps of the compute type: float32 for 16/32-bit storage, float64 for float64. */
 #define RHO32 1.52587890625e-05
 #define RHO64 2.842170943040401e-14
@@ -204,6 +225,61 @@ static int cpu_has_avx2(void) {
 
 int ogan_abi_version(void) { return OGAN_ABI_VERSION; }
 
+/* The fixed CHUNK-element work items of nseg tensors (NULL when out of memory). */
+static chunk_t *make_chunks(int64_t nseg, const int64_t *ns, int64_t *nch, int64_t *total) {
+    *nch = 0;
+    *total = 0;
+    for (int64_t k = 0; k < nseg; ++k) {
+        *nch += (ns[k] + CHUNK - 1) / CHUNK;
+        *total += ns[k];
+    }
+    chunk_t *ch = malloc((size_t)(*nch > 0 ? *nch : 1) * sizeof *ch);
+    if (!ch) return NULL;
+    int64_t c = 0;
+    for (int64_t k = 0; k < nseg; ++k)
+        for (int64_t s = 0; s < ns[k]; s += CHUNK, ++c) {
+            ch[c].seg = k;
+            ch[c].start = s;
+            ch[c].len = ns[k] - s < CHUNK ? ns[k] - s : CHUNK;
+        }
+    return ch;
+}
+
+static int kernels_for(int dtype, kernels_t *kern) {
+    static int wide = -1;
+    if (wide < 0) wide = cpu_has_avx2();
+    return pick(dtype, wide, kern);
+}
+
+/*
+ * L2 norm of each of nseg contiguous tensors of one dtype into out[k] (the gradient statistics
+ * of a training step): one read of the data, summed in chunk order like the projection.
+ */
+int ogan_norms(int dtype, int64_t nseg, void *const *xs, const int64_t *ns, int nthreads,
+               float *out) {
+    kernels_t kern;
+    if (kernels_for(dtype, &kern) != 0) return -1;
+    if (nseg <= 0) return 0;
+    int64_t nch, total;
+    chunk_t *ch = make_chunks(nseg, ns, &nch, &total);
+    double *part = malloc((size_t)(nch > 0 ? nch : 1) * sizeof *part);
+    if (!ch || !part) {
+        free(ch);
+        free(part);
+        return -2;
+    }
+    kern.sumsq_chunks(ch, nch, xs, part, (nthreads > 1 && total > 2 * CHUNK) ? nthreads : 1);
+    int64_t c = 0;
+    for (int64_t k = 0; k < nseg; ++k) {
+        double acc = 0;
+        for (int64_t s = 0; s < ns[k]; s += CHUNK, ++c) acc += part[c];
+        out[k] = (float)sqrt(acc);
+    }
+    free(ch);
+    free(part);
+    return 0;
+}
+
 /* 1 if the dtype code is supported by this build, else 0. */
 int ogan_supports_dtype(int dtype) {
     kernels_t k;
@@ -222,18 +298,12 @@ int ogan_supports_dtype(int dtype) {
 int ogan_orthogonalize(int dtype, int64_t nseg, void *const *gs, void *const *rs,
                        const int64_t *ns, int renorm, int conflict_only, double eps,
                        int nthreads, float *stats) {
-    static int wide = -1;
     kernels_t kern;
-    if (wide < 0) wide = cpu_has_avx2();
-    if (pick(dtype, wide, &kern) != 0) return -1;
+    if (kernels_for(dtype, &kern) != 0) return -1;
     if (nseg <= 0) return 0;
 
-    int64_t nch = 0, total = 0;
-    for (int64_t k = 0; k < nseg; ++k) {
-        nch += (ns[k] + CHUNK - 1) / CHUNK;
-        total += ns[k];
-    }
-    chunk_t *ch = malloc((size_t)(nch > 0 ? nch : 1) * sizeof *ch);
+    int64_t nch, total;
+    chunk_t *ch = make_chunks(nseg, ns, &nch, &total);
     double *part = malloc((size_t)(nch > 0 ? nch : 1) * 3 * sizeof *part);
     double *coef = malloc((size_t)nseg * 3 * sizeof *coef);
     if (!ch || !part || !coef) {
@@ -242,18 +312,11 @@ int ogan_orthogonalize(int dtype, int64_t nseg, void *const *gs, void *const *rs
         free(coef);
         return -2;
     }
-    int64_t c = 0;
-    for (int64_t k = 0; k < nseg; ++k)
-        for (int64_t s = 0; s < ns[k]; s += CHUNK, ++c) {
-            ch[c].seg = k;
-            ch[c].start = s;
-            ch[c].len = ns[k] - s < CHUNK ? ns[k] - s : CHUNK;
-        }
     const int threads = (nthreads > 1 && total > 2 * CHUNK) ? nthreads : 1;
 
     kern.reduce_chunks(ch, nch, gs, rs, part, threads);
 
-    c = 0;
+    int64_t c = 0;
     for (int64_t k = 0; k < nseg; ++k) {
         double dot = 0, gg = 0, rr = 0;
         for (int64_t s = 0; s < ns[k]; s += CHUNK, ++c) {

@@ -31,7 +31,7 @@ from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig, resolve
 from ogan.game.losses import LOSSES, r1_penalty
 from ogan.optim.wrappers import Lookahead, Ortho
-from ogan.projection import orthogonalize_
+from ogan.projection import orthogonalize_, tensor_norms
 from ogan.workloads.base import Batch, Workload
 
 TINY = torch.finfo(torch.float32).tiny  # guards 0/0 in removed fractions of zero gradients
@@ -118,6 +118,7 @@ class _Game:
         self.grad_evals = [0, 0]  # G, D
         self.layout = gstats.RowLayout(len(self.g.params), len(self.d.params))
         self._surgery_stats: tuple[Tensor, Tensor] | None = None  # (removed, norms before)
+        self._zero = torch.zeros((), device=self.device)
 
     def _player(self, module: nn.Module, name: str, lr: float) -> _Player:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -207,7 +208,7 @@ class _Game:
         return 1 - (1 - surgery[0]) * (1 - removed), after, surgery[1]
 
     def _record(self, loss_g: Tensor, loss_d: Tensor) -> Tensor:
-        """The step's raw record (see ``RowLayout``): one foreach norm, a few small ops."""
+        """The step's raw record (see ``RowLayout``): one fused norm call and three small ops."""
         if not self.record_stats:
             return torch.stack([loss_g, loss_d])
         parts = [
@@ -216,19 +217,21 @@ class _Game:
         ]
         self._surgery_stats = None
         unread = [p for p, (_, after, _) in zip((self.g, self.d), parts) if after is None]
-        if unread:
-            current = torch.stack(torch._foreach_norm([q.grad for p in unread for q in p.params]))
-            current = iter(current.split([len(p.params) for p in unread]))
-        zero = torch.zeros((), device=self.device)
-        removed, norms = [], []
-        for removed_p, after, before in parts:
-            if after is None:
-                after = next(current)
-                before = after if before is None else before
-            removed.append(zero if removed_p is None else removed_p)
-            norms += [after, before]
-        head = torch.stack([loss_g, loss_d, *removed]).float()
-        return torch.cat([head, *(n.float() for n in norms)])
+        if unread:  # the gradients still in .grad are the ones the optimizers used
+            current = tensor_norms([q.grad for p in unread for q in p.params])
+            start = 0
+            for i, (player, (removed, after, before)) in enumerate(zip((self.g, self.d), parts)):
+                if after is None:
+                    after = current[start : start + len(player.params)]
+                    start += len(player.params)
+                    parts[i] = (removed, after, after if before is None else before)
+        (removed_g, after_g, before_g), (removed_d, after_d, before_d) = parts
+        zero = self._zero
+        head = torch.stack([
+            loss_g, loss_d,
+            zero if removed_g is None else removed_g, zero if removed_d is None else removed_d,
+        ])  # fmt: skip
+        return torch.cat([head.float(), after_g, before_g, after_d, before_d])
 
     def step(self, index: int) -> Tensor:
         """One generator update (and its discriminator updates); returns the step's record."""
