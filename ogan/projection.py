@@ -287,18 +287,23 @@ def tensor_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """The L2 norm of every tensor, as one float32 vector (the gradient statistics' reduction).
 
     Contiguous CPU tensors of one dtype take the fused C kernel (one call, one read of the data);
-    anything else takes ``torch._foreach_norm`` (a multi-tensor kernel on CUDA).
+    anything else takes ``torch._foreach_norm`` (a multi-tensor kernel on CUDA), accumulating
+    16-bit tensors in float32.
     """
     if not tensors:
         return torch.empty(0)
     first = tensors[0]
+    one_dtype = all(t.dtype == first.dtype and t.device == first.device for t in tensors)
     if (
-        first.device.type == "cpu"
+        one_dtype
+        and first.device.type == "cpu"
         and first.dtype in _cpu_kernel.SUPPORTED_DTYPES
-        and all(t.dtype == first.dtype and t.device == first.device and t.is_contiguous()
-                for t in tensors)
-    ):  # fmt: skip
+        and all(t.is_contiguous() for t in tensors)
+    ):
         out = torch.empty(len(tensors), dtype=torch.float32)
         _cpu_kernel.norms(tensors, out)
         return out
-    return torch.stack(torch._foreach_norm(list(tensors), dtype=torch.float32))
+    if one_dtype:
+        wide = torch.float32 if first.dtype in (torch.float16, torch.bfloat16) else None
+        return torch.stack(torch._foreach_norm(list(tensors), dtype=wide)).float()
+    return torch.stack([torch.linalg.vector_norm(t, dtype=torch.float64).float() for t in tensors])
