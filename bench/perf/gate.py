@@ -8,8 +8,11 @@ the hot path) move these ratios by several times.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,8 @@ from bench.perf.measure import Measurement, interleaved
 DEFAULT = Settings()
 TOLERANCE = 0.5
 """A ratio may exceed its baseline by 50% before the gate fails."""
-BASELINE = Path(__file__).resolve().parents[2] / "results" / "perf" / "baseline.json"
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = ROOT / "results" / "perf" / "baseline.json"
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,13 @@ def run(
     *,
     rounds: int = 21,
     baseline: dict[str, float] | None = None,
+    isolate: bool = True,
 ) -> list[Result]:
-    """Measure the chosen cases (all, or the quick ones with ``settings.quick``)."""
+    """Measure the chosen cases (all, or the quick ones with ``settings.quick``).
+
+    With ``isolate`` each case runs in a fresh interpreter: cases leave allocator and cache state
+    behind (the DCGAN ones allocate hundreds of MB) that measurably skews the next one.
+    """
     if names is None:
         names = [n for n, c in CASES.items() if c.quick or not settings.quick]
     if settings.device.startswith("cuda"):
@@ -79,10 +88,35 @@ def run(
     baseline = load_baseline() if baseline is None else baseline
     results = []
     for name in names:
-        subject, reference = CASES[name].build(settings)
-        m = interleaved(subject, reference, rounds=rounds)
+        m = (
+            _measure_isolated(name, settings, rounds)
+            if isolate
+            else measure(name, settings, rounds)
+        )
         results.append(Result(name, m, CASES[name].bound, baseline.get(name)))
     return results
+
+
+def measure(name: str, settings: Settings, rounds: int) -> Measurement:
+    subject, reference = CASES[name].build(settings)
+    return interleaved(subject, reference, rounds=rounds)
+
+
+def _measure_isolated(name: str, settings: Settings, rounds: int) -> Measurement:
+    code = (
+        "import json, sys; from bench.perf.gate import measure;"
+        "from bench.perf.cases import Settings;"
+        "a = json.loads(sys.argv[1]);"
+        "m = measure(a['name'], Settings(**a['settings']), a['rounds']);"
+        "print(json.dumps(m.to_dict()))"
+    )
+    arg = json.dumps({"name": name, "settings": dataclasses.asdict(settings), "rounds": rounds})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, arg], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"perf case {name} failed:\n{proc.stderr[-2000:]}")
+    return Measurement(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def machine() -> dict[str, Any]:

@@ -93,12 +93,25 @@ def _read_sweep_file(sweep_dir: Path) -> list[RunSpec] | None:
         raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 
 
-def _workload_info(name: str, runs: pd.DataFrame) -> WorkloadInfo:
+def _workload_info(name: str, runs: pd.DataFrame, records: list[dict[str, Any]]) -> WorkloadInfo:
     from ogan import workloads
     from ogan.errors import ConfigError
 
     try:
         cls = workloads.get(name)
+        recorded = next((r["summary"] for r in records if "metrics" in r["summary"]), None)
+        if recorded is not None:  # the runs' own table: metrics can follow a workload's options
+            return WorkloadInfo(
+                name=name,
+                description=cls.description,
+                metrics={
+                    m: (v["description"], v["higher_is_better"])
+                    for m, v in recorded["metrics"].items()
+                },
+                primary=recorded["target"]["metric"],
+                target=float(recorded["target"]["value"]),
+                registered=True,
+            )
     except ConfigError:
         finals = sorted(c.removeprefix("final_") for c in runs.columns if c.startswith("final_"))
         finals = [m for m in finals if runs[f"final_{m}"].notna().any()]
@@ -279,8 +292,10 @@ def load_sweep(path: Path) -> SweepData:
     traces = _relabel(store.load_traces(path), wl_key, variant)
 
     workloads = {}
+    by_id = {r["run_id"]: r for r in records}
     for wl, group in runs.groupby("workload", sort=True):
-        workloads[wl] = _workload_info(group["workload_name"].iloc[0], group)
+        group_records = [by_id[i] for i in group["run_id"]]
+        workloads[wl] = _workload_info(group["workload_name"].iloc[0], group, group_records)
     final = pd.Series(math.nan, index=runs.index)
     for wl, info in workloads.items():
         rows = runs["workload"] == wl
