@@ -99,7 +99,7 @@ def _coefs(
             ).to(tl.float64)
             acc += e * e
         g2 = tl.sum(acc, axis=0)
-    s = tl.zeros([], dtype=tl.float64) + 1.0
+    s = gg * 0.0 + 1.0  # a float64 scalar
     if RENORM:
         s = tl.where(
             skip, 1.0, tl.where(g2 <= rho * rho * gg, 0.0, tl.sqrt(gg) / (tl.sqrt(g2) + eps))
