@@ -81,18 +81,19 @@ def _choose_impl(
     ref_dtype: torch.dtype,
     contiguous: bool,
     *,
-    have_cpu_kernel: bool,
+    cpu_dtypes: frozenset[torch.dtype],
     have_triton: bool,
 ) -> Literal["foreach", "fused"]:
     """Which implementation runs a group of (gradient, reference) pairs.
 
     The fused kernels address raw memory: they need contiguous tensors of one floating dtype.
-    CPU uses the C kernel when it was built; CUDA uses Triton when it imports. Anything else
-    (other devices, mixed or non-contiguous tensors) takes the portable multi-tensor path.
+    CPU uses the C kernel for the dtypes it was built with (``cpu_dtypes``, empty when it was
+    not built); CUDA uses Triton when it imports. Anything else (other devices, mixed or
+    non-contiguous tensors) takes the portable multi-tensor path.
     """
     if not contiguous or dtype != ref_dtype or dtype not in _FUSED_DTYPES:
         return "foreach"
-    if device_type == "cpu" and have_cpu_kernel and dtype in _cpu_kernel.SUPPORTED_DTYPES:
+    if device_type == "cpu" and dtype in cpu_dtypes:
         return "fused"
     if device_type == "cuda" and have_triton:
         return "fused"
@@ -263,7 +264,7 @@ def orthogonalize_(
             )
             auto = _choose_impl(
                 device.type, dtype, ref_dtype, contiguous,
-                have_cpu_kernel=_cpu_kernel.AVAILABLE, have_triton=_have_triton(),
+                cpu_dtypes=_cpu_kernel.SUPPORTED_DTYPES, have_triton=_have_triton(),
             )  # fmt: skip
             if impl == "fused" and auto != "fused":
                 raise RuntimeError(

@@ -16,6 +16,7 @@ from ogan.projection import _choose_impl
 SHAPES = [(3, 4), (1,), (7,), (128, 100), (5, 3, 2, 2), (70_000,), (2,), (0,), (64, 3, 4, 4)]
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 FAST = ["foreach", "fused"]
+FUSED_CPU = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _pairs(dtype: torch.dtype, seed: int = 0, shapes=SHAPES) -> tuple[list, list]:
@@ -74,8 +75,9 @@ def test_cpu_kernel_is_built():
 def test_choose_impl_picks_fused_only_where_a_kernel_applies(
     device, dtype, ref_dtype, contiguous, cpu, triton, expected
 ):
+    cpu_dtypes = frozenset(FUSED_CPU if cpu else ())
     got = _choose_impl(
-        device, dtype, ref_dtype, contiguous, have_cpu_kernel=cpu, have_triton=triton
+        device, dtype, ref_dtype, contiguous, cpu_dtypes=cpu_dtypes, have_triton=triton
     )
     assert got == expected
 

@@ -29,3 +29,14 @@ def test_the_five_line_example_and_the_build_examples_run():
     exec(blocks[1], namespace)
     assert isinstance(namespace["opt"], ogan.optim.Ortho)
     assert isinstance(namespace["opt"].base, torch.optim.Adam)
+
+
+def test_the_performance_table_is_the_committed_baseline():
+    import json
+
+    from bench.perf.gate import BASELINE, markdown
+
+    text = README.read_text()
+    start = text.index("<!-- perf-table")
+    block = text[text.index("\n", start) + 1 : text.index("<!-- /perf-table -->")].strip()
+    assert block == markdown(json.loads(BASELINE.read_text()))

@@ -164,13 +164,19 @@ def table(cases: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]] | N
     return "\n".join(lines)
 
 
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.2f} ms" if ms >= 1 else f"{ms:.3f} ms"
+
+
 def markdown(record: dict[str, Any]) -> str:
     """The README's performance table, rendered from a saved run (so the README cannot drift)."""
     m = record["machine"]
+    rounds = next(iter(record["cases"].values()))["rounds"]
     lines = [
         f"Measured {record['date'][:10]} on {m['cpu']} ({m.get('cpu_count')} cores, torch "
-        f"{m['torch']}, {m['threads']} torch threads), interleaved, median of "
-        f"{next(iter(record['cases'].values()))['rounds']} rounds:",
+        f"{m['torch']}, {m['threads']} torch threads); each ratio is the median of {rounds} "
+        "interleaved rounds:",
         "",
         "| case | subject | baseline | time ratio | target |",
         "|---|---|---|---|---|",
@@ -178,8 +184,7 @@ def markdown(record: dict[str, Any]) -> str:
     for c in record["cases"].values():
         ok = "≤" if c["ratio"] <= c["target"] else "**>**"
         lines.append(
-            f"| {c['description']} | {c['subject']} {c['subject_s'] * 1e3:.3g} ms | "
-            f"{c['baseline']} {c['baseline_s'] * 1e3:.3g} ms | {c['ratio']:.3f} | "
-            f"{ok} {c['target']:.3g} |"
+            f"| {c['description']} | {c['subject']} {_ms(c['subject_s'])} | "
+            f"{c['baseline']} {_ms(c['baseline_s'])} | {c['ratio']:.3f} | {ok} {c['target']:.3g} |"
         )
     return "\n".join(lines)

@@ -100,7 +100,7 @@ class MoGRing(_MoG):
     name = "mog-ring"
     description = "8 Gaussians on a circle of radius 1, std 0.01 (mode collapse test)"
     std = 0.01
-    target = 0.01
+    target = 0.02
 
     @staticmethod
     def centers() -> np.ndarray:
