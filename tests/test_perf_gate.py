@@ -26,14 +26,16 @@ def test_gate_fails_when_the_projection_falls_back_to_the_reference_loop():
     assert all(r.regressed for r in results), [r.measurement.ratio for r in results]
 
 
-def test_a_ratio_within_tolerance_passes_and_beyond_it_fails():
+def test_a_ratio_fails_beyond_the_tolerance_over_its_baseline_and_its_target():
     from bench.perf.measure import Measurement
 
-    def result(ratio: float) -> gate.Result:
-        return gate.Result("stats", Measurement(ratio, 1.0, ratio, 3, 0.0), 1.05, 1.0)
+    def result(ratio: float, target: float = 1.05) -> gate.Result:
+        return gate.Result("stats", Measurement(ratio, 1.0, ratio, 3, 0.0), target, 1.0)
 
     assert not result(1.0 + gate.TOLERANCE - 1e-9).regressed
     assert result(1.0 + gate.TOLERANCE + 1e-9).regressed
+    assert not result(1.8, target=2.0).regressed  # slower than the baseline but within target
+    assert result(2.1, target=2.0).regressed
 
 
 def test_compare_prints_both_runs_ratios(tmp_path, capsys):

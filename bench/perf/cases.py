@@ -152,6 +152,80 @@ def ortho_adam_vs_adam(model: str) -> Callable[[Settings], Pair]:
     return build
 
 
+def optimizer_vs_adam(name: str, model: str) -> Callable[[Settings], Pair]:
+    """One update of an ogan optimizer vs one torch Adam step (Extra-*: both half-steps vs two)."""
+
+    def build(s: Settings) -> Pair:
+        from ogan import optim
+
+        refs, grads = _params_and_grads(model, s.device)
+        a = [nn.Parameter(p.clone()) for p in refs]
+        b = [nn.Parameter(p.clone()) for p in refs]
+        for p, q, g in zip(a, b, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt = optim.build(name, a, lr=1e-5)
+        adam = torch.optim.Adam(b, lr=1e-5, foreach=True)
+        extrapolates = getattr(opt, "extrapolation", None) is not None
+        sync = _sync(s.device)
+
+        def subject() -> None:
+            if extrapolates:
+                opt.extrapolate()
+            opt.step()
+            sync()
+
+        def baseline() -> None:
+            adam.step()
+            if extrapolates:
+                adam.step()
+            sync()
+
+        return subject, baseline
+
+    return build
+
+
+# -- the runner ----------------------------------------------------------------------------------
+
+RUNNER_SWEEP = """
+[sweep]
+name = "perf-runner"
+seeds = [0, 1]
+[[workload]]
+name = "bilinear"
+steps = 200
+eval_every = 50
+[[optimizer]]
+name = "adam"
+lr = 0.01
+"""
+
+
+def runner_vs_direct(s: Settings) -> Pair:
+    """A sweep through the runner (in-process, one job, results written) vs plain ogan.train."""
+    import tempfile
+    from pathlib import Path
+
+    import ogan
+    from bench.config import load_sweep
+    from bench.runner import run_sweep
+
+    folder = Path(tempfile.mkdtemp(prefix="ogan-perf-runner-"))
+    config = folder / "perf-runner.toml"
+    config.write_text(RUNNER_SWEEP)
+    specs = load_sweep(str(config), device=s.device).specs
+
+    def runner() -> None:
+        run_sweep(config, out=folder / "out", jobs=1, force=True, device=s.device,
+                  echo=lambda *args, **kwargs: None)  # fmt: skip
+
+    def direct() -> None:
+        for spec in specs:
+            ogan.train(**spec.train_kwargs(), threads=1)
+
+    return runner, direct
+
+
 # -- the training step --------------------------------------------------------------------------
 
 
@@ -242,6 +316,14 @@ CASES: dict[str, Case] = {
              "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("mlp")),
         Case("ortho-adam-dcgan", "Ortho(Adam) step vs Adam(foreach=True) step, DCGAN-64",
              "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("dcgan"), quick=False),
+        Case("optimistic-adam-mlp", "OptimisticAdam step vs Adam(foreach=True) step, seed MLP",
+             "OptimisticAdam", "Adam", 1.5, optimizer_vs_adam("optimistic-adam", "mlp"),
+             quick=False),
+        # two Adam steps plus saving and restoring w_t: two more passes over the weights
+        Case("extra-adam-mlp", "ExtraAdam extrapolate + step vs two Adam steps, seed MLP",
+             "ExtraAdam", "2× Adam", 1.3, optimizer_vs_adam("extra-adam", "mlp"), quick=False),
+        Case("runner", "bench runner, 2 bilinear runs stored, vs the same runs by ogan.train",
+             "runner", "ogan.train", 1.5, runner_vs_direct, quick=False, cuda=False),
         Case("train-step", "ogan training step (seed-mlp, Adam, statistics on) vs a hand loop",
              "ogan step", "hand loop", 1.10, train_step_vs_hand_loop),
         Case("stats", "training step with vs without gradient statistics (seed-mlp, Adam)",
