@@ -268,7 +268,8 @@ int ogan_norms(int dtype, int64_t nseg, void *const *xs, const int64_t *ns, int 
         free(part);
         return -2;
     }
-    kern.sumsq_chunks(ch, nch, xs, part, (nthreads > 1 && total > 2 * CHUNK) ? nthreads : 1);
+    /* one read pass: waking a second thread only pays off for large models */
+    kern.sumsq_chunks(ch, nch, xs, part, (nthreads > 1 && total > 16 * CHUNK) ? nthreads : 1);
     int64_t c = 0;
     for (int64_t k = 0; k < nseg; ++k) {
         double acc = 0;

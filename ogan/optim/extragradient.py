@@ -8,9 +8,10 @@ gradients at the extrapolated point before either updates:
     w_{t+1} = w_t - \eta F(w_{t+1/2}) \quad\text{(step, from the original point)}
 
 Protocol: set ``.grad`` to :math:`F(w_t)`, call :meth:`extrapolate`; set ``.grad`` to
-:math:`F(w_{t+1/2})`, call :meth:`step`. The original point is stored by value in the state
-(``"anchor"``), so a ``state_dict`` taken between the two half-steps resumes exactly. ``step``
-without a preceding ``extrapolate`` is a plain step of the underlying method.
+:math:`F(w_{t+1/2})`, call :meth:`step`. The original point is stored by value, and
+``state_dict`` carries it (``"anchors"``), so a checkpoint taken between the two half-steps
+resumes exactly. ``step`` without a preceding ``extrapolate`` is a plain step of the underlying
+method.
 
 The attribute ``extrapolation`` tells the game what :meth:`extrapolate` needs: ``"extragradient"``
 needs fresh gradients at :math:`w_t` (two gradient evaluations per update); ``"past"`` reuses the
