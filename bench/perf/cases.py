@@ -7,6 +7,7 @@ run on CPU by default and on CUDA with ``device="cuda"`` where they make sense t
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -163,7 +164,10 @@ def optimizer_vs_adam(name: str, model: str) -> Callable[[Settings], Pair]:
         b = [nn.Parameter(p.clone()) for p in refs]
         for p, q, g in zip(a, b, grads):
             p.grad, q.grad = g.clone(), g.clone()
-        opt = optim.build(name, a, lr=1e-5)
+        factory = optim.OPTIMIZERS[name].factory
+        # torch.optim picks its for-loop implementation on CPU unless asked for foreach
+        multi = {"foreach": True} if "foreach" in inspect.signature(factory).parameters else {}
+        opt = factory(a, lr=1e-5, **multi)
         adam = torch.optim.Adam(b, lr=1e-5, foreach=True)
         extrapolates = getattr(opt, "extrapolation", None) is not None
         sync = _sync(s.device)
