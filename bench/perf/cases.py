@@ -43,6 +43,9 @@ class Case:
     """Part of the quick gate that ``make test`` runs."""
     cuda: bool = True
     """Meaningful on CUDA too."""
+    heavy: bool = False
+    """Allocates hundreds of MB: the gate runs these last, as the memory they leave behind being
+    reclaimed by the kernel disturbs the next case's timings."""
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -311,15 +314,17 @@ CASES: dict[str, Case] = {
         Case("projection-mlp", "fused vs reference projection, seed MLP G+D (14 tensors, 239k)",
              "fused", "reference", 1 / 3, projection_vs_reference("mlp")),
         Case("projection-dcgan", "fused vs reference projection, DCGAN-64 G+D (34 tensors, 6.3M)",
-             "fused", "reference", 1 / 5, projection_vs_reference("dcgan"), quick=False),
+             "fused", "reference", 1 / 5, projection_vs_reference("dcgan"), quick=False,
+             heavy=True),
         Case("floor-mlp", "fused projection vs one torch._foreach_add_ (the floor), seed MLP",
              "fused", "foreach_add_", 3.0, projection_vs_foreach_add("mlp")),
         Case("floor-dcgan", "fused projection vs one torch._foreach_add_ (the floor), DCGAN-64",
-             "fused", "foreach_add_", 3.0, projection_vs_foreach_add("dcgan"), quick=False),
+             "fused", "foreach_add_", 3.0, projection_vs_foreach_add("dcgan"), quick=False,
+             heavy=True),
         Case("ortho-adam-mlp", "Ortho(Adam) step vs Adam(foreach=True) step, seed MLP",
              "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("mlp")),
         Case("ortho-adam-dcgan", "Ortho(Adam) step vs Adam(foreach=True) step, DCGAN-64",
-             "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("dcgan"), quick=False),
+             "Ortho(Adam)", "Adam", 1.3, ortho_adam_vs_adam("dcgan"), quick=False, heavy=True),
         Case("optimistic-adam-mlp", "OptimisticAdam step vs Adam(foreach=True) step, seed MLP",
              "OptimisticAdam", "Adam", 1.5, optimizer_vs_adam("optimistic-adam", "mlp"),
              quick=False),
@@ -333,6 +338,7 @@ CASES: dict[str, Case] = {
         Case("stats", "training step with vs without gradient statistics (seed-mlp, Adam)",
              "stats on", "stats off", 1.05, stats_on_vs_off),
         Case("frechet", "ogan Fréchet distance vs pytorch-fid's, d = 2048 (256 in quick mode)",
-             "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False),
+             "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False,
+             heavy=True),
     ]
 }  # fmt: skip
