@@ -66,6 +66,17 @@ class _Anchored:
             torch._foreach_copy_(params, [self._anchors[p] for p in params])
             self._anchors.clear()
 
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Return to the anchor w_t if an extrapolation is pending, then step the base method."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._restore_anchor()
+        super().step()  # type: ignore[misc]
+        return loss
+
     def state_dict(self) -> dict:
         state = super().state_dict()  # type: ignore[misc]
         anchors = self._anchors
@@ -88,7 +99,19 @@ class _Anchored:
                     self._anchors[p] = a.to(device=p.device, dtype=p.dtype).clone()
 
 
-class ExtraSGD(_Anchored, SGD):
+class _Extragradient(_Anchored):
+    """Extrapolation by one full step of the base method from w_t (fresh gradients at w_t)."""
+
+    extrapolation: ClassVar[str] = "extragradient"
+
+    @torch.no_grad()
+    def extrapolate(self) -> None:
+        self._save_anchor(self._params(with_grad=True))
+        # The base method's step (SGD's, Adam's), skipping _Anchored.step's return to the anchor.
+        super(_Anchored, self).step()  # type: ignore[misc]
+
+
+class ExtraSGD(_Extragradient, SGD):
     r"""Extragradient with SGD half-steps (Korpelevich 1976; Gidel et al. 2019, Alg. 1).
 
     ``extrapolate``: :math:`w_{t+1/2} = w_t - \eta g(w_t)`;
@@ -97,25 +120,8 @@ class ExtraSGD(_Anchored, SGD):
     at both half-steps).
     """
 
-    extrapolation: ClassVar[str] = "extragradient"
 
-    @torch.no_grad()
-    def extrapolate(self) -> None:
-        self._save_anchor(self._params(with_grad=True))
-        super().step()
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._restore_anchor()
-        super().step()
-        return loss
-
-
-class ExtraAdam(_Anchored, Adam):
+class ExtraAdam(_Extragradient, Adam):
     r"""Extra-Adam (Gidel et al. 2019, Alg. 4): both half-steps are full Adam steps.
 
     ``extrapolate`` updates the moments with :math:`g(w_t)` and moves to
@@ -124,23 +130,6 @@ class ExtraAdam(_Anchored, Adam):
     both half-steps, as in the authors' code. Arguments are those of :class:`torch.optim.Adam`,
     whose implementation performs each half-step.
     """
-
-    extrapolation: ClassVar[str] = "extragradient"
-
-    @torch.no_grad()
-    def extrapolate(self) -> None:
-        self._save_anchor(self._params(with_grad=True))
-        super().step()
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._restore_anchor()
-        super().step()
-        return loss
 
 
 class PastExtraAdam(_Anchored, Adam):
@@ -193,13 +182,3 @@ class PastExtraAdam(_Anchored, Adam):
                 params, [s["exp_avg"] for s in states], denom,
                 [-group["lr"] / (1 - beta1**t) for t in steps],
             )  # fmt: skip
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._restore_anchor()
-        super().step()
-        return loss
