@@ -92,7 +92,11 @@ def _sync(device: str) -> Callable[[], None]:
 # -- projection ---------------------------------------------------------------------------------
 
 
-def projection_vs_reference(model: str) -> Callable[[Settings], Pair]:
+def _projection_vs(
+    model: str, baseline_op: Callable[[list, list], object]
+) -> Callable[[Settings], Pair]:
+    """The projection (auto, or the forced impl) vs ``baseline_op(grads, refs)`` on a copy."""
+
     def build(s: Settings) -> Pair:
         refs, grads = _params_and_grads(model, s.device)
         other = [g.clone() for g in grads]
@@ -104,32 +108,21 @@ def projection_vs_reference(model: str) -> Callable[[Settings], Pair]:
             sync()
 
         def baseline() -> None:
-            orthogonalize_(other, refs, impl="reference")
+            baseline_op(other, refs)
             sync()
 
         return subject, baseline
 
     return build
+
+
+def projection_vs_reference(model: str) -> Callable[[Settings], Pair]:
+    return _projection_vs(model, lambda g, r: orthogonalize_(g, r, impl="reference"))
 
 
 def projection_vs_foreach_add(model: str) -> Callable[[Settings], Pair]:
-    def build(s: Settings) -> Pair:
-        refs, grads = _params_and_grads(model, s.device)
-        other = [g.clone() for g in grads]
-        sync = _sync(s.device)
-        impl = s.force_impl or "auto"
-
-        def subject() -> None:
-            orthogonalize_(grads, refs, impl=impl)
-            sync()
-
-        def baseline() -> None:
-            torch._foreach_add_(other, refs)  # one read of two lists, one write: the floor
-            sync()
-
-        return subject, baseline
-
-    return build
+    # one read of two lists, one write: the floor of any projection
+    return _projection_vs(model, torch._foreach_add_)
 
 
 def ortho_adam_vs_adam(model: str) -> Callable[[Settings], Pair]:
