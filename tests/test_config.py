@@ -343,7 +343,8 @@ def test_embedded_sweeps_validate(name):
 
 
 def test_the_manifest_lists_every_spec_and_the_source():
-    sweep = parse('[[optimizer]]\nname = "sgd"\nlr = [0.1, 0.2]\n')
-    manifest = sweep.manifest()
-    assert manifest["source"] == sweep.source
+    text = '[[optimizer]]\nname = "sgd"\nlr = [0.1, 0.2]\n'
+    manifest = parse(text).manifest()
+    assert manifest["source"] == textwrap.dedent(BASE) + text
+    sweep = parse(text)
     assert [RunSpec.from_dict(d) for d in manifest["specs"]] == list(sweep.specs)

@@ -115,7 +115,9 @@ def scheduler(tmp_path_factory):
             _stop(proc)
 
 
-def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_bit_for_bit(scheduler, tmp_path):
+def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_bit_for_bit(
+    scheduler, tmp_path, capsys
+):
     from distributed import Client
 
     config = tmp_path / "dask.toml"
@@ -132,7 +134,10 @@ def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_bit_for_bit(schedu
         assert len(cluster) > 0
         pd.testing.assert_frame_equal(cluster, local, check_exact=True)
     # the resumed sweep on the cluster has nothing left to do
+    capsys.readouterr()
     assert main([*common, "--out", str(tmp_path / "cluster"), "--scheduler", scheduler]) == 0
+    n_runs = len(bench.load_runs(tmp_path / "cluster"))
+    assert f"{n_runs} already finished, 0 to run" in capsys.readouterr().out
 
 
 def test_gpu_runs_need_workers_with_a_gpu_resource(scheduler, tmp_path, capsys):

@@ -54,6 +54,9 @@ def test_ortho_and_surgery_compose_with_every_kind_of_base(name, variant):
                         device="cpu", batch_size=16)  # fmt: skip
     removed = result.trace["removed_frac_d"]
     assert ((removed >= 0) & (removed <= 1)).all()
+    if variant.get("surgery"):
+        # at initialisation D's real and fake terms conflict: surgery removes part of them
+        assert (removed > 0).all()
     if variant.get("ortho"):
         assert (result.trace["removed_frac_g"] > 0).all()
         # renorm keeps the norm: after == before for G
@@ -282,6 +285,26 @@ def test_bad_configuration_is_a_config_error_naming_the_problem(kwargs, match):
     kw = {"workload": "mog-ring", "optimizer": "adam", **kwargs}
     with pytest.raises(ConfigError, match=match):
         ogan.train(**kw, device="cpu")
+
+
+def test_each_loss_is_its_closed_form():
+    from ogan.game.losses import LOSSES
+
+    d = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0], dtype=torch.float64)
+    sig = 1 / (1 + np.exp(-d.numpy()))
+    x = d.numpy()
+    expected = {  # (real, fake, g), written out from the papers' definitions
+        "non-saturating": (-np.log(sig), -np.log(1 - sig), -np.log(sig)),
+        "minimax": (-np.log(sig), -np.log(1 - sig), np.log(1 - sig)),
+        "hinge": (np.maximum(0, 1 - x), np.maximum(0, 1 + x), -x),
+        "wasserstein": (-x, x, -x),
+    }
+    assert set(LOSSES) == set(expected)
+    for name, (real, fake, g) in expected.items():
+        loss = LOSSES[name]
+        got = [loss.real(d).item(), loss.fake(d).item(), loss.g(d).item()]
+        np.testing.assert_allclose(got, [real.mean(), fake.mean(), g.mean()], rtol=1e-12,
+                                   err_msg=name)  # fmt: skip
 
 
 @pytest.mark.parametrize("loss", ["non-saturating", "minimax", "hinge", "wasserstein"])
