@@ -323,3 +323,15 @@ def test_discriminator_learning_rate_is_lr_times_lr_ratio(spec, ratio):
     lr = g.config.optimizer["lr"]
     assert g.g.optimizer.param_groups[0]["lr"] == lr
     assert g.d.optimizer.param_groups[0]["lr"] == pytest.approx(lr * ratio)
+
+
+def test_each_history_row_summarises_only_the_steps_since_the_previous_evaluation():
+    r = ogan.train("dirac", "sgd", steps=250, eval_every=100, device="cpu")
+    assert r.history["step"].tolist() == [0, 100, 200, 250]
+    for row, (lo, hi) in zip(r.history.itertuples(), [(0, 0), (0, 100), (100, 200), (200, 250)]):
+        window = r.trace[(r.trace["step"] > lo) & (r.trace["step"] <= hi)]
+        if hi == 0:
+            assert math.isnan(row.loss_g)
+            continue
+        assert row.loss_g == pytest.approx(window["loss_g"].mean(), rel=1e-12)
+        assert row.grad_norm_d == pytest.approx(window["grad_norm_d"].median(), rel=1e-12)

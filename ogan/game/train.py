@@ -337,13 +337,15 @@ def _run(config: TrainConfig) -> TrainResult:
     eval_time = 0.0
     diverged_at: int | None = None
     done = 0
+    recorded = 0  # the step of the previous evaluation: each row summarises the steps since
 
     def record(step: int) -> None:
-        nonlocal eval_time
+        nonlocal eval_time, recorded
         t0 = time.perf_counter()
         metrics = game.evaluate()
         eval_time += time.perf_counter() - t0
-        window = game.layout.columns(rows[max(0, step - config.eval_every) : step])
+        window = game.layout.columns(rows[recorded:step])
+        recorded = step
         history.append({
             "step": step,
             "grad_evals": sum(game.grad_evals),
