@@ -61,6 +61,14 @@ class ProjectionStats:
     norm_before: torch.Tensor
     norm_projected: torch.Tensor
 
+    def norm_applied(self, renorm: bool, dtype: torch.dtype) -> torch.Tensor:
+        """||g'|| as left in place for gradients of ``dtype``: the projected norm, or under renorm
+        the original norm, except 0 where the gradient was parallel to its reference (``RHO``)."""
+        if not renorm:
+            return self.norm_projected
+        parallel = self.norm_projected <= RHO[_compute_dtype(dtype)] * self.norm_before
+        return torch.where(parallel, torch.zeros_like(self.norm_before), self.norm_before)
+
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32

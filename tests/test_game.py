@@ -335,3 +335,14 @@ def test_each_history_row_summarises_only_the_steps_since_the_previous_evaluatio
             continue
         assert row.loss_g == pytest.approx(window["loss_g"].mean(), rel=1e-12)
         assert row.grad_norm_d == pytest.approx(window["grad_norm_d"].median(), rel=1e-12)
+
+
+def test_recorded_norm_after_the_projection_is_that_of_the_gradients_applied():
+    # D's one-unit output bias is parallel to its own weight: ⊥Grad leaves it no gradient
+    config = resolve("mog-ring", {"name": "sgd", "lr": 1e-3, "ortho": "weights"}, batch_size=16,
+                     steps=1, device="cpu")  # fmt: skip
+    game = _Game(config)
+    cols = game.layout.columns(game.step(0)[None])
+    applied = torch.stack([p.grad.norm() for p in game.d.params]).norm()
+    assert cols["grad_norm_d"][0] == pytest.approx(applied.item(), rel=1e-5)
+    assert cols["grad_norm_d"][0] < cols["grad_norm_d_pre"][0]

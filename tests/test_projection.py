@@ -316,3 +316,19 @@ def test_tensor_norms_equal_torch_norms_on_every_path(dtype):
     for got in (fused, fallback):
         assert got.dtype == torch.float32
         torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("renorm", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_norm_applied_is_the_norm_of_the_gradients_left_in_place(renorm, dtype):
+    gen = torch.Generator().manual_seed(0)
+    refs = [torch.randn(s, generator=gen, dtype=dtype) for s in [(1,), (5, 3), (7,), (4,)]]
+    grads = [torch.randn(r.shape, generator=gen, dtype=dtype) for r in refs]
+    grads[2] = 0.5 * refs[2]  # parallel: zeroed under renorm
+    grads[3] = torch.zeros(4, dtype=dtype)  # no gradient at all
+    stats = orthogonalize_(grads, refs, renorm=renorm)
+    applied = stats.norm_applied(renorm, dtype)
+    actual = torch.stack([g.norm() for g in grads]).float()
+    torch.testing.assert_close(applied, actual, rtol=1e-5, atol=1e-6)
+    if renorm:  # one element, and parallel: nothing left (not rounding noise scaled up)
+        assert applied[0] == 0 and applied[2] == 0

@@ -201,7 +201,7 @@ class _Game:
             return surgery[0], None, surgery[1]
         s = ortho.last_stats
         removed = 1 - s.norm_projected.square().sum() / s.norm_before.square().sum().clamp_min(TINY)
-        after = s.norm_before if ortho.renorm else s.norm_projected
+        after = s.norm_applied(ortho.renorm, player.params[0].dtype)
         if surgery is None:
             return removed, after, s.norm_before
         # surgery, then ⊥Grad: the norm before both; the removed fractions compose
