@@ -243,6 +243,28 @@ def test_ortho_unscaled_rule_option():
     torch.testing.assert_close(q.detach(), torch.tensor([1.0, -(2**0.5)]))  # rescaled to ||g||
 
 
+@pytest.mark.parametrize("wrap", [lambda o: Ortho(o), lambda o: Ortho(Lookahead(o, k=5))])
+def test_ortho_around_extragradient_projects_the_update_against_the_original_point(wrap):
+    w0 = np.array([1.0, 0.0])
+    p = torch.nn.Parameter(torch.tensor(w0))
+    opt = wrap(ExtraSGD([p], lr=0.5))
+
+    def perp(g, w):  # ⊥Grad by hand: remove the component along w, restore the norm
+        gp = g - (g @ w) / (w @ w) * w
+        return gp * np.linalg.norm(g) / np.linalg.norm(gp)
+
+    g0, g1 = np.array([1.0, 1.0]), np.array([2.0, -1.0])
+    p.grad = torch.tensor(g0)
+    opt.extrapolate()
+    w_half = w0 - 0.5 * perp(g0, w0)
+    np.testing.assert_allclose(p.detach().numpy(), w_half)
+    p.grad = torch.tensor(g1)
+    opt.step()
+    # the update starts from w0, so g1 is projected against w0 (against w_half it would differ)
+    np.testing.assert_allclose(p.detach().numpy(), w0 - 0.5 * perp(g1, w0))
+    assert not np.allclose(perp(g1, w0), perp(g1, w_half))
+
+
 def test_muon_path_equals_torch_muon_on_matrices_and_torch_adam_on_the_rest():
     torch.manual_seed(3)
     w = torch.randn(6, 4)

@@ -60,7 +60,9 @@ class _Anchored:
         torch._foreach_copy_(anchors, [p.detach() for p in params])
         self._anchors.update(zip(params, anchors))
 
-    def _restore_anchor(self) -> None:
+    @torch.no_grad()
+    def restore_anchor(self) -> None:
+        """Return to w_t if an extrapolation is pending (a no-op otherwise)."""
         if self._anchors:
             params = list(self._anchors)
             torch._foreach_copy_(params, [self._anchors[p] for p in params])
@@ -73,7 +75,7 @@ class _Anchored:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._restore_anchor()
+        self.restore_anchor()
         super().step()  # type: ignore[misc]
         return loss
 

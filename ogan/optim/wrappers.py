@@ -37,6 +37,12 @@ class _Wrapper(Optimizer):
             raise TypeError(f"{type(self.base).__name__} has no extrapolation step")
         self.base.extrapolate()
 
+    def restore_anchor(self) -> None:
+        """Return the parameters to the point the pending extrapolation started from, if any."""
+        restore = getattr(self.base, "restore_anchor", None)
+        if restore is not None:
+            restore()
+
     def _params_with_grad(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
 
@@ -120,6 +126,9 @@ class Ortho(_Wrapper):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # After an extrapolation the update starts from w_t, not from the extrapolated point where
+        # the gradients were taken: w_t is the reference to project against.
+        self.restore_anchor()
         self.project()  # under no_grad; the base step has its own
         self.base.step()
         return loss
