@@ -216,6 +216,9 @@ def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir)
     assert row["mean_diff"] == pytest.approx(diff.mean(), rel=1e-12)
     assert row["variant_better"] == int((diff < 0).sum())
     assert "too small" in row["note"]
+    # the two means are over the same pairs as the difference, in every row
+    np.testing.assert_allclose(paired["variant_mean"] - paired["base_mean"], paired["mean_diff"],
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
     kinds = set(zip(paired["workload"], paired["kind"]))
     assert kinds == {(wl, "ortho") for wl in WORKLOADS} | {
         ("dirac", "surgery"),

@@ -169,11 +169,10 @@ def paired_table(a: Analysis) -> pd.DataFrame:
         base, var = by_seed(p.base), by_seed(p.variant)
         common = base.index.intersection(var.index)
         failed = int((base.loc[common, "failed"] | var.loc[common, "failed"]).sum())
-        cmp = stats.compare_paired(
-            base.loc[~base["failed"], "final"],
-            var.loc[~var["failed"], "final"],
-            info.higher_is_better,
-        )
+        base_ok, var_ok = base.loc[~base["failed"], "final"], var.loc[~var["failed"], "final"]
+        cmp = stats.compare_paired(base_ok, var_ok, info.higher_is_better)
+        # the means are over the pairs the difference is over, so that they subtract to it
+        paired = stats.paired_differences(base_ok, var_ok).index
         lr = a.best.set_index(["workload", "variant"])["lr"]
         rows.append(
             {
@@ -188,8 +187,8 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "seeds": ", ".join(map(str, sorted(common))),
                 "n_pairs": cmp.n,
                 "dropped_failed": failed,
-                "base_mean": float(base.loc[~base["failed"], "final"].mean()),
-                "variant_mean": float(var.loc[~var["failed"], "final"].mean()),
+                "base_mean": float(base_ok.loc[paired].mean()),
+                "variant_mean": float(var_ok.loc[paired].mean()),
                 "mean_diff": cmp.mean_diff,
                 "diff_ci_lo": cmp.ci_lo,
                 "diff_ci_hi": cmp.ci_hi,
