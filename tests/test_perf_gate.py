@@ -65,3 +65,23 @@ def test_unreadable_results_are_a_bench_error(argv):
 
     with pytest.raises(BenchError, match="nonexistent"):
         main(argv)
+
+
+def test_a_damaged_baseline_is_a_bench_error(tmp_path):
+    from bench.errors import BenchError
+
+    bad = tmp_path / "baseline.json"
+    bad.write_text('{"cases": {"stats": ')  # cut short, as by an interrupted write
+    with pytest.raises(BenchError, match="cannot read perf results"):
+        gate.load_baseline(bad)
+
+
+def test_the_gpu_check_exits_1_when_the_kernel_disagrees_with_the_reference(
+    tmp_path, monkeypatch, capsys
+):
+    import bench.perf.cuda
+
+    monkeypatch.setattr(bench.perf.cuda, "check", lambda: {"correctness": {"passed": False}})
+    assert main(["--device", "cuda", "--out", str(tmp_path), "--name", "x"]) == 1
+    assert json.loads((tmp_path / "x-cuda.json").read_text())["correctness"]["passed"] is False
+    assert "does not match" in capsys.readouterr().err

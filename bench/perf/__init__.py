@@ -12,7 +12,6 @@ Exit code 1 when a ratio regressed beyond the tolerance against the committed ba
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from datetime import datetime
@@ -41,16 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_run(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())["cases"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise BenchError(f"cannot read perf results {path}: {exc}") from None
-
-
 def compare(paths: list[Path]) -> int:
-    first = _load_run(paths[0])
-    second = _load_run(paths[1] if len(paths) > 1 else gate.BASELINE)
+    first = gate.read_cases(paths[0])
+    second = gate.read_cases(paths[1] if len(paths) > 1 else gate.BASELINE)
     print(f"{paths[0]} vs {paths[1] if len(paths) > 1 else gate.BASELINE}")
     print(gate.table(first, second))
     return 0
@@ -80,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.perf.cuda import check
 
         path = args.out / f"{name}-cuda.json"
-        path.write_text(json.dumps(check(), indent=1, default=str))
+        result = check()
+        gate.write_record(path, result)
         print(f"wrote {path}")
+        if not result["correctness"]["passed"]:
+            print(
+                "the CUDA projection does not match the reference (see the JSON)", file=sys.stderr
+            )
+            return 1
         return 0
     if not (args.quick or args.no_benchmarks):
         _pytest_benchmarks(args.out, name)
@@ -90,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     results = gate.run(args.case, settings, rounds=rounds)
     record = gate.report(results, settings)
     path = args.out / f"{name}.json"
-    path.write_text(json.dumps(record, indent=1, default=str))
+    gate.write_record(path, record)
     print(gate.table(record["cases"]))
     print(f"wrote {path}  (tolerance {gate.TOLERANCE:.0%} over the baseline ratio)")
     if args.update_baseline:
-        gate.BASELINE.write_text(json.dumps(record, indent=1, default=str))
+        gate.write_record(gate.BASELINE, record)
         print(f"wrote {gate.BASELINE}")
     regressed = [r.case for r in results if r.regressed]
     if regressed:

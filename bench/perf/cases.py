@@ -203,6 +203,8 @@ lr = 0.01
 
 def runner_vs_direct(s: Settings) -> Pair:
     """A sweep through the runner (in-process, one job, results written) vs plain ogan.train."""
+    import atexit
+    import shutil
     import tempfile
     from pathlib import Path
 
@@ -211,6 +213,7 @@ def runner_vs_direct(s: Settings) -> Pair:
     from bench.runner import run_sweep
 
     folder = Path(tempfile.mkdtemp(prefix="ogan-perf-runner-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # cases run in their own process
     config = folder / "perf-runner.toml"
     config.write_text(RUNNER_SWEEP)
     specs = load_sweep(str(config), device=s.device).specs

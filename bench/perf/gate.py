@@ -21,8 +21,10 @@ from typing import Any
 
 import torch
 
+from bench.errors import BenchError
 from bench.perf.cases import CASES, Settings
 from bench.perf.measure import Measurement, interleaved
+from bench.store import atomic_write_bytes
 
 DEFAULT = Settings()
 TOLERANCE = 0.5
@@ -63,11 +65,23 @@ class Result:
         }
 
 
+def read_cases(path: Path) -> dict[str, dict]:
+    """The ``cases`` of a saved perf run; a missing or damaged file is a one-line BenchError."""
+    try:
+        return json.loads(path.read_text())["cases"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise BenchError(f"cannot read perf results {path}: {exc}") from None
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write a perf run atomically (a Ctrl-C never leaves a truncated baseline), cases in order."""
+    atomic_write_bytes(path, json.dumps(record, indent=1, default=str).encode())
+
+
 def load_baseline(path: Path = BASELINE) -> dict[str, float]:
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text())
-    return {name: case["ratio"] for name, case in data["cases"].items()}
+    return {name: case["ratio"] for name, case in read_cases(path).items()}
 
 
 def run(
