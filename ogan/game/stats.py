@@ -8,24 +8,6 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-TRACE_COLUMNS = (
-    "step",
-    "loss_g",
-    "loss_d",
-    *(
-        c.format(p=p)
-        for p in "gd"
-        for c in (
-            "grad_norm_{p}",
-            "grad_norm_{p}_pre",
-            "layer_min_{p}",
-            "layer_max_{p}",
-            "removed_frac_{p}",
-        )
-    ),
-)
-"""Per-step trace columns (``step_time`` is appended by the trainer)."""
-
 VANISHING = 1e-8
 """A step's global gradient norm below this is vanishing."""
 EXPLODING = 1e3

@@ -309,17 +309,26 @@ def _inception(fid_weights: str | None, device: str) -> Any:
     return InceptionFeatures(fid_weights, device=device)
 
 
-def _inception_fid(dataset: str, data_dir: str | None, fid_weights: str | None,
-                   device: torch.device, sample_fn: Any) -> dict[str, float]:  # fmt: skip
-    from ogan.metrics.fid import fid_from_samples, reference_stats
+@functools.cache
+def _inception_reference(dataset: str, data_dir: str | None, extractor: Any) -> Any:
+    """The train split's statistics under ``extractor``, read once per process (on disk: the
+    pytorch-fid .npz cache); keyed by the extractor object, itself one per weights and device."""
+    from ogan.metrics.fid import reference_stats
 
-    extractor = _inception(fid_weights, str(device))
-    ref = reference_stats(
+    return reference_stats(
         f"{dataset}-train",
         lambda: _vision_train(dataset, data_dir),
         extractor,
         _default_cache_dir(),
     )
+
+
+def _inception_fid(dataset: str, data_dir: str | None, fid_weights: str | None,
+                   device: torch.device, sample_fn: Any) -> dict[str, float]:  # fmt: skip
+    from ogan.metrics.fid import fid_from_samples
+
+    extractor = _inception(fid_weights, str(device))
+    ref = _inception_reference(dataset, data_dir, extractor)
     return {"fid": float(fid_from_samples(sample_fn, FID_SAMPLES, extractor, ref)["fid"])}
 
 
