@@ -292,6 +292,17 @@ def orthogonalize_(
     return ProjectionStats(stats[0], stats[1])
 
 
+def member_slices(stacks: Sequence[torch.Tensor], members: int) -> list[torch.Tensor]:
+    """Stacks of a population's tensors (each (P, ...)) cut into member slices, member by member.
+
+    The slices are views (contiguous where the stack is), so the fused kernels read and write
+    them in place as more segments of the same call: every member is projected, or measured,
+    against its own slice only.
+    """
+    cut = [t.unbind() for t in stacks]
+    return [c[m] for m in range(members) for c in cut]
+
+
 def tensor_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """The L2 norm of every tensor, as one float32 vector (the gradient statistics' reduction).
 

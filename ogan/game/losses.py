@@ -67,4 +67,10 @@ def r1_penalty(d_real: Tensor, real: Tensor, gamma: float) -> Tensor:
     ``real`` must require grad and ``d_real = D(real)``; the graph is kept for D's backward.
     """
     (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+    return r1_from_gradient(grad, gamma)
+
+
+def r1_from_gradient(grad: Tensor, gamma: float) -> Tensor:
+    r"""The R1 penalty from :math:`\nabla_x D(x)` on a batch of real samples (a population takes
+    the gradient of all its members at once, then this per member)."""
     return 0.5 * gamma * grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()

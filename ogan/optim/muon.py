@@ -7,6 +7,12 @@ so convolution kernels (out, in, kh, kw) are handed to it as their (out, inÂ·khÂ
 is the usual way to apply Muon to convolutions. The update lands in the original tensor because
 the view shares its storage. Biases, norms' scales and other 1-D/0-D tensors use Adam.
 
+Populations: a parameter group with ``"members": P`` holds P independent models stacked along the
+leading dimension (``ogan.train_population``). Its matrices are (P, out, in) and each member's
+matrix is orthogonalised separately (:func:`newton_schulz`, torch's iteration batched), with
+torch's learning-rate adjustment for the member's matrix shape. Every other operation of
+Muon and Adam acts element by element, so on stacked tensors it is exactly per member.
+
 The default ``adjust_lr_fn="match_rms_adamw"`` (Liu et al. 2025, *Muon is Scalable*) scales each
 Muon update to the RMS of an AdamW update, so one ``lr`` suits both halves and a learning-rate
 grid is comparable with Adam's.
@@ -20,12 +26,59 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, DEFAULT_NS_STEPS, muon
+from torch.optim._muon import (
+    DEFAULT_A,
+    DEFAULT_B,
+    DEFAULT_C,
+    DEFAULT_NS_STEPS,
+    EPS,
+    _adjust_lr,
+    muon,
+)
 from torch.optim.adam import adam
 
 
-def _as_matrix(t: Tensor) -> Tensor:
-    return t if t.ndim == 2 else t.view(t.shape[0], -1)
+def _as_matrix(t: Tensor, members: bool = False) -> Tensor:
+    """(out, -1): a matrix, or with ``members`` one matrix per member, (P, out, -1)."""
+    return t.view(*t.shape[: 2 if members else 1], -1)
+
+
+def newton_schulz(
+    G: Tensor, coefficients: tuple[float, float, float], steps: int, eps: float
+) -> Tensor:
+    """torch's ``_zeropower_via_newtonschulz`` on a stack of matrices (P, A, B), each alone.
+
+    Written out because torch's version takes one matrix, and under ``torch.vmap`` its fused
+    bfloat16 ``addmm`` becomes a multiply and an add rounded separately; with ``baddbmm`` every
+    operation (and every bfloat16 rounding) is torch's, matrix by matrix.
+    """
+    a, b, c = coefficients
+    X = G.bfloat16()
+    tall = G.size(-2) > G.size(-1)
+    if tall:
+        X = X.mT
+    X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm at most 1
+    for _ in range(steps):
+        gram = X @ X.mT
+        update = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+        X = torch.baddbmm(X, update, X, beta=a)
+    return X.mT if tall else X
+
+
+def _population_muon(
+    params: list[Tensor], grads: list[Tensor], bufs: list[Tensor], *, lr: float,
+    weight_decay: float, momentum: float, nesterov: bool, ns_coefficients: tuple[float, ...],
+    eps: float, ns_steps: int, adjust_lr_fn: str | None, has_complex: bool,
+) -> None:  # fmt: skip
+    """torch's ``_single_tensor_muon`` on (P, A, B) stacks, each member's matrix on its own."""
+    if has_complex:
+        raise ValueError("Complex parameters are not supported")
+    for param, grad, buf in zip(params, grads, bufs):
+        buf.lerp_(grad, 1 - momentum)
+        update = grad.lerp(buf, momentum) if nesterov else buf
+        update = newton_schulz(update, ns_coefficients, ns_steps, eps)
+        param.mul_(1 - lr * weight_decay)
+        param.add_(update, alpha=-_adjust_lr(lr, adjust_lr_fn, param.shape[1:]))
 
 
 class MuonWithAdam(Optimizer):
@@ -75,8 +128,9 @@ class MuonWithAdam(Optimizer):
         split = []
         for group in groups:
             ps = list(group["params"])
+            lead = 1 if group.get("members") is not None else 0  # the member dimension
             for use_muon in (True, False):
-                chosen = [p for p in ps if (p.ndim >= 2) == use_muon]
+                chosen = [p for p in ps if (p.ndim - lead >= 2) == use_muon]
                 if chosen:
                     split.append({**group, "params": chosen, "use_muon": use_muon})
         super().__init__(split, defaults)
@@ -98,22 +152,23 @@ class MuonWithAdam(Optimizer):
         return loss
 
     def _muon_step(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        members = group.get("members") is not None
         bufs = []
         for p in params:
             state = self.state[p]
             if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(_as_matrix(p.grad))
+                state["momentum_buffer"] = torch.zeros_like(_as_matrix(p.grad, members))
             bufs.append(state["momentum_buffer"])
-        muon(
-            [_as_matrix(p) for p in params],
-            [_as_matrix(p.grad) for p in params],
+        (_population_muon if members else muon)(
+            [_as_matrix(p, members) for p in params],
+            [_as_matrix(p.grad, members) for p in params],
             bufs,
             lr=group["lr"],
             weight_decay=group["weight_decay"],
             momentum=group["momentum"],
             nesterov=group["nesterov"],
             ns_coefficients=group["ns_coefficients"],
-            eps=1e-7,  # torch.optim.Muon's default
+            eps=EPS,  # torch.optim.Muon's default
             ns_steps=group["ns_steps"],
             adjust_lr_fn=group["adjust_lr_fn"],
             has_complex=False,

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ogan.projection import EPS, ProjectionStats, orthogonalize_
+from ogan.projection import EPS, ProjectionStats, member_slices, orthogonalize_
 
 
 class _Wrapper(Optimizer):
@@ -42,9 +42,6 @@ class _Wrapper(Optimizer):
         restore = getattr(self.base, "restore_anchor", None)
         if restore is not None:
             restore()
-
-    def _params_with_grad(self) -> list[Tensor]:
-        return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
 
     def _own_state(self) -> dict[str, Any]:
         return {}
@@ -89,6 +86,12 @@ class Ortho(_Wrapper):
     (or :meth:`extrapolate`) each ``p.grad`` holds the projected gradient that the base optimizer
     used. This saves a copy of every gradient per step; call ``zero_grad()`` as usual.
     The per-tensor norms of the last projection are in :attr:`last_stats`.
+
+    Populations: a parameter group with ``"members": P`` holds P independent models stacked along
+    the leading dimension of each of its tensors (``ogan.train_population``). Each member's slice
+    is projected against that member's own weights (the slices are just more segments of the one
+    fused kernel call), and :attr:`last_stats` lists the slices member by member. Every group
+    must then hold the same members (a wrapped optimizer may split them into several groups).
     """
 
     def __init__(
@@ -114,12 +117,23 @@ class Ortho(_Wrapper):
         if not self.enabled:
             self.last_stats = None
             return None
-        params = self._params_with_grad()
         with torch.no_grad():
+            grads, refs = self._pairs()
             self.last_stats = orthogonalize_(
-                [p.grad for p in params], params, renorm=self.renorm, eps=self.eps, impl=self.impl
+                grads, refs, renorm=self.renorm, eps=self.eps, impl=self.impl
             )
         return self.last_stats
+
+    def _pairs(self) -> tuple[list[Tensor], list[Tensor]]:
+        """(gradients, references) to project: whole tensors, or each member's slices in turn."""
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        members = {group.get("members") for group in self.param_groups}
+        if members == {None}:
+            return [p.grad for p in params], params
+        if len(members) != 1:
+            raise ValueError(f"parameter groups of one population differ in 'members': {members}")
+        (count,) = members
+        return member_slices([p.grad for p in params], count), member_slices(params, count)
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None

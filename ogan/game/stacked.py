@@ -1,0 +1,92 @@
+"""One network for a whole population: every member's tensors stacked along a leading dimension.
+
+The members are built one by one, each exactly as a standalone run builds its network, then
+stacked (``torch.func.stack_module_state``). The forward pass is the network's own ``forward``
+through ``torch.func.functional_call`` under ``torch.vmap``, so any module works unchanged,
+BatchNorm included: each member normalises with its own batch statistics and updates its own
+running statistics (vmap writes them into the stacked buffers). No operation mixes members, so
+the gradient of the members' summed losses is, member by member, the gradient of its own loss.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state
+
+
+class Stacked:
+    """P networks of one architecture as stacked leaf tensors, callable on (P, batch, ...) inputs.
+
+    The first module is kept as the template whose ``forward`` runs with each member's tensors;
+    its own tensors are only a scratch copy, overwritten by :meth:`load` to evaluate one member.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        self.template = modules[0]
+        self.params, self.buffers = stack_module_state(list(modules))
+        # x None: a player that takes no input (the bilinear game's points)
+        self._batched = torch.vmap(self._call, in_dims=(0, 0, 0))
+        self._unbatched_input = torch.vmap(self._call, in_dims=(0, 0, None))
+
+    def _call(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Any) -> Tensor:
+        return functional_call(self.template, (params, buffers), (x,))
+
+    def __call__(self, x: Tensor | None) -> Tensor:
+        run = self._unbatched_input if x is None else self._batched
+        return run(self.params, self.buffers, x)
+
+    @property
+    def size(self) -> int:
+        """The number of members."""
+        return next(iter(self.params.values())).shape[0]
+
+    @property
+    def trainable(self) -> list[Tensor]:
+        """The stacked parameters that train, in the module's parameter order."""
+        return [p for p in self.params.values() if p.requires_grad]
+
+    @torch.no_grad()
+    def load(self, member: int) -> nn.Module:
+        """The template holding one member's parameters and buffers: that member as a module."""
+        named = itertools.chain(self.template.named_parameters(), self.template.named_buffers())
+        for name, tensor in named:
+            stack = self.params[name] if name in self.params else self.buffers[name]
+            tensor.copy_(stack[member])
+        return self.template
+
+    @torch.no_grad()
+    def keep(self, index: Tensor) -> None:
+        """Keep only the members at ``index``; the parameters are new leaves (a new optimizer
+        must be built for them, see :func:`take_members`)."""
+        self.params = {
+            k: p.index_select(0, index).requires_grad_(p.requires_grad)
+            for k, p in self.params.items()
+        }
+        self.buffers = {k: b.index_select(0, index) for k, b in self.buffers.items()}
+
+
+def take_members(state: Any, index: Tensor, members: int) -> Any:
+    """An optimizer's ``state_dict`` restricted to the members at ``index``.
+
+    Every tensor stacked over the ``members`` (a leading dimension of that size: per-parameter
+    state such as moments, slow weights, anchors) is sliced; scalars (step counts) and
+    hyperparameters are kept; parameter groups say their new number of members. This holds for
+    optimizers whose state is per parameter or scalar, as every registered one's is.
+    """
+    if isinstance(state, Tensor):
+        if state.ndim and state.shape[0] == members:
+            return state.index_select(0, index.to(state.device))
+        return state
+    if isinstance(state, dict):
+        out = {k: take_members(v, index, members) for k, v in state.items()}
+        if "params" in out and "members" in out:  # a parameter group
+            out["members"] = len(index)
+        return out
+    if isinstance(state, list | tuple):
+        return type(state)(take_members(v, index, members) for v in state)
+    return state

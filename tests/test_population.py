@@ -1,0 +1,364 @@
+"""Population training: every member is its standalone run, and members are independent.
+
+The game-level tests step a population and the standalone games of the same seeds side by side
+(no evaluation: fast) and compare every step's record (losses, per-tensor gradient norms before
+and after any projection, removed fractions) and the final parameters and buffers. Batched
+kernels add in another order than the standalone ones, so the comparison is to float32
+tolerance, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import torch
+from test_vision_data import fake_cifar10, fake_mnist
+from torch import nn
+from torchvision.datasets import CIFAR10
+
+import ogan
+from ogan import optim, workloads
+from ogan.errors import ConfigError
+from ogan.game.config import resolve
+from ogan.game.population import PopulationGame
+from ogan.game.train import _Game, _seeds, _threads
+from ogan.metrics.inception import INCEPTION_FILENAME
+from ogan.workloads.base import Batch
+from ogan.workloads.mog import MoGRing
+
+SEEDS = (0, 1)
+STEPS = 20
+TINY = {
+    "bilinear": {},
+    "dirac": {},
+    "mog-ring": {"hidden": 16},
+    "mog-grid": {"hidden": 16},
+    "digits": {"hidden": 16},
+    "seed-mlp": {},
+    "digits-conv": {"arch": "conv"},  # BatchNorm in G
+    "mnist": {"width": 8},  # DCGANs: BatchNorm in both players
+    "cifar10": {"width": 8},
+}
+WITHOUT_BATCHNORM = ["bilinear", "dirac", "mog-ring", "digits", "seed-mlp"]  # mog-grid: as ring
+IMAGE_DATA = ("mnist", "cifar10")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rows: tuple[float, float]  # (rtol, atol) of the step records (float32 by design)
+    weights: tuple[float, float]  # of the parameters and buffers
+
+
+# In float32, 20 steps of reordered sums: records to 1e-4. Adam-type methods normalise each
+# element's step, so an element whose gradient is at the rounding floor moves by up to lr in a
+# direction that rounding decides: weights get 1e-5. Muon's Newton–Schulz runs in bfloat16, where
+# an input differing in its last float32 bit may round to the neighbouring bfloat16 and move a
+# weight by one bfloat16 ulp of the update (lr · 0.2√max(A, B) · 2⁻⁸, up to 1e-5 on these widths at
+# lr 1e-3) at each step where that happens.
+FLOAT32 = Tolerance(rows=(1e-4, 1e-6), weights=(1e-4, 1e-5))
+FLOAT32_MUON = Tolerance(rows=(1e-4, 1e-6), weights=(1e-4, 1e-4))
+MUON_FLOAT32_STEPS = 5  # then a flipped bfloat16 rounding grows ~10x a step: see the float64 test
+# In float64 the same programs agree to the precision of the float32 records. This is the test of
+# the batching on nets whose float32 training is ill-conditioned (BatchNorm of small batches,
+# ReLU kinks: a rounding difference flips a unit and moves a gradient by 1e-3), and of adaptive
+# methods after a projection without renorm (surgery's PCGrad, unscaled ⊥Grad): a one-element
+# tensor (D's output bias) is projected down to a rounding residue, which in float32 is the size
+# of Adam's eps and becomes a full step; in float64 the residue is far below eps.
+FLOAT64 = Tolerance(rows=(1e-5, 1e-7), weights=(1e-7, 1e-9))
+FLOAT64_MUON = Tolerance(rows=FLOAT64.rows, weights=FLOAT32_MUON.weights)  # bfloat16 all the same
+
+
+@pytest.fixture(scope="module")
+def vision_dir(tmp_path_factory):
+    """Tiny MNIST and CIFAR-10 files in torchvision's formats, and a stand-in FID weights file
+    (nothing here evaluates: only resolve() checks that the file exists)."""
+    root = tmp_path_factory.mktemp("vision")
+    fake_mnist(root / "data", n_train=40, n_test=4)
+    fake_cifar10(root / "data")
+    weights = root / INCEPTION_FILENAME
+    weights.write_bytes(b"not really inception")
+    return {"data_dir": str(root / "data"), "fid_weights": str(weights)}
+
+
+@pytest.fixture
+def cifar_checksums(monkeypatch, vision_dir):
+    """torchvision checks CIFAR-10's md5 sums: register those of the fake files."""
+    folder = Path(vision_dir["data_dir"]) / CIFAR10.base_folder
+
+    def md5(name):
+        return hashlib.md5((folder / name).read_bytes()).hexdigest()
+
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5(n)] for n, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[n, md5(n)] for n, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(CIFAR10.meta["filename"])})
+
+
+@pytest.fixture
+def float64(monkeypatch):
+    """Make a workload build float64 players and sample float64 batches."""
+
+    def apply(workload: str) -> None:
+        cls = workloads.get("digits" if workload == "digits-conv" else workload)
+        build, sample = cls.build_players, cls.sample
+
+        def build_double(self):
+            return tuple(m.double() for m in build(self))
+
+        def sample_double(self, batch_size, generator):
+            b = sample(self, batch_size, generator)
+            return Batch(*(None if t is None else t.double() for t in (b.real, b.z)))
+
+        monkeypatch.setattr(cls, "build_players", build_double)
+        monkeypatch.setattr(cls, "sample", sample_double)
+
+    return apply
+
+
+def _configs(workload, spec, seeds, vision=None, **kw):
+    name = "digits" if workload == "digits-conv" else workload
+    options = {**TINY[workload], **(vision if workload in IMAGE_DATA else {})}
+    kw.setdefault("batch_size", 1 if workload == "bilinear" else 16)
+    return [resolve(name, spec, device="cpu", seed=s, threads=1, **options, **kw) for s in seeds]
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _close(actual, expected, tolerance: tuple[float, float], what: str) -> None:
+    rtol, atol = tolerance
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, check_dtype=False,
+                               msg=lambda s: f"{what}: {s}")
+
+
+def assert_members_are_standalone(configs, tol=FLOAT32, steps=STEPS):
+    """Step a population and each member's standalone game together; compare everything."""
+    with _threads(1):
+        population = PopulationGame(configs)
+        games = [_Game(c) for c in configs]
+        for i in range(steps):
+            rows = population.step(i)
+            for m, game in enumerate(games):
+                _close(rows[m], game.step(i), tol.rows, f"member {m}, step {i + 1}")
+    for m, game in enumerate(games):
+        for mine, theirs in ((population.g.net, game.g.module), (population.d.net, game.d.module)):
+            stacked = {**mine.params, **mine.buffers}
+            for name, tensor in _state(theirs).items():
+                _close(stacked[name][m].detach(), tensor, tol.weights, f"{name} of member {m}")
+    assert population.grad_evals == games[0].grad_evals
+
+
+# -- every registered optimizer on every workload -----------------------------------------------
+
+
+@pytest.mark.parametrize("workload", list(TINY))
+@pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
+def test_every_member_equals_its_standalone_run_for_every_optimizer_and_workload(
+    workload, name, vision_dir, cifar_checksums, float64
+):
+    float64(workload)
+    spec = {"name": name, "lr": 1e-3}
+    tol = FLOAT64_MUON if name == "muon" else FLOAT64
+    assert_members_are_standalone(_configs(workload, spec, SEEDS, vision_dir), tol)
+
+
+@pytest.mark.parametrize("workload", WITHOUT_BATCHNORM)
+@pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
+def test_every_member_equals_its_standalone_run_in_float32(workload, name):
+    configs = _configs(workload, {"name": name, "lr": 1e-3}, SEEDS)
+    if name == "muon":  # bfloat16 roundings amplify a last-bit difference ~10x a step (measured)
+        assert_members_are_standalone(configs, FLOAT32_MUON, steps=MUON_FLOAT32_STEPS)
+    else:
+        assert_members_are_standalone(configs, FLOAT32)
+
+
+@pytest.mark.parametrize("workload", list(TINY))
+def test_ortho_projects_each_member_against_its_own_weights(
+    workload, vision_dir, cifar_checksums, float64
+):
+    spec = {"name": "adam", "lr": 1e-3, "ortho": "weights"}
+    if workload in WITHOUT_BATCHNORM:
+        assert_members_are_standalone(_configs(workload, spec, SEEDS), FLOAT32)
+    float64(workload)
+    assert_members_are_standalone(_configs(workload, spec, SEEDS, vision_dir), FLOAT64)
+
+
+@pytest.mark.parametrize("name", ["sgd", "extra-adam", "past-extra-adam", "lookahead", "muon"])
+@pytest.mark.parametrize("renorm", [True, False])
+def test_ortho_composes_per_member_with_every_kind_of_base(name, renorm, float64):
+    spec = {"name": name, "lr": 1e-3, "ortho": "weights", "ortho_renorm": renorm}
+    if renorm:
+        tol = FLOAT32_MUON if name == "muon" else FLOAT32
+    else:  # the unscaled rule leaves D's one-element output bias a residue: see FLOAT64
+        float64("mog-ring")
+        tol = FLOAT64_MUON if name == "muon" else FLOAT64
+    assert_members_are_standalone(_configs("mog-ring", spec, (0, 1, 2)), tol)
+
+
+@pytest.mark.parametrize(
+    ("workload", "name"),
+    [("mog-ring", name) for name in optim.OPTIMIZERS]
+    + [(w, n) for w in ("digits", "digits-conv", "mnist") for n in ("adam", "extra-sgd", "muon")],
+)
+def test_surgery_projects_each_members_real_and_fake_gradients(
+    workload, name, vision_dir, float64
+):
+    float64(workload)
+    spec = {"name": name, "lr": 1e-3, "surgery": True}
+    tol = FLOAT64_MUON if name == "muon" else FLOAT64
+    assert_members_are_standalone(_configs(workload, spec, SEEDS, vision_dir), tol)
+
+
+@pytest.mark.parametrize("name", ["sgd", "ogda", "extra-sgd"])
+def test_surgery_of_non_adaptive_methods_equals_the_standalone_one_in_float32(name):
+    spec = {"name": name, "lr": 1e-2, "surgery": True, "ortho": "weights"}
+    assert_members_are_standalone(_configs("mog-ring", spec, SEEDS), FLOAT32)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kw"),
+    [
+        ("adam", {"scheme": "simultaneous"}),
+        ("adam", {"d_steps": 3}),
+        ("adam", {"r1": 1.0}),
+        ("adam", {"loss": "hinge"}),
+        ("adam", {"loss": "wasserstein", "r1": 0.5}),
+        ("sgd", {"loss": "minimax"}),
+        ("extra-adam", {"fresh_batch": True}),
+        ({"name": "lookahead", "base": "optimistic-adam", "k": 3}, {"d_steps": 2}),
+        ("ttur", {"scheme": "simultaneous"}),
+    ],
+)
+def test_every_scheme_and_loss_runs_per_member(spec, kw):
+    assert_members_are_standalone(_configs("mog-ring", spec, (0, 1, 2), **kw))
+
+
+def test_dcgan_with_r1_keeps_per_member_batch_statistics(vision_dir, float64):
+    float64("mnist")
+    assert_members_are_standalone(_configs("mnist", "adam", SEEDS, vision_dir, r1=1.0), FLOAT64)
+
+
+# -- the whole run ------------------------------------------------------------------------------
+
+TIMING = ["wall_time", "step_time"]
+
+
+def _strip(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=[c for c in TIMING if c in df])
+
+
+@pytest.mark.parametrize(("workload", "options"), [("mog-ring", {"hidden": 16}),
+                                                  ("digits", {"arch": "conv"})])  # fmt: skip
+def test_population_results_are_the_standalone_results_in_seed_order(workload, options):
+    kw = {"steps": 6, "eval_every": 3, "device": "cpu", "batch_size": 16, "threads": 1, **options}
+    spec = {"name": "adam", "lr": 1e-3}
+    seeds = [3, 0, 5]
+    results = ogan.train_population(workload, spec, seeds=seeds, **kw)
+    assert len(results) == len(seeds)
+    for index, (seed, result) in enumerate(zip(seeds, results)):
+        alone = ogan.train(workload, spec, seed=seed, **kw)
+        assert result.config == alone.config  # the member's own resolved config, its own seed
+        assert list(result.history.columns) == list(alone.history.columns)
+        assert list(result.trace.columns) == list(alone.trace.columns)
+        # evaluation in eval mode per member: BatchNorm's running statistics are the member's.
+        # The class metrics count argmax decisions of 2048 samples: one decision flipped by a
+        # rounding difference moves class_kl by ~3e-4.
+        pd.testing.assert_frame_equal(_strip(result.history), _strip(alone.history), rtol=1e-3)
+        pd.testing.assert_frame_equal(_strip(result.trace), _strip(alone.trace), rtol=1e-4)
+        extra = set(result.summary) - set(alone.summary)
+        assert extra == {"population"} and set(alone.summary) <= set(result.summary)
+        assert result.summary["population"]["size"] == len(seeds)
+        assert result.summary["population"]["member"] == index
+
+
+def test_member_time_is_its_share_of_the_population_step():
+    results = ogan.train_population("mog-ring", "adam", seeds=[0, 1, 2, 3], steps=5, eval_every=5,
+                                    device="cpu", batch_size=16, hidden=16, threads=1)  # fmt: skip
+    population = results[0].summary["population"]["step_time"]
+    for r in results:
+        np.testing.assert_allclose(r.trace["step_time"].to_numpy(),
+                                   results[0].trace["step_time"].to_numpy())  # fmt: skip
+        assert r.summary["time_per_step"] == pytest.approx(population / 4)
+        assert r.summary["wall_time"] == pytest.approx(r.trace["step_time"].sum())
+
+
+def _poison(monkeypatch, seed: int, after: int) -> None:
+    """After its first ``after`` batches, one seed's real data is NaN (found by its generator)."""
+    target = _seeds(seed)[1]
+    calls = {"n": 0}
+    sample = MoGRing.sample
+
+    def poisoned(self, batch_size, generator):
+        batch = sample(self, batch_size, generator)
+        if generator.initial_seed() == target:
+            calls["n"] += 1
+            if calls["n"] > after:
+                batch.real.fill_(math.nan)
+        return batch
+
+    monkeypatch.setattr(MoGRing, "sample", poisoned)
+
+
+def test_a_diverging_member_stops_alone_and_the_others_do_not_change(monkeypatch):
+    kw = {"steps": 12, "eval_every": 4, "device": "cpu", "batch_size": 16, "hidden": 16,
+          "threads": 1}  # fmt: skip
+    spec = {"name": "adam", "lr": 1e-3, "ortho": "weights"}
+    clean = ogan.train_population("mog-ring", spec, seeds=[0, 1, 2], **kw)
+    _poison(monkeypatch, seed=1, after=6)  # alternating: one D batch, one G batch a step
+    poisoned = ogan.train_population("mog-ring", spec, seeds=[0, 1, 2], **kw)
+    monkeypatch.undo()
+    _poison(monkeypatch, seed=1, after=6)
+    alone = ogan.train("mog-ring", spec, seed=1, **kw)
+
+    sick = poisoned[1].summary
+    assert sick["diverged_at"] == 4 and sick["steps_completed"] == 4  # its 7th batch: step 4
+    assert list(poisoned[1].history["step"]) == [0, 4]  # its final evaluation, at divergence
+    assert np.isnan(poisoned[1].trace["loss_d"].iloc[-1])
+    assert alone.summary["diverged_at"] == 4  # what the standalone run does with the same data
+    pd.testing.assert_frame_equal(_strip(poisoned[1].history), _strip(alone.history), rtol=1e-4)
+    for m in (0, 2):  # the others: the same numbers
+        assert poisoned[m].summary["diverged_at"] is None
+        pd.testing.assert_frame_equal(_strip(poisoned[m].trace), _strip(clean[m].trace))
+        pd.testing.assert_frame_equal(_strip(poisoned[m].history), _strip(clean[m].history))
+
+
+def test_a_member_leaving_the_population_keeps_the_others_optimizer_state():
+    for name in ("adam", "lookahead", "extra-adam", "muon"):
+        configs = _configs("mog-ring", {"name": name, "lr": 1e-3, "ortho": "weights"}, (0, 1, 2))
+        full, part = PopulationGame(configs), PopulationGame(configs)
+        for i in range(3):
+            full.step(i)
+            part.step(i)
+        part.keep([0, 2])  # as when member 1 diverges
+        for i in range(3, 8):
+            expected, got = full.step(i), part.step(i)
+            torch.testing.assert_close(got, expected[[0, 2]], rtol=1e-6, atol=1e-7)
+        assert part.size == 2 and part.g.optimizer.param_groups[0]["members"] == 2
+
+
+def test_long_runs_agree_with_standalone_runs_in_distribution_over_seeds():
+    # GAN dynamics are chaotic: after 300 steps at this lr most seeds' two runs (population and
+    # standalone, which differ only in the order of float sums) have separated, so they are
+    # compared as two samples of final distances, not pair by pair.
+    kw = {"steps": 300, "eval_every": 300, "device": "cpu", "batch_size": 16, "hidden": 16,
+          "threads": 1}  # fmt: skip
+    spec = {"name": "adam", "lr": 2e-2, "betas": [0.5, 0.999]}
+    seeds = list(range(8))
+    results = ogan.train_population("mog-ring", spec, seeds=seeds, **kw)
+    population = np.array([r.summary["final_fd"] for r in results])
+    alone = np.array([ogan.train("mog-ring", spec, seed=s, **kw).summary["final_fd"] for s in seeds])
+    assert (np.abs(population - alone) > 1e-2 * alone).sum() >= len(seeds) // 2  # separated
+    assert scipy.stats.ks_2samp(population, alone).pvalue > 0.05
+    assert scipy.stats.mannwhitneyu(population, alone).pvalue > 0.05
+
+
+def test_a_population_needs_seeds():
+    with pytest.raises(ConfigError, match="seeds"):
+        ogan.train_population("mog-ring", "adam", seeds=[])
