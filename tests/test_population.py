@@ -353,7 +353,8 @@ def test_long_runs_agree_with_standalone_runs_in_distribution_over_seeds():
     seeds = list(range(8))
     results = ogan.train_population("mog-ring", spec, seeds=seeds, **kw)
     population = np.array([r.summary["final_fd"] for r in results])
-    alone = np.array([ogan.train("mog-ring", spec, seed=s, **kw).summary["final_fd"] for s in seeds])
+    alone = np.array([ogan.train("mog-ring", spec, seed=s, **kw).summary["final_fd"]
+                      for s in seeds])  # fmt: skip
     assert (np.abs(population - alone) > 1e-2 * alone).sum() >= len(seeds) // 2  # separated
     assert scipy.stats.ks_2samp(population, alone).pvalue > 0.05
     assert scipy.stats.mannwhitneyu(population, alone).pvalue > 0.05
