@@ -288,6 +288,53 @@ def stats_on_vs_off(s: Settings) -> Pair:
     return _kernel_step(_seed_mlp_game(s, True)), _kernel_step(_seed_mlp_game(s, False))
 
 
+# -- populations --------------------------------------------------------------------------------
+
+POPULATION = 8
+"""Members of the population cases."""
+
+
+def _one_thread(fn: Callable[[], object]) -> Callable[[], object]:
+    from ogan.game.train import _threads
+
+    def call() -> object:
+        with _threads(1):
+            return fn()
+
+    return call
+
+
+def population_vs_single_runs(workload: str, optimizer: dict, **options) -> Callable[[Settings], Pair]:
+    """One population step of 8 members vs one step of each of 8 standalone runs, one thread,
+    statistics on: the ratio is the time of a member-step over that of a standalone step."""
+
+    def build(s: Settings) -> Pair:
+        from ogan.game.config import resolve
+        from ogan.game.population import PopulationGame
+        from ogan.game.train import _Game
+
+        configs = [resolve(workload, optimizer, device=s.device, seed=seed, **options)
+                   for seed in range(POPULATION)]  # fmt: skip
+        with torch.random.fork_rng():  # building players seeds the global generator
+            population = PopulationGame(configs)
+            singles = [_kernel_step(_Game(c)) for c in configs]
+        counter = [0]
+
+        def members() -> None:  # what train_population does per step
+            rows = population.step(counter[0])
+            torch.isfinite(rows).all(1).tolist()
+            rows.cpu()
+            counter[0] += 1
+
+        def standalone() -> None:
+            for step in singles:
+                step()
+
+        return _one_thread(members), _one_thread(standalone)
+
+    return build
+
+
 # -- Fréchet distance ---------------------------------------------------------------------------
 
 
@@ -333,6 +380,23 @@ CASES: dict[str, Case] = {
              "ogan step", "hand loop", 1.10, train_step_vs_hand_loop),
         Case("stats", "training step with vs without gradient statistics (seed-mlp, Adam)",
              "stats on", "stats off", 1.05, stats_on_vs_off),
+        # ratio = time of a member-step / time of a standalone step: 1 / 1.4 is 1.4x the throughput
+        Case("population-mog-ring", f"{POPULATION}-member population step vs {POPULATION} "
+             "standalone steps (mog-ring, Adam, statistics on, one thread)", "population",
+             "standalone", 1 / 1.4, population_vs_single_runs(
+                 "mog-ring", {"name": "adam", "lr": 2e-4}, batch_size=256)),
+        Case("population-ortho", f"{POPULATION}-member population step vs {POPULATION} "
+             "standalone steps (mog-ring, Adam+⊥Grad, statistics on, one thread)", "population",
+             "standalone", 1 / 1.4, population_vs_single_runs(
+                 "mog-ring", {"name": "adam", "lr": 2e-4, "ortho": "weights"}, batch_size=256)),
+        Case("population-seed-mlp", f"{POPULATION}-member population step vs {POPULATION} "
+             "standalone steps (seed-mlp, Adam, statistics on, one thread)", "population",
+             "standalone", 1 / 1.2, population_vs_single_runs(
+                 "seed-mlp", {"name": "adam", "lr": 2e-4}), quick=False),
+        Case("population-digits", f"{POPULATION}-member population step vs {POPULATION} "
+             "standalone steps (digits, Adam, statistics on, one thread)", "population",
+             "standalone", 1 / 1.2, population_vs_single_runs(
+                 "digits", {"name": "adam", "lr": 2e-4}), quick=False),
         Case("frechet", "ogan Fréchet distance vs pytorch-fid's, d = 2048 (256 in quick mode)",
              "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False,
              heavy=True),

@@ -1,11 +1,16 @@
 """One network for a whole population: every member's tensors stacked along a leading dimension.
 
 The members are built one by one, each exactly as a standalone run builds its network, then
-stacked (``torch.func.stack_module_state``). The forward pass is the network's own ``forward``
+stacked (``torch.func.stack_module_state``). The forward pass is each module's own ``forward``
 through ``torch.func.functional_call`` under ``torch.vmap``, so any module works unchanged,
 BatchNorm included: each member normalises with its own batch statistics and updates its own
 running statistics (vmap writes them into the stacked buffers). No operation mixes members, so
 the gradient of the members' summed losses is, member by member, the gradient of its own loss.
+
+One fast path, because small MLPs are what populations are for: inside an ``nn.Sequential``, a
+``nn.Linear`` is one ``torch.baddbmm`` over the stacks and an element-wise activation runs on
+the stacked activations directly. Under vmap a linear layer becomes a batched matmul plus a
+separate broadcast add of the bias, and every layer pays vmap's own dispatch.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Identity)
+"""Modules that act element by element: the same on stacked activations as on each member's."""
+
 
 class Stacked:
     """P networks of one architecture as stacked leaf tensors, callable on (P, batch, ...) inputs.
@@ -29,16 +37,38 @@ class Stacked:
     def __init__(self, modules: Sequence[nn.Module]):
         self.template = modules[0]
         self.params, self.buffers = stack_module_state(list(modules))
-        # x None: a player that takes no input (the bilinear game's points)
-        self._batched = torch.vmap(self._call, in_dims=(0, 0, 0))
-        self._unbatched_input = torch.vmap(self._call, in_dims=(0, 0, None))
-
-    def _call(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Any) -> Tensor:
-        return functional_call(self.template, (params, buffers), (x,))
 
     def __call__(self, x: Tensor | None) -> Tensor:
-        run = self._unbatched_input if x is None else self._batched
-        return run(self.params, self.buffers, x)
+        return self._forward(self.template, "", x)
+
+    def _forward(self, module: nn.Module, prefix: str, x: Tensor | None) -> Tensor:
+        if isinstance(module, nn.Sequential) and x is not None:
+            for name, child in module.named_children():
+                x = self._forward(child, f"{prefix}{name}.", x)
+            return x
+        if type(module) is nn.Linear and x is not None:
+            weight = self.params[f"{prefix}weight"].mT
+            bias = self.params.get(f"{prefix}bias")
+            flat = x.reshape(x.shape[0], -1, x.shape[-1])  # (P, everything else, in)
+            if bias is None:
+                out = torch.bmm(flat, weight)
+            else:
+                out = torch.baddbmm(bias[:, None], flat, weight)
+            return out.view(*x.shape[:-1], out.shape[-1])
+        if type(module) in ELEMENTWISE:
+            return module(x)
+        return self._vmapped(module, prefix, x)
+
+    def _vmapped(self, module: nn.Module, prefix: str, x: Tensor | None) -> Tensor:
+        """``module`` (the template's submodule at ``prefix``) on every member, through vmap."""
+        params = {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
+        buffers = {k[len(prefix) :]: v for k, v in self.buffers.items() if k.startswith(prefix)}
+
+        def call(p: dict[str, Tensor], b: dict[str, Tensor], inputs: Any) -> Tensor:
+            return functional_call(module, (p, b), (inputs,))
+
+        # x None: a player that takes no input (the bilinear game's points)
+        return torch.vmap(call, in_dims=(0, 0, None if x is None else 0))(params, buffers, x)
 
     @property
     def size(self) -> int:
