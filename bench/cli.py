@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.population import DEFAULT_SIZE
 from ogan.errors import OganError
 
 EXIT_OK = 0
@@ -61,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         dry_run=args.dry_run,
         device=args.device,
+        population=args.population,
     )
     if report.failed:
         print(
@@ -155,6 +157,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu"
+    )
+    run.add_argument(
+        "--population",
+        type=_positive_int,
+        metavar="N",
+        help="train runs that differ only by seed together, at most N per population "
+        f"(default: {DEFAULT_SIZE['cpu']} on CPU, {DEFAULT_SIZE['cuda']} on CUDA; 1: one run "
+        "per process)",
     )
     run.set_defaults(func=cmd_run)
 

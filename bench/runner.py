@@ -1,9 +1,11 @@
 """Run a sweep: validate it, skip finished runs, train the rest in parallel, store each as it lands.
 
 Workers only compute: :func:`execute` trains one :class:`~bench.spec.RunSpec` and returns the
-result. The parent process writes every run the moment it arrives (``Parallel(return_as=
-"generator_unordered")``), so the same code serves local processes (joblib's loky backend) and a
-Dask cluster (joblib's dask backend), and a killed sweep loses at most the runs in flight.
+result (runs that differ only by seed go to a worker together, as one population: see
+:mod:`bench.population`). The parent process writes every run the moment it arrives
+(``Parallel(return_as="generator_unordered")``), so the same code serves local processes
+(joblib's loky backend) and a Dask cluster (joblib's dask backend), and a killed sweep loses at
+most the runs in flight.
 
 Devices: on CPU every worker trains with one torch thread. With ``device="cuda"`` locally there
 is one worker per GPU and each worker holds one GPU for its whole life (an exclusive lock file per
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import population as populations
 from bench import store
 from bench.config import Sweep, load_sweep, validate
 from bench.errors import BenchError
@@ -122,9 +125,13 @@ def run_sweep(
     force: bool = False,
     dry_run: bool = False,
     device: str | None = None,
+    population: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> SweepReport:
     """Run (or resume) a sweep and store every finished run under ``<out>/<sweep name>/``.
+
+    Runs that differ only by seed train as populations of at most ``population`` members
+    (default: :func:`bench.population.default_size` of the device; 1: one run per process).
 
     Everything is checked before anything is written: the config, every run still to do
     (through ``ogan.game.resolve``), the output directory and the scheduler. Finished runs are
@@ -172,9 +179,11 @@ def run_sweep(
             f"{len(todo)} to run on {sweep.device} -> {sweep_dir}"
         )
         if todo:
-            n_jobs = _n_jobs(jobs, len(todo), n_gpus, client)
+            size = population or populations.default_size(sweep.device)
+            groups = populations.populations(todo, size)
+            n_jobs = _n_jobs(jobs, len(groups), n_gpus, client)
             gpus = stack.enter_context(_gpu_slots(n_gpus)) if n_gpus else None
-            _run_all(report, todo, n_jobs, client, gpus, echo)
+            _run_all(report, todo, groups, n_jobs, client, gpus, echo)
         echo(summary_table(sweep_dir, sweep.specs))
     return report
 
@@ -182,6 +191,7 @@ def run_sweep(
 def _run_all(
     report: SweepReport,
     todo: list[RunSpec],
+    groups: list[tuple[RunSpec, ...]],
     n_jobs: int,
     client: Any,
     gpus: GpuSlots | None,
@@ -198,7 +208,7 @@ def _run_all(
         mininterval=0.5,
         disable=None,  # no bar in logs (not a terminal): the status lines say the same
     )
-    outcomes = _outcomes(todo, n_jobs, client, gpus)
+    outcomes = _outcomes(groups, n_jobs, client, gpus)
     try:
         for count, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
@@ -223,18 +233,19 @@ def _run_all(
 
 
 def _outcomes(
-    todo: list[RunSpec], n_jobs: int, client: Any, gpus: GpuSlots | None
+    groups: list[tuple[RunSpec, ...]], n_jobs: int, client: Any, gpus: GpuSlots | None
 ) -> Iterator[Outcome]:
     from joblib import Parallel, delayed, parallel_config
 
-    tasks = (delayed(execute)(spec, gpus) for spec in todo)
+    tasks = (delayed(populations.execute_population)(group, gpus) for group in groups)
     if client is None:
         parallel = Parallel(
             n_jobs=n_jobs, backend="loky", return_as="generator_unordered", batch_size=1
         )
-        yield from parallel(tasks)
+        for members in parallel(tasks):
+            yield from members
         return
-    gpu = todo[0].device == "cuda"
+    gpu = groups[0][0].device == "cuda"
     backend_args = {"resources": {"GPU": 1}} if gpu else {}
     with parallel_config(
         backend="dask",
@@ -243,7 +254,8 @@ def _outcomes(
         **backend_args,
     ):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)
-        yield from parallel(tasks)
+        for members in parallel(tasks):
+            yield from members
 
 
 def status_line(outcome: Outcome) -> str:

@@ -304,7 +304,9 @@ def _one_thread(fn: Callable[[], object]) -> Callable[[], object]:
     return call
 
 
-def population_vs_single_runs(workload: str, optimizer: dict, **options) -> Callable[[Settings], Pair]:
+def population_vs_single_runs(
+    workload: str, optimizer: dict, **options: object
+) -> Callable[[Settings], Pair]:
     """One population step of 8 members vs one step of each of 8 standalone runs, one thread,
     statistics on: the ratio is the time of a member-step over that of a standalone step."""
 

@@ -1,0 +1,78 @@
+"""Populations in a sweep: the runs that differ only by seed, trained as one program.
+
+``bench run`` groups the runs still to do by everything but their seed and trains each group
+with ``ogan.train_population`` (in chunks of at most the population size). Every member is
+stored as its own run, under its usual run id, so the store, ``bench.load``, resuming and the
+report see runs exactly as before; ``summary["population"]`` says how a run was trained (size,
+member index, the population's step time; ``time_per_step`` is the member's share). Resuming
+trains only the members that are missing, and a killed sweep loses only the populations in
+flight. A group of one seed is an ordinary run (``ogan.train``), so ``--population 1`` is the
+one-process-per-run behaviour of before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bench.spec import RunSpec
+
+if TYPE_CHECKING:  # bench.runner imports this module
+    from bench.runner import GpuSlots, Outcome
+
+DEFAULT_SIZE = {"cpu": 8, "cuda": 64}
+"""Members per population by device. CPU: the member-step throughput of the small workloads
+grows up to about 8 members on one core and little beyond (bench perf's population cases);
+CUDA: a step of these workloads is launch overhead at any size that fits, 64 members of the
+largest (the CIFAR-10 DCGAN at batch 64) take a few GB."""
+
+
+def default_size(device: str) -> int:
+    """The population size ``bench run`` uses on ``device`` unless ``--population`` says."""
+    return DEFAULT_SIZE["cuda" if device.startswith("cuda") else "cpu"]
+
+
+def populations(specs: Sequence[RunSpec], size: int) -> list[tuple[RunSpec, ...]]:
+    """``specs`` grouped by everything but the seed, in sweep order, in chunks of ``size``."""
+    if size < 1:
+        raise ValueError(f"population size must be >= 1, got {size}")
+    groups: dict[RunSpec, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault(dataclasses.replace(spec, seed=0), []).append(spec)
+    return [
+        tuple(members[i : i + size])
+        for members in groups.values()
+        for i in range(0, len(members), size)
+    ]
+
+
+def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None) -> list[Outcome]:
+    """Train one population (in a worker); one :class:`bench.runner.Outcome` per member.
+
+    An exception fails every member (each is retried on the next invocation); a diverged member
+    is a normal result. Each member's ``seconds`` is its share of the population's time.
+    """
+    from bench import runner, store
+
+    if len(specs) == 1:
+        return [runner.execute(specs[0], gpus)]
+    import ogan  # the first import in a fresh worker takes seconds: keep it out of the timing
+
+    t0 = time.perf_counter()
+    device = specs[0].device
+    if gpus is not None and device == "cuda":
+        device = runner._gpu_device(gpus)
+    kwargs = {**specs[0].train_kwargs(), "device": device}
+    del kwargs["seed"]
+    try:
+        results = ogan.train_population(**kwargs, seeds=[s.seed for s in specs], threads=1)
+        env = store.environment(device, threads=1)
+    except Exception as exc:  # reported by the parent; the members are retried next time
+        error = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        share = (time.perf_counter() - t0) / len(specs)
+        return [runner.Outcome(spec, None, None, error, share) for spec in specs]
+    share = (time.perf_counter() - t0) / len(specs)
+    return [runner.Outcome(spec, r, env, None, share) for spec, r in zip(specs, results)]
