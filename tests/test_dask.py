@@ -45,7 +45,9 @@ name = "extra-adam"
 lr = 1e-2
 ortho = "weights"
 """
-TIMING = ["wall_time", "step_time", "time_per_step", "eval_time", "time_to_target", "git_commit"]
+ROOT = Path(__file__).resolve().parent.parent
+TIMING = ["wall_time", "step_time", "time_per_step", "eval_time", "time_to_target", "git_commit",
+          "population_step_time"]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -70,9 +72,13 @@ def scheduler(tmp_path_factory):
     def start(*args: str) -> None:
         log = open(tmp / f"{len(procs)}.log", "w")  # noqa: SIM115 - lives as long as the process
         cmd = [sys.executable, "-m", *args]
+        # the code under test, not whatever checkout the environment's editable install names
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
         procs.append(
             subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env=env,
+                start_new_session=True,
             )
         )
 

@@ -83,7 +83,10 @@ def run(config: Path, out: Path, **kw) -> runner.SweepReport:
 
 
 def without_timing(df: pd.DataFrame) -> pd.DataFrame:
-    return df.drop(columns=[c for c in df.columns if c in TIMING or c == "git_commit"])
+    """Without what depends on the machine or on how runs were grouped into populations (a
+    resumed sweep trains the missing members as smaller populations)."""
+    machine = [c for c in df.columns if c in TIMING or c == "git_commit"]
+    return df.drop(columns=[*machine, *(c for c in df.columns if c.startswith("population_"))])
 
 
 def bench_cmd(*args: str) -> list[str]:
@@ -258,19 +261,21 @@ def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries
 
     config = write(tmp_path, TINY)
     monkeypatch.setattr(ogan, "train", flaky)  # jobs=1 trains in this process
-    report = run(config, tmp_path / "out", jobs=1)
+    report = run(config, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
     assert (report.ran, report.failed) == (TINY_RUNS - 2, 2)  # adam and extra-adam at 1e-2
     assert sum("FAILED (RuntimeError: simulated crash)" in line for line in report.lines) == 2
     monkeypatch.setattr(ogan, "train", train)
-    again = run(config, tmp_path / "out", jobs=1)
+    again = run(config, tmp_path / "out", jobs=1, population=1)
     assert (again.skipped, again.ran, again.failed) == (TINY_RUNS - 2, 2, 0)
 
 
 def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(tmp_path):
+    # one run per process: bit for bit (test_runner_population.py kills a population sweep)
     config = write(tmp_path, SLOW)
     killed = tmp_path / "killed"
+    one = ("--population", "1")
     proc = subprocess.Popen(
-        bench_cmd("run", str(config), "--out", str(killed), "--jobs", "2", "--device", "cpu"),
+        bench_cmd("run", str(config), "--out", str(killed), "--jobs", "2", "--device", "cpu", *one),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -285,7 +290,7 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
     assert 1 <= stored < SLOW_RUNS
 
     resumed = subprocess.run(
-        bench_cmd("run", str(config), "--out", str(killed), "--device", "cpu"),
+        bench_cmd("run", str(config), "--out", str(killed), "--device", "cpu", *one),
         capture_output=True,
         text=True,
         timeout=300,
@@ -294,7 +299,7 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
     assert f"{stored} already finished, {SLOW_RUNS - stored} to run" in resumed.stdout
     assert not list((killed / "slow" / "runs").glob(".*.tmp"))
 
-    whole = run(config, tmp_path / "whole", jobs=1)
+    whole = run(config, tmp_path / "whole", jobs=1, population=1)
     assert whole.ran == SLOW_RUNS
     for load in (bench.load, bench.load_traces, bench.load_runs):
         pd.testing.assert_frame_equal(
