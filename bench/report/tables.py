@@ -104,6 +104,30 @@ def adam_reference(data: SweepData, workload: str) -> str | None:
     return None
 
 
+def population_sizes(runs: pd.DataFrame) -> pd.Series:
+    """Each run's population size (1: trained alone, as every run stored before populations)."""
+    if "population_size" not in runs:
+        return pd.Series(1, index=runs.index)
+    return runs["population_size"].fillna(1).astype(int)
+
+
+def overhead(variant: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, int | None]:
+    """(mean time per step of ``variant`` / that of ``reference``, the population size).
+
+    A run's time per step is its share of its population's step, which depends on the size:
+    both means are taken over the runs of one population size both ran at, the size most of
+    the variant's runs used (ties: the smaller). (NaN, None) when they share no size.
+    """
+    sizes, ref_sizes = population_sizes(variant), population_sizes(reference)
+    counts = sizes[sizes.isin(set(ref_sizes))].value_counts()
+    if counts.empty:
+        return math.nan, None
+    size = int(min(counts.index, key=lambda n: (-counts[n], n)))
+    ratio = (variant.loc[sizes == size, "time_per_step"].mean()
+             / reference.loc[ref_sizes == size, "time_per_step"].mean())  # fmt: skip
+    return float(ratio), size
+
+
 def _median_inf(values: pd.Series) -> float:
     """Median with a missing value (target not reached) counted as +inf."""
     x = values.astype(float).fillna(math.inf).to_numpy()
@@ -123,7 +147,7 @@ def summary_table(a: Analysis) -> pd.DataFrame:
         tps = stats.mean_ci(every["time_per_step"])
         ref = a.reference.get(wl)
         ref_runs = runs[(runs["workload"] == wl) & (runs["variant"] == ref)] if ref else None
-        overhead = tps.mean / ref_runs["time_per_step"].mean() if ref_runs is not None else math.nan
+        ratio, size = overhead(every, ref_runs) if ref_runs is not None else (math.nan, None)
         rows.append(
             {
                 "workload": wl,
@@ -141,7 +165,8 @@ def summary_table(a: Analysis) -> pd.DataFrame:
                 "n_all": len(every),
                 "time_per_step_ms": 1e3 * tps.mean,
                 "time_per_step_ci_ms": 1e3 * tps.half_width,
-                "overhead_vs_adam": overhead,
+                "overhead_vs_adam": ratio,
+                "overhead_population": size,  # both sides trained at this population size
                 "grad_evals_per_step": float(
                     (every["grad_evals"] / every["steps_completed"]).median()
                 ),

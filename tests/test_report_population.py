@@ -1,0 +1,38 @@
+"""The report's overhead vs Adam compares runs trained at the same population size."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from bench.report.tables import overhead, population_sizes
+
+
+def _runs(times, sizes=None):
+    frame = pd.DataFrame({"time_per_step": times})
+    if sizes is not None:
+        frame["population_size"] = sizes
+    return frame
+
+
+def test_runs_without_a_population_size_were_trained_alone():
+    assert list(population_sizes(_runs([1.0, 2.0]))) == [1, 1]
+    assert list(population_sizes(_runs([1.0, 2.0], [5, None]))) == [5, 1]
+
+
+def test_overhead_is_taken_at_one_population_size_both_sides_ran_at():
+    # the variant ran mostly in populations of 5 (a member's time: a fifth of the step), the
+    # reference both alone and in populations of 5: only the size-5 runs are compared
+    variant = _runs([0.3, 0.3, 0.3, 1.5], [5, 5, 5, None])
+    reference = _runs([0.2, 0.2, 1.0], [5, 5, 1])
+    ratio, size = overhead(variant, reference)
+    assert size == 5 and ratio == pytest.approx(1.5)
+    ratio, size = overhead(_runs([2.0]), _runs([1.0]))  # stored before populations: alone
+    assert (ratio, size) == (2.0, 1)
+
+
+def test_no_shared_population_size_gives_no_overhead():
+    ratio, size = overhead(_runs([0.3], [5]), _runs([1.0]))
+    assert math.isnan(ratio) and size is None
