@@ -202,7 +202,8 @@ lr = 0.01
 
 
 def runner_vs_direct(s: Settings) -> Pair:
-    """A sweep through the runner (in-process, one job, results written) vs plain ogan.train."""
+    """A sweep through the runner (in-process, one job, results written) vs plain ogan.train:
+    the runner's own cost, so one run per process (populations have their own cases)."""
     import atexit
     import shutil
     import tempfile
@@ -219,7 +220,7 @@ def runner_vs_direct(s: Settings) -> Pair:
     specs = load_sweep(str(config), device=s.device).specs
 
     def runner() -> None:
-        run_sweep(config, out=folder / "out", jobs=1, force=True, device=s.device,
+        run_sweep(config, out=folder / "out", jobs=1, force=True, device=s.device, population=1,
                   echo=lambda *args, **kwargs: None)  # fmt: skip
 
     def direct() -> None:

@@ -37,6 +37,7 @@ class Stacked:
     def __init__(self, modules: Sequence[nn.Module]):
         self.template = modules[0]
         self.params, self.buffers = stack_module_state(list(modules))
+        self._calls: dict[tuple[str, bool], tuple[list[str], list[str], Any]] = {}
 
     def __call__(self, x: Tensor | None) -> Tensor:
         return self._forward(self.template, "", x)
@@ -61,14 +62,23 @@ class Stacked:
 
     def _vmapped(self, module: nn.Module, prefix: str, x: Tensor | None) -> Tensor:
         """``module`` (the template's submodule at ``prefix``) on every member, through vmap."""
-        params = {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
-        buffers = {k[len(prefix) :]: v for k, v in self.buffers.items() if k.startswith(prefix)}
+        key = (prefix, x is None)
+        if key not in self._calls:  # built once: vmap's own cost per call is what remains
+            params = [k for k in self.params if k.startswith(prefix)]
+            buffers = [k for k in self.buffers if k.startswith(prefix)]
+            names = [k[len(prefix) :] for k in params + buffers]
+            split = len(params)
 
-        def call(p: dict[str, Tensor], b: dict[str, Tensor], inputs: Any) -> Tensor:
-            return functional_call(module, (p, b), (inputs,))
+            def call(inputs: Any, *tensors: Tensor) -> Tensor:
+                p = dict(zip(names[:split], tensors[:split]))
+                b = dict(zip(names[split:], tensors[split:]))
+                return functional_call(module, (p, b), (inputs,))
 
-        # x None: a player that takes no input (the bilinear game's points)
-        return torch.vmap(call, in_dims=(0, 0, None if x is None else 0))(params, buffers, x)
+            # x None: a player that takes no input (the bilinear game's points)
+            in_dims = (None if x is None else 0, *[0] * len(names))
+            self._calls[key] = (params, buffers, torch.vmap(call, in_dims=in_dims))
+        params, buffers, run = self._calls[key]
+        return run(x, *(self.params[k] for k in params), *(self.buffers[k] for k in buffers))
 
     @property
     def size(self) -> int:
