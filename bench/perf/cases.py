@@ -233,12 +233,12 @@ def runner_vs_direct(s: Settings) -> Pair:
 
 
 def _seed_mlp_game(s: Settings, record_stats: bool = True):
+    from ogan.game import Game
     from ogan.game.config import resolve
-    from ogan.game.train import _Game
 
     config = resolve("seed-mlp", {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
                      device=s.device, batch_size=64)  # fmt: skip
-    return _Game(config, record_stats=record_stats)
+    return Game(config, record_stats=record_stats)
 
 
 def _kernel_step(game) -> Callable[[], None]:

@@ -1,6 +1,6 @@
 """The two-player training kernel."""
 
 from ogan.game.config import TrainConfig, resolve
-from ogan.game.train import TrainResult, train
+from ogan.game.train import Game, Player, TrainResult, train
 
-__all__ = ["TrainConfig", "TrainResult", "resolve", "train"]
+__all__ = ["Game", "Player", "TrainConfig", "TrainResult", "resolve", "train"]

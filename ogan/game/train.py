@@ -58,7 +58,13 @@ class TrainResult:
 
 
 @dataclass
-class _Player:
+class Player:
+    """One player of a :class:`Game`: its network, the parameters it trains, its optimizer chain.
+
+    ``ortho`` and ``lookahead`` are the :class:`Ortho` / :class:`Lookahead` links of that chain
+    (None where absent), found once so the step does not search the chain every time.
+    """
+
     module: nn.Module
     params: list[Tensor]
     optimizer: torch.optim.Optimizer
@@ -93,7 +99,25 @@ def _seeds(seed: int) -> tuple[int, int, int]:
     return int(init), int(data), int(evaluation)
 
 
-class _Game:
+class Game:
+    """The two-player game of one run, stepped and evaluated one generator update at a time.
+
+    :func:`train` drives it (timing, divergence, history); it is public so that code which needs
+    the step on its own — the perf cases that time it, the tests that check its maths against
+    closed forms — builds the exact game a run trains rather than a copy of it.
+
+    Args:
+        config: a resolved configuration (:func:`ogan.game.resolve`).
+        record_stats: False skips the per-step gradient statistics (the record is then just the
+            two losses); only to measure what the statistics cost.
+
+    Attributes:
+        workload: the workload instance, built from ``config.options``.
+        g, d: the generator's and the discriminator's :class:`Player`.
+        layout: the column layout of the raw record :meth:`step` returns.
+        grad_evals: gradient evaluations so far, ``[G, D]``.
+    """
+
     def __init__(self, config: TrainConfig, record_stats: bool = True):
         self.config = config
         # Off only to measure what the statistics cost (bench perf); the trainer always records.
@@ -120,13 +144,13 @@ class _Game:
         self._surgery_stats: tuple[Tensor, Tensor] | None = None  # (removed, norms before)
         self._zero = torch.zeros((), device=self.device)
 
-    def _player(self, module: nn.Module, name: str, lr: float) -> _Player:
+    def _player(self, module: nn.Module, name: str, lr: float) -> Player:
         params = [p for p in module.parameters() if p.requires_grad]
         opt = optim.build(name, params, lr=lr, **self.config.hparams)
         lookahead = _find(opt, Lookahead)
         if lookahead is not None:
             lookahead.auto_sync = False  # both players synchronise together (see step)
-        return _Player(module, params, opt, _find(opt, Ortho), lookahead)
+        return Player(module, params, opt, _find(opt, Ortho), lookahead)
 
     # -- gradients --------------------------------------------------------------------------
 
@@ -188,7 +212,7 @@ class _Game:
 
     # -- one step ---------------------------------------------------------------------------
 
-    def _projection_norms(self, player: _Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
+    def _projection_norms(self, player: Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
         """(removed fraction, norms after, norms before) of a player's last update.
 
         ``after`` is None when it must be read from the current gradients (no ⊥Grad: the
@@ -275,6 +299,7 @@ class _Game:
     # -- evaluation -------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
+        """The workload's metrics at the current point (all NaN if a parameter is not finite)."""
         G, D = self.g.module, self.d.module
         params = self.g.params + self.d.params
         if not all(torch.isfinite(p).all() for p in params):
@@ -328,7 +353,7 @@ def train(
 def _run(config: TrainConfig) -> TrainResult:
     import pandas as pd
 
-    game = _Game(config)
+    game = Game(config)
     sync = game.device.type == "cuda"
     rows = torch.full((config.steps, game.layout.width), math.nan)
     step_times = np.full(config.steps, math.nan)
