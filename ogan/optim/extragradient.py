@@ -11,7 +11,7 @@ Protocol: set ``.grad`` to :math:`F(w_t)`, call :meth:`extrapolate`; set ``.grad
 :math:`F(w_{t+1/2})`, call :meth:`step`. The original point is stored by value, and
 ``state_dict`` carries it (``"anchors"``), so a checkpoint taken between the two half-steps
 resumes exactly. ``step`` without a preceding ``extrapolate`` is a plain step of the underlying
-method.
+method; a second ``extrapolate`` before ``step`` is an error (it would move the anchor).
 
 The attribute ``extrapolation`` tells the game what :meth:`extrapolate` needs: ``"extragradient"``
 needs fresh gradients at :math:`w_t` (two gradient evaluations per update); ``"past"`` reuses the
@@ -52,6 +52,12 @@ class _Anchored:
         return self.__dict__.setdefault("_anchor_map", {})
 
     def _save_anchor(self, params: list[Tensor]) -> None:
+        if self._anchors:
+            # A second extrapolation would anchor at w_{t+1/2} and the step would start there.
+            raise RuntimeError(
+                "extrapolate() called twice before step(); call step() (or restore_anchor()) "
+                "between two extrapolations"
+            )
         buffers = self.__dict__.setdefault("_anchor_buffers", {})
         for p in params:
             if p not in buffers:

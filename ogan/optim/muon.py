@@ -32,7 +32,8 @@ class MuonWithAdam(Optimizer):
     """Muon on every parameter with ``ndim >= 2`` (viewed as (out, -1)), Adam on the others.
 
     Args:
-        params: parameters or parameter groups; each group is split in two (``use_muon``).
+        params: parameters or parameter groups; each group is split in two (``use_muon``), as
+            are the groups :meth:`add_param_group` adds later.
         lr: learning rate of both parts (default 1e-3).
         momentum: Muon momentum (default 0.95, torch's).
         nesterov: Nesterov momentum for Muon (default True).
@@ -69,17 +70,25 @@ class MuonWithAdam(Optimizer):
             "adjust_lr_fn": adjust_lr_fn, "betas": tuple(betas), "eps": eps,
             "weight_decay": weight_decay, "ns_coefficients": (DEFAULT_A, DEFAULT_B, DEFAULT_C),
         }  # fmt: skip
-        groups = list(params)
-        if groups and not isinstance(groups[0], dict):
-            groups = [{"params": groups}]
-        split = []
-        for group in groups:
-            ps = list(group["params"])
-            for use_muon in (True, False):
-                chosen = [p for p in ps if (p.ndim >= 2) == use_muon]
-                if chosen:
-                    split.append({**group, "params": chosen, "use_muon": use_muon})
-        super().__init__(split, defaults)
+        super().__init__(params, defaults)  # each group goes through add_param_group
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, split in two: Muon for its ``ndim >= 2`` tensors, Adam for the others.
+
+        A group that already says ``use_muon`` is kept whole: ``False`` puts matrices on Adam
+        (e.g. embeddings); ``True`` is refused for a tensor Muon cannot orthogonalise.
+        """
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if "use_muon" in param_group:
+            if param_group["use_muon"] and any(p.ndim < 2 for p in params):
+                raise ValueError("use_muon=True needs ndim >= 2 tensors; set it False for the rest")
+            super().add_param_group({**param_group, "params": params})
+            return
+        for use_muon in (True, False):
+            chosen = [p for p in params if (p.ndim >= 2) == use_muon]
+            if chosen:
+                super().add_param_group({**param_group, "params": chosen, "use_muon": use_muon})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
