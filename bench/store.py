@@ -7,19 +7,17 @@ Layout of a sweep directory ``DIR/<sweep>/``::
     runs/<run_id>.parquet     history: one row per evaluation
     runs/<run_id>.trace.parquet   trace: one row per training step
 
-Every file is written to a temporary name in the same directory and renamed into place, so a
-crash leaves either a complete file or none. A run counts as finished only when its JSON and
-both parquet files read back; anything else is reported and re-run.
+Every file is written with :mod:`ogan.files` (temporary name in the same directory, fsync,
+rename), so a crash leaves either a complete file or none. A run counts as finished only when
+its JSON and both parquet files read back; anything else is reported and re-run.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import platform
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,23 +28,10 @@ from typing import Any
 import pandas as pd
 
 from bench.spec import RunSpec
+from ogan.files import atomic_open, atomic_write_bytes, temporaries
 
 RUNS = "runs"
 SWEEP = "sweep.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -54,15 +39,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _atomic_parquet(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        df.to_parquet(f, index=False)
 
 
 def environment(device: str, threads: int | None = None) -> dict[str, Any]:
@@ -158,7 +136,7 @@ def missing(path: str | Path) -> list[RunSpec]:
 
 def remove_stale_temporaries(sweep_dir: Path) -> None:
     """Delete the temporary files a killed writer left behind (call with the sweep locked)."""
-    for tmp in (sweep_dir / RUNS).glob(".*.tmp"):
+    for tmp in temporaries(sweep_dir / RUNS):
         tmp.unlink(missing_ok=True)
 
 
