@@ -41,8 +41,9 @@ class Outcome:
     spec: RunSpec
     result: Any  # ogan.TrainResult, None when the run raised
     env: dict[str, Any] | None
-    error: str | None
+    error: str | None  # the exception's last line
     seconds: float
+    traceback: str | None = None  # the whole traceback, stored as runs/<id>.error.txt
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,9 @@ def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
         result = ogan.train(**{**spec.train_kwargs(), "device": device}, threads=1)
         env = store.environment(device, threads=1)
     except Exception as exc:  # reported by the parent; the run is retried on the next invocation
-        lines = traceback.format_exception_only(type(exc), exc)
-        return Outcome(spec, None, None, lines[-1].strip(), time.perf_counter() - t0)
+        last = traceback.format_exception_only(exc)[-1].strip()
+        full = "".join(traceback.format_exception(exc))
+        return Outcome(spec, None, None, last, time.perf_counter() - t0, full)
     return Outcome(spec, result, env, None, time.perf_counter() - t0)
 
 
@@ -206,6 +208,9 @@ def _run_all(
                 report.ran += 1
                 report.diverged += outcome.result.summary.get("diverged_at") is not None
             else:
+                store.write_error(
+                    report.sweep_dir, outcome.spec.run_id, outcome.traceback or outcome.error
+                )
                 report.failed += 1
             bar.update()
             with tqdm.external_write_mode():  # tqdm.write, through echo: above the bar
@@ -255,32 +260,37 @@ def status_line(outcome: Outcome) -> str:
     summary = outcome.result.summary
     if summary.get("diverged_at") is not None:
         return f"{what}: diverged at step {summary['diverged_at']} ({outcome.seconds:.1f}s)"
-    metric = _primary_metric(spec.workload)
+    metric = summary["target"]["metric"]  # the run's own: a workload's options may change it
     return (
         f"{what}: {metric}={summary.get(f'final_{metric}', math.nan):.4g} ({outcome.seconds:.1f}s)"
     )
 
 
 def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
-    """Per workload × optimizer label (in config order): runs stored, diverged, mean final
-    primary metric (over the runs that did not diverge)."""
+    """Per workload × optimizer label (in config order): runs stored, diverged, the mean final
+    primary metric (over the runs that did not diverge), runs whose last attempt failed and,
+    when any did, the last line of the first one's traceback (``runs/<id>.error.txt``)."""
     import pandas as pd
 
     records = {record["run_id"]: record for record in store.load_records(sweep_dir)}
     rows = []
     for spec in specs:  # the sweep's own labels, even for runs stored under an older label
         record = records.get(spec.run_id)
-        if record is None:
+        error = store.read_error(sweep_dir, spec.run_id)
+        if record is None and error is None:
             continue
-        metric = _primary_metric(spec.workload)
-        summary = record["summary"]
+        summary = record["summary"] if record is not None else {}
+        metric = summary["target"]["metric"] if record is not None else None
         rows.append(
             {
                 "workload": spec.workload,
                 "optimizer": spec.label,
+                "stored": record is not None,
                 "metric": metric,
                 "diverged": summary.get("diverged_at") is not None,
                 "final": summary.get(f"final_{metric}"),
+                "failed": error is not None,
+                "error": None if error is None else error.rstrip().splitlines()[-1],
             }
         )
     if not rows:
@@ -290,14 +300,21 @@ def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
     table = (
         df.groupby(["workload", "optimizer"], sort=False)
         .agg(
-            runs=("final", "size"),
+            runs=("stored", "sum"),
             diverged=("diverged", "sum"),
             metric=("metric", "first"),
             final_mean=("final", "mean"),
+            failed=("failed", "sum"),
+            error=("error", "first"),
         )
         .reset_index()
         .rename(columns={"final_mean": "final (mean)"})
     )
+    table["metric"] = table["metric"].fillna("-")
+    if table["failed"].any():
+        table["error"] = table["error"].fillna("")
+    else:
+        table = table.drop(columns="error")
     return table.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
@@ -389,8 +406,3 @@ def _print_plan(report: SweepReport, todo: list[RunSpec], echo: Callable[[str], 
             f"steps={spec.steps}"
         )
 
-
-def _primary_metric(workload: str) -> str:
-    from ogan import workloads
-
-    return workloads.get(workload).primary_metric

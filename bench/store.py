@@ -6,6 +6,7 @@ Layout of a sweep directory ``DIR/<sweep>/``::
     runs/<run_id>.json        spec, resolved config, summary, environment   (written last)
     runs/<run_id>.parquet     history: one row per evaluation
     runs/<run_id>.trace.parquet   trace: one row per training step
+    runs/<run_id>.error.txt   the traceback of the run's last attempt, if it raised
 
 Every file is written with :mod:`ogan.files` (temporary name in the same directory, fsync,
 rename), so a crash leaves either a complete file or none. A run counts as finished only when
@@ -32,6 +33,7 @@ from ogan.files import atomic_open, atomic_write_bytes, temporaries
 
 RUNS = "runs"
 SWEEP = "sweep.json"
+ERROR_SUFFIX = ".error.txt"
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -114,6 +116,20 @@ def write_run(sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any]) 
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(runs / f"{spec.run_id}.json", record)
+    (runs / f"{spec.run_id}{ERROR_SUFFIX}").unlink(missing_ok=True)  # an earlier attempt's
+
+
+def write_error(sweep_dir: Path, run_id: str, traceback: str) -> None:
+    """Store why a run's attempt failed (its traceback); :func:`write_run` removes it later."""
+    atomic_write_bytes(sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}", traceback.encode())
+
+
+def read_error(sweep_dir: Path, run_id: str) -> str | None:
+    """The traceback of the run's last attempt if it failed, else None."""
+    try:
+        return (sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}").read_text(errors="replace")
+    except FileNotFoundError:
+        return None
 
 
 def write_sweep(sweep_dir: Path, manifest: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_vision_data import fake_mnist
 
 import ogan
 from ogan.errors import MissingDataError
@@ -50,16 +49,6 @@ def test_seed_mlp_has_the_seed_articles_architecture():
     ]
     assert linear == [(64, 128), (128, 128), (128, 1)]
     assert sum(isinstance(m, torch.nn.ReLU) for m in G.modules()) == 3
-
-
-@pytest.fixture
-def vision_files(tmp_path, monkeypatch):
-    """Tiny MNIST files and a (fake) FID weights file; nothing real, nothing downloaded."""
-    fake_mnist(tmp_path / "data", n_train=40, n_test=8)
-    weights = tmp_path / INCEPTION_FILENAME
-    weights.write_bytes(b"not really inception")
-    monkeypatch.setenv("OGAN_CACHE_DIR", str(tmp_path / "cache"))
-    return {"data_dir": str(tmp_path / "data"), "fid_weights": str(weights)}
 
 
 def test_mnist_trains_on_local_files_with_a_dcgan(vision_files, monkeypatch):
@@ -120,3 +109,13 @@ def test_seed_mlp_on_mnist_measures_inception_fid(vision_files):
     assert w.primary_metric == "fid" and set(w.metrics) == {"fid"}
     G, D = w.build_players()
     assert G[0][0].in_features == 100 and D[0].in_features == 784
+
+
+def test_seed_mlp_on_mnist_records_its_own_metric_table_in_the_summary(vision_files, monkeypatch):
+    monkeypatch.setattr(images.SeedMLP, "evaluate", lambda self, G, D, gen: {"fid": 3.0})
+    r = ogan.train("seed-mlp", GAN, steps=2, eval_every=2, device="cpu", batch_size=8,
+                   data="mnist", **vision_files)  # fmt: skip
+    assert set(r.summary["metrics"]) == {"fid"}
+    assert r.summary["metrics"]["fid"]["higher_is_better"] is False
+    assert r.summary["target"] == {"metric": "fid", "value": images.MNIST.target}
+    assert r.summary["final_fid"] == 3.0 and "final_digits_fid" not in r.summary

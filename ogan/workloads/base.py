@@ -21,6 +21,8 @@ from ogan.errors import ConfigError
 
 @dataclass(frozen=True)
 class Metric:
+    """What a metric measures, and which way is better (a run records both)."""
+
     description: str
     higher_is_better: bool = False
 
@@ -44,13 +46,19 @@ class Workload(abc.ABC):
     Subclasses set the class attributes and implement :meth:`build_players`, :meth:`sample` and
     :meth:`evaluate`. ``G(batch.z)`` gives fakes; ``D(x)`` gives the discriminator's outputs on
     which the game's loss is computed.
+
+    ``metrics``, ``primary_metric`` and ``target`` belong to the instance: a class attribute is
+    their default, and ``__init__`` may change them from the options (seed-mlp on MNIST measures
+    Inception FID). Read them from a workload object, or from what a run recorded of them
+    (``summary["metrics"]`` and ``summary["target"]``), never from the class.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
-    metrics: ClassVar[dict[str, Metric]]
-    primary_metric: ClassVar[str]
-    target: ClassVar[float]
+    metrics: dict[str, Metric]
+    """What :meth:`evaluate` returns, by name."""
+    primary_metric: str
+    target: float
     """Threshold on the primary metric for "time to target" (reached when at least as good)."""
     Options: ClassVar[type] = NoOptions
     default_scheme: ClassVar[str] = "alternating"
