@@ -19,6 +19,7 @@ from ogan.optim import (
     OptimisticAdam,
     Ortho,
     PastExtraAdam,
+    common,
 )
 from ogan.projection import orthogonalize_
 
@@ -396,13 +397,29 @@ def test_param_groups_keep_their_own_learning_rates(name):
         (OptimisticAdam, {"weight_decay": -0.1}),
         (PastExtraAdam, {"lr": -1.0}),
         (ExtraAdam, {"betas": (0.5, 1.5)}),
+        (OptimisticAdam, {"betas": (0.5,)}),
         (MuonWithAdam, {"momentum": 1.0}),
+        (MuonWithAdam, {"eps": -1.0}),
         (MuonWithAdam, {"adjust_lr_fn": "nope"}),
     ],
 )
 def test_invalid_hyperparameters_raise_value_error(factory, kwargs):
     with pytest.raises(ValueError):
         factory([torch.nn.Parameter(torch.randn(2, 2))], **kwargs)
+
+
+def test_the_shared_adam_direction_is_the_step_torch_adam_takes():
+    torch.manual_seed(7)
+    p = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    adam = torch.optim.Adam([p], lr=0.1, betas=(0.5, 0.9), eps=1e-6)
+    m, v = torch.zeros_like(p), torch.zeros_like(p)
+    for t in range(1, STEPS + 1):
+        p.grad = torch.randn(5, dtype=torch.float64)
+        common.adam_moments_([m], [v], [p.grad], (0.5, 0.9))
+        (d,) = common.adam_direction([m], [v], [t], (0.5, 0.9), 1e-6)
+        before = p.detach().clone()
+        adam.step()
+        torch.testing.assert_close(before - p.detach(), 0.1 * d, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Adam
 
+from ogan.optim.common import adam_direction, call_closure
+
 
 class _Anchored:
     """Stores w_t before extrapolating and restores it before the real step.
@@ -77,10 +79,7 @@ class _Anchored:
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Return to the anchor w_t if an extrapolation is pending, then step the base method."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         self.restore_anchor()
         super().step()  # type: ignore[misc]
         return loss
@@ -179,14 +178,9 @@ class PastExtraAdam(_Anchored, Adam):
             if not params:
                 continue
             states = [self.state[p] for p in params]
-            beta1, beta2 = group["betas"]
-            steps = [float(s["step"]) for s in states]
-            # torch's Adam arithmetic (denominator, bias corrections) without the moment update.
             second = "max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"
-            denom = torch._foreach_sqrt([s[second] for s in states])
-            torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
-            torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(
-                params, [s["exp_avg"] for s in states], denom,
-                [-group["lr"] / (1 - beta1**t) for t in steps],
+            direction = adam_direction(
+                [s["exp_avg"] for s in states], [s[second] for s in states],
+                [float(s["step"]) for s in states], group["betas"], group["eps"],
             )  # fmt: skip
+            torch._foreach_add_(params, direction, alpha=-group["lr"])

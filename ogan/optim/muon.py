@@ -23,6 +23,8 @@ from torch.optim import Optimizer
 from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, DEFAULT_NS_STEPS, muon
 from torch.optim.adam import adam
 
+from ogan.optim.common import call_closure, check_hyperparameters
+
 
 def _as_matrix(t: Tensor) -> Tensor:
     return t if t.ndim == 2 else t.view(t.shape[0], -1)
@@ -55,14 +57,9 @@ class MuonWithAdam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ):
-        if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"Invalid beta parameters: {betas}")
+        check_hyperparameters(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum=momentum
+        )
         if adjust_lr_fn not in (None, "original", "match_rms_adamw", "spectral_unclamped"):
             raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
         defaults = {
@@ -92,10 +89,7 @@ class MuonWithAdam(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ogan.optim.common import call_closure
 from ogan.projection import EPS, ProjectionStats, orthogonalize_
 
 
@@ -122,10 +123,7 @@ class Ortho(_Wrapper):
         return self.last_stats
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         # After an extrapolation the update starts from w_t, not from the extrapolated point where
         # the gradients were taken: w_t is the reference to project against.
         self.restore_anchor()
