@@ -252,9 +252,9 @@ def test_status_line_and_summary_table_name_the_metric_the_run_recorded(
     tmp_path, monkeypatch, sweep_file, vision_files
 ):
     # seed-mlp's metrics follow its data option: on MNIST it reports Inception FID, not digits_fid
-    from ogan.workloads import images
+    from ogan.workloads.digits import SeedMLP
 
-    monkeypatch.setattr(images.SeedMLP, "evaluate", lambda self, G, D, gen: {"fid": 7.25})
+    monkeypatch.setattr(SeedMLP, "evaluate", lambda self, G, D, gen: {"fid": 7.25})
     config = sweep_file(
         f"""
         [sweep]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from ogan.optim import Ortho
 from ogan.projection import orthogonalize_
+from ogan.workloads import nets
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
 
@@ -51,28 +51,14 @@ class Case:
 # -- models -------------------------------------------------------------------------------------
 
 
-def seed_mlp(out: int = 784) -> nn.Module:
+def seed_mlp() -> nn.Module:
     """The seed article's G and D at MNIST size: 14 tensors, 238,645 parameters."""
-    from ogan.workloads.mog import mlp
-
-    G = nn.Sequential(mlp([100, 128, 128, 100, out]), nn.Sigmoid())
-    D = mlp([out, 128, 128, 1])
-    return nn.ModuleList([G, D])
+    return nn.ModuleList(nets.seed_mlp_players(784))
 
 
 def dcgan64() -> nn.Module:
     """Radford et al.'s 64×64 DCGAN G and D, with conv biases: 34 tensors, ~6.3 M parameters."""
-    g_ch, d_ch = [100, 512, 256, 128, 64], [3, 64, 128, 256, 512]
-    G: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(g_ch)):
-        stride, pad = (1, 0) if i == 0 else (2, 1)
-        G += [nn.ConvTranspose2d(a, b, 4, stride, pad), nn.BatchNorm2d(b), nn.ReLU()]
-    G += [nn.ConvTranspose2d(64, 3, 4, 2, 1), nn.Tanh()]
-    D: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(d_ch)):
-        D += [nn.Conv2d(a, b, 4, 2, 1), *([nn.BatchNorm2d(b)] if i else []), nn.LeakyReLU(0.2)]
-    D += [nn.Conv2d(512, 1, 4, 1, 0)]
-    return nn.ModuleList([nn.Sequential(*G), nn.Sequential(*D)])
+    return nn.ModuleList(nets.dcgan_players(channels=3, size=64, z_dim=100, w=64))
 
 
 MODELS = {"mlp": seed_mlp, "dcgan": dcgan64}

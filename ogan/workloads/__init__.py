@@ -14,10 +14,10 @@ WORKLOADS: dict[str, str] = {
     "dirac": "ogan.workloads.toy:Dirac",
     "mog-ring": "ogan.workloads.mog:MoGRing",
     "mog-grid": "ogan.workloads.mog:MoGGrid",
-    "digits": "ogan.workloads.images:Digits",
-    "seed-mlp": "ogan.workloads.images:SeedMLP",
-    "mnist": "ogan.workloads.images:MNIST",
-    "cifar10": "ogan.workloads.images:CIFAR10",
+    "digits": "ogan.workloads.digits:Digits",
+    "seed-mlp": "ogan.workloads.digits:SeedMLP",
+    "mnist": "ogan.workloads.vision:MNIST",
+    "cifar10": "ogan.workloads.vision:CIFAR10",
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,17 +14,9 @@ from torch import nn
 from ogan.metrics.frechet import frechet_distance, gaussian_stats
 from ogan.metrics.modes import mixture_stats, mode_metrics
 from ogan.workloads.base import Batch, Metric, Workload
+from ogan.workloads.nets import mlp
 
 EVAL_SAMPLES = 2500
-
-
-def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers)
 
 
 @dataclass(frozen=True)
