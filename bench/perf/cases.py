@@ -71,6 +71,16 @@ def _params_and_grads(model: str, device: str) -> tuple[list[torch.Tensor], list
     return params, grads
 
 
+def _two_copies(model: str, device: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The model's parameters twice, each copy with the same gradients: subject and baseline."""
+    refs, grads = _params_and_grads(model, device)
+    a = [nn.Parameter(p.clone()) for p in refs]
+    b = [nn.Parameter(p.clone()) for p in refs]
+    for p, q, g in zip(a, b, grads):
+        p.grad, q.grad = g.clone(), g.clone()
+    return a, b
+
+
 def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device.startswith("cuda") else lambda: None
 
@@ -113,11 +123,7 @@ def projection_vs_foreach_add(model: str) -> Callable[[Settings], Pair]:
 
 def ortho_adam_vs_adam(model: str) -> Callable[[Settings], Pair]:
     def build(s: Settings) -> Pair:
-        refs, grads = _params_and_grads(model, s.device)
-        a = [nn.Parameter(p.clone()) for p in refs]
-        b = [nn.Parameter(p.clone()) for p in refs]
-        for p, q, g in zip(a, b, grads):
-            p.grad, q.grad = g.clone(), g.clone()
+        a, b = _two_copies(model, s.device)
         ortho = Ortho(torch.optim.Adam(a, lr=1e-5, foreach=True), impl=s.force_impl or "auto")
         adam = torch.optim.Adam(b, lr=1e-5, foreach=True)
         sync = _sync(s.device)
@@ -141,11 +147,7 @@ def optimizer_vs_adam(name: str, model: str) -> Callable[[Settings], Pair]:
     def build(s: Settings) -> Pair:
         from ogan import optim
 
-        refs, grads = _params_and_grads(model, s.device)
-        a = [nn.Parameter(p.clone()) for p in refs]
-        b = [nn.Parameter(p.clone()) for p in refs]
-        for p, q, g in zip(a, b, grads):
-            p.grad, q.grad = g.clone(), g.clone()
+        a, b = _two_copies(model, s.device)
         factory = optim.OPTIMIZERS[name].factory
         # torch.optim picks its for-loop implementation on CPU unless asked for foreach
         multi = {"foreach": True} if "foreach" in inspect.signature(factory).parameters else {}
