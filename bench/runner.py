@@ -290,7 +290,7 @@ def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
                 "diverged": summary.get("diverged_at") is not None,
                 "final": summary.get(f"final_{metric}"),
                 "failed": error is not None,
-                "error": None if error is None else error.rstrip().splitlines()[-1],
+                "error": None if error is None else (error.strip().splitlines() or ["?"])[-1],
             }
         )
     if not rows:
