@@ -24,7 +24,7 @@ import bench
 import ogan
 from bench.errors import BenchError
 from bench.report import build_report
-from bench.report.document import mean_pm
+from bench.report.document.formatting import mean_pm
 from bench.spec import RunSpec, freeze
 from bench.store import atomic_write_json, environment, write_run
 

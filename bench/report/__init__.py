@@ -5,7 +5,8 @@
 
 Pipeline: :mod:`~bench.report.data` loads and checks the runs, :mod:`~bench.report.tables`
 selects learning rates and computes every number (with :mod:`~bench.report.stats`),
-:mod:`~bench.report.figures` draws the PNGs, :mod:`~bench.report.document` lays them out and
+:mod:`~bench.report.figures` draws the PNGs (a module per kind of figure),
+:mod:`~bench.report.document` lays them out as prose and formatted tables, and
 :mod:`~bench.report.html` writes ``index.html`` (self-contained) and ``report.md``.
 """
 
