@@ -266,7 +266,7 @@ def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
     primary metric (over the runs that did not diverge)."""
     import pandas as pd
 
-    records = {record["run_id"]: record for record in store.load_records(sweep_dir)}
+    records = {r["run_id"]: r for r in store.read_results(sweep_dir, tables=()).records}
     rows = []
     for spec in specs:  # the sweep's own labels, even for runs stored under an older label
         record = records.get(spec.run_id)

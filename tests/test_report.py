@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shutil
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 
 import bench
 import ogan
+from bench import runner, store
 from bench.errors import BenchError
 from bench.report import build_report
 from bench.report.document.formatting import mean_pm
@@ -89,9 +91,34 @@ def sweep_dir(tmp_path_factory) -> Path:
     return root
 
 
+def _count_reads(mp: pytest.MonkeyPatch, reads: Counter) -> None:
+    """Count every open of a file by the readers the store uses: text (JSON), parquet bodies
+    and parquet footers."""
+    import pyarrow.parquet as pq
+
+    for owner, name in ((Path, "read_text"), (pd, "read_parquet"), (pq, "read_metadata")):
+        original = getattr(owner, name)
+
+        def counted(path, *args, _original=original, **kwargs):
+            reads[Path(path)] += 1
+            return _original(path, *args, **kwargs)
+
+        mp.setattr(owner, name, counted)
+
+
 @pytest.fixture(scope="session")
-def report(sweep_dir) -> Path:
-    return build_report(sweep_dir)
+def built(sweep_dir) -> tuple[Path, Counter]:
+    """The report of the tiny sweep, and how often each file was opened to build it."""
+    reads: Counter = Counter()
+    with pytest.MonkeyPatch.context() as mp:
+        _count_reads(mp, reads)
+        index = build_report(sweep_dir)
+    return index, reads
+
+
+@pytest.fixture(scope="session")
+def report(built) -> Path:
+    return built[0]
 
 
 class _Links(HTMLParser):
@@ -160,6 +187,58 @@ def test_markdown_figures_exist_next_to_it_and_anchors_resolve(report):
     anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
     for target in re.findall(r"\]\(#([^)]+)\)", md):
         assert target in anchors
+
+
+# -- the store is read once -------------------------------------------------------------------
+
+
+def _stored_files(sweep_dir: Path) -> list[Path]:
+    return [sweep_dir / "sweep.json", *sorted((sweep_dir / "runs").iterdir())]
+
+
+def test_a_report_opens_sweep_json_and_every_run_file_exactly_once(built, sweep_dir):
+    _, reads = built
+    files = _stored_files(sweep_dir)
+    assert len(files) == 1 + 3 * len(_specs("tiny"))
+    assert {f.name: reads[f] for f in files} == {f.name: 1 for f in files}
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        bench.load,
+        bench.load_runs,
+        bench.load_traces,
+        bench.load_records,
+        lambda d: runner.summary_table(d, tuple(store.read_sweep(d)["specs"])),
+    ],
+    ids=["load", "load_runs", "load_traces", "load_records", "summary_table"],
+)
+def test_each_loader_opens_every_run_file_once(sweep_dir, monkeypatch, read):
+    reads: Counter = Counter()
+    _count_reads(monkeypatch, reads)
+    read(sweep_dir)
+    runs = [f for f in _stored_files(sweep_dir) if f.parent.name == "runs"]
+    assert {f.name: reads[f] for f in runs} == {f.name: 1 for f in runs}
+
+
+def test_a_run_file_that_does_not_read_back_is_left_out_of_every_table_and_named(
+    tmp_path, sweep_dir
+):
+    part = tmp_path / "part"
+    shutil.copytree(sweep_dir / "runs", part / "runs")
+    broken = sorted((part / "runs").glob("*.trace.parquet"))[0]
+    broken.write_bytes(b"garbage")
+    run_id = broken.name.removesuffix(".trace.parquet")
+    results = store.read_results(part)
+    assert [(sweep, rid) for sweep, rid, _ in results.problems] == [("part", run_id)]
+    ids = {r["run_id"] for r in results.records}
+    assert len(ids) == len(_specs("tiny")) - 1 and run_id not in ids
+    assert set(results.history["run_id"]) == set(results.traces["run_id"]) == ids
+    assert set(results.runs["run_id"]) == ids
+    with pytest.warns(UserWarning, match=f"left out 1 run.*{run_id}"):
+        history = bench.load(part)
+    assert run_id not in set(history["run_id"])
 
 
 # -- numbers against an independent recomputation -----------------------------------------------

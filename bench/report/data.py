@@ -1,7 +1,7 @@
 """Everything the report reads from a results directory, loaded once and checked.
 
-The store's loaders (``bench.load*``) give tidy frames; this module adds what the report needs
-on top: which runs failed, which variant is the ⊥Grad or surgery version of which base, the
+:func:`bench.store.read_results` reads the directory once (the same tidy frames as
+``bench.load*``); this module adds what the report needs on top: which runs failed, which variant is the ⊥Grad or surgery version of which base, the
 workloads' metadata, and which runs the sweep asked for but did not finish.
 """
 
@@ -18,9 +18,6 @@ import pandas as pd
 
 from bench import store
 from bench.errors import BenchError
-from bench.spec import RunSpec
-
-SWEEP_FILE = "sweep.json"
 
 
 @dataclass(frozen=True)
@@ -68,29 +65,6 @@ class SweepData:
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
-
-
-def sweep_dirs(path: Path) -> list[Path]:
-    """The sweep directories at ``path``: itself, its parent if it is ``runs``, or its children."""
-    if path.name == store.RUNS:
-        return [path.parent]
-    if (path / store.RUNS).is_dir() or (path / SWEEP_FILE).is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    return sorted(
-        p for p in path.iterdir() if (p / store.RUNS).is_dir() or (p / SWEEP_FILE).is_file()
-    )
-
-
-def _read_sweep_file(sweep_dir: Path) -> list[RunSpec] | None:
-    path = sweep_dir / SWEEP_FILE
-    if not path.is_file():
-        return None
-    try:
-        return [RunSpec.from_dict(d) for d in json.loads(path.read_text())["specs"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _workload_info(name: str, runs: pd.DataFrame, records: list[dict[str, Any]]) -> WorkloadInfo:
@@ -253,28 +227,17 @@ def load_sweep(path: Path) -> SweepData:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"no results directory {path}; run python -m bench run first")
-    dirs = sweep_dirs(path)
-    if not dirs:
+    results = store.read_results(path)
+    if not results.sweep_dirs:
         raise BenchError(
             f"no finished runs under {path} (no runs/ directory); run python -m bench run first"
         )
-
-    expected_specs: list[RunSpec] = []
-    has_sweep_file = False
-    finished: set[str] = set()
-    problems = []
-    for d in dirs:
-        specs = _read_sweep_file(d)
-        if specs is not None:
-            has_sweep_file = True
-            expected_specs.extend(specs)
-        scanned = store.scan(d)
-        finished |= scanned.finished
-        problems += [
-            {"sweep": d.name, "run_id": rid, "problem": what} for rid, what in scanned.problems
-        ]
-
-    if not finished:
+    expected_specs = [spec for m in results.manifests.values() for spec in m["specs"]]
+    has_sweep_file = bool(results.manifests)
+    problems = [
+        {"sweep": sweep, "run_id": rid, "problem": what} for sweep, rid, what in results.problems
+    ]
+    if not results.records:
         detail = []
         if has_sweep_file:
             detail.append(f"sweep.json lists {len(expected_specs)} runs, none finished")
@@ -283,13 +246,12 @@ def load_sweep(path: Path) -> SweepData:
         extra = f" ({'; '.join(detail)})" if detail else ""
         raise BenchError(f"no finished runs under {path}{extra}; run python -m bench run first")
 
-    records = store.load_records(path)
-    runs = store.load_runs(path)
+    records = list(results.records)
     wl_key = _workload_keys(records)
     variant, variant_config = _variants(records, wl_key)
-    runs = _relabel(runs, wl_key, variant)
-    history = _relabel(store.load(path), wl_key, variant)
-    traces = _relabel(store.load_traces(path), wl_key, variant)
+    runs = _relabel(results.runs, wl_key, variant)
+    history = _relabel(results.history, wl_key, variant)
+    traces = _relabel(results.traces, wl_key, variant)
 
     workloads = {}
     by_id = {r["run_id"]: r for r in records}
@@ -328,12 +290,12 @@ def load_sweep(path: Path) -> SweepData:
     notes = []
     if not has_sweep_file:
         notes.append(
-            f"No {SWEEP_FILE} under {path}: runs that the sweep asked for but did not finish "
+            f"No {store.SWEEP} under {path}: runs that the sweep asked for but did not finish "
             "cannot be listed."
         )
     return SweepData(
         path=path,
-        sweep_dirs=dirs,
+        sweep_dirs=list(results.sweep_dirs),
         runs=runs,
         history=history,
         traces=traces,
