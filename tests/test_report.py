@@ -351,6 +351,51 @@ def test_ranking_follows_the_summary(report):
         assert ranks[0] == (1.0 if g["final_mean"].iloc[0] < g["final_mean"].iloc[1] else 1.5)
 
 
+def _copy_runs(sweep_dir: Path, dest: Path, specs: list[RunSpec]) -> None:
+    (dest / "runs").mkdir(parents=True)
+    for s in specs:
+        for suffix in (".json", ".parquet", ".trace.parquet"):
+            shutil.copy(sweep_dir / "runs" / f"{s.run_id}{suffix}", dest / "runs")
+
+
+def _edit_summaries(sweep_dir: Path, edit) -> None:
+    for path in (sweep_dir / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        edit(record["summary"])
+        path.write_text(json.dumps(record))
+
+
+def test_metric_names_direction_and_target_come_from_each_runs_own_summary(tmp_path, sweep_dir):
+    """Not from the workload class: a run's metric set can follow its options."""
+    from bench.report import load_sweep
+
+    part = tmp_path / "part"
+    _copy_runs(sweep_dir, part, [s for s in _specs("tiny") if s.workload == "mog-ring"])
+
+    def edit(summary: dict) -> None:
+        summary["metrics"] = {"fd": {"description": "as recorded", "higher_is_better": True}}
+        summary["target"] = {"metric": "fd", "value": 123.0}
+
+    _edit_summaries(part, edit)
+    info = load_sweep(part).workloads["mog-ring"]
+    assert info.metrics == {"fd": ("as recorded", True)}
+    assert (info.primary, info.target, info.target_text()) == ("fd", 123.0, "fd ≥ 123")
+
+
+def test_runs_without_a_metric_table_get_their_final_metrics_and_a_note_on_direction(
+    tmp_path, sweep_dir
+):
+    from bench.report import load_sweep
+
+    part = tmp_path / "part"
+    _copy_runs(sweep_dir, part, [s for s in _specs("tiny") if s.workload == "dirac"])
+    _edit_summaries(part, lambda summary: summary.pop("metrics"))
+    data = load_sweep(part)
+    info = data.workloads["dirac"]
+    assert info.metrics == {"distance": ("", False)} and info.primary == "distance"
+    assert any("dirac: its runs record no metric table" in n for n in data.notes)
+
+
 # -- degraded inputs ------------------------------------------------------------------------------
 
 
@@ -386,11 +431,7 @@ def test_partial_single_seed_sweep_renders_with_what_is_missing_named(tmp_path, 
     part = tmp_path / "part"
     specs = [s for s in _specs("tiny") if s.workload == "dirac"]
     atomic_write_json(part / "sweep.json", {"specs": [s.to_dict() for s in specs]})
-    (part / "runs").mkdir()
-    for s in specs:
-        if s.seed == 0:
-            for suffix in (".json", ".parquet", ".trace.parquet"):
-                shutil.copy(sweep_dir / "runs" / f"{s.run_id}{suffix}", part / "runs")
+    _copy_runs(sweep_dir, part, [s for s in specs if s.seed == 0])
     index = build_report(part, out=tmp_path / "out")
     page = index.read_text()
     assert index == tmp_path / "out" / "index.html"

@@ -1,8 +1,9 @@
 """Everything the report reads from a results directory, loaded once and checked.
 
 :func:`bench.store.read_results` reads the directory once (the same tidy frames as
-``bench.load*``); this module adds what the report needs on top: which runs failed, which variant is the ⊥Grad or surgery version of which base, the
-workloads' metadata, and which runs the sweep asked for but did not finish.
+``bench.load*``); this module adds what the report needs on top: which runs failed, which
+variant is the ⊥Grad or surgery version of which base, each workload's metrics as its runs
+recorded them, and which runs the sweep asked for but did not finish.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ class WorkloadInfo:
     metrics: dict[str, tuple[str, bool]]  # metric -> (description, higher_is_better)
     primary: str
     target: float | None
-    registered: bool  # False: not in ogan.workloads; metadata inferred from the runs
 
     @property
     def higher_is_better(self) -> bool:
@@ -67,52 +67,55 @@ class SweepData:
     notes: list[str] = field(default_factory=list)
 
 
-def _workload_info(name: str, runs: pd.DataFrame, records: list[dict[str, Any]]) -> WorkloadInfo:
+def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[WorkloadInfo, str]:
+    """The metrics of workload ``wl`` (registered as ``name``) as its runs recorded them.
+
+    Every run stores its own metric table and target (``summary["metrics"]``,
+    ``summary["target"]``): a run's metric set can follow its workload options (seed-mlp on
+    MNIST), so it is read from the runs, never from the workload class. Records written before
+    ogan stored the table have only their ``final_<metric>`` values: lower is assumed better,
+    and the returned note says so (as it says when the runs' tables disagree).
+    """
     from ogan import workloads
     from ogan.errors import ConfigError
 
     try:
-        cls = workloads.get(name)
-        recorded = next((r["summary"] for r in records if "metrics" in r["summary"]), None)
-        if recorded is not None:  # the runs' own table: metrics can follow a workload's options
-            return WorkloadInfo(
-                name=name,
-                description=cls.description,
-                metrics={
-                    m: (v["description"], v["higher_is_better"])
-                    for m, v in recorded["metrics"].items()
-                },
-                primary=recorded["target"]["metric"],
-                target=float(recorded["target"]["value"]),
-                registered=True,
-            )
+        description = workloads.get(name).description
     except ConfigError:
-        finals = sorted(c.removeprefix("final_") for c in runs.columns if c.startswith("final_"))
-        finals = [m for m in finals if runs[f"final_{m}"].notna().any()]
-        primary = (
-            runs["target_metric"].dropna().iloc[0]
-            if runs["target_metric"].notna().any()
-            else finals[0]
+        description = "(not a registered workload)"
+    summaries = [r["summary"] for r in records]
+    target = summaries[0].get("target") or {}
+    if "metrics" in summaries[0]:
+        metrics = {
+            m: (v["description"], v["higher_is_better"]) for m, v in summaries[0]["metrics"].items()
+        }
+        tables = {_canonical([s.get("metrics"), s.get("target")]) for s in summaries}
+        note = (
+            f"{wl}: its runs record different metric tables or targets; the first run's is used."
+            if len(tables) > 1
+            else ""
         )
-        target = runs["target_value"].dropna()
-        return WorkloadInfo(
-            name=name,
-            description=(
-                "(not a registered workload: metrics taken from the runs, lower assumed better)"
-            ),
-            metrics={m: ("", False) for m in finals},
-            primary=primary,
-            target=float(target.iloc[0]) if len(target) else None,
-            registered=False,
+    else:
+        finals = sorted(
+            k.removeprefix("final_")
+            for k in {k for s in summaries for k, v in s.items() if v is not None}
+            if k.startswith("final_")
         )
-    return WorkloadInfo(
+        metrics = {m: ("", False) for m in finals}
+        note = (
+            f"{wl}: its runs record no metric table (written by an older ogan), so lower is "
+            f"assumed better for {', '.join(finals)}."
+        )
+    primary = target.get("metric") or next(iter(metrics))
+    value = target.get("value")
+    info = WorkloadInfo(
         name=name,
-        description=cls.description,
-        metrics={m: (v.description, v.higher_is_better) for m, v in cls.metrics.items()},
-        primary=cls.primary_metric,
-        target=float(cls.target),
-        registered=True,
+        description=description,
+        metrics=metrics,
+        primary=primary,
+        target=None if value is None else float(value),
     )
+    return info, note
 
 
 def _canonical(d: dict[str, Any]) -> str:
@@ -255,9 +258,11 @@ def load_sweep(path: Path) -> SweepData:
 
     workloads = {}
     by_id = {r["run_id"]: r for r in records}
+    notes = []
     for wl, group in runs.groupby("workload", sort=True):
         group_records = [by_id[i] for i in group["run_id"]]
-        workloads[wl] = _workload_info(group["workload_name"].iloc[0], group, group_records)
+        workloads[wl], note = _workload_info(wl, group["workload_name"].iloc[0], group_records)
+        notes += [note] if note else []
     final = pd.Series(math.nan, index=runs.index)
     for wl, info in workloads.items():
         rows = runs["workload"] == wl
@@ -287,7 +292,6 @@ def load_sweep(path: Path) -> SweepData:
     missing_df = missing_df.drop_duplicates("run_id").sort_values(
         ["workload", "variant", "lr", "seed"]
     )
-    notes = []
     if not has_sweep_file:
         notes.append(
             f"No {store.SWEEP} under {path}: runs that the sweep asked for but did not finish "

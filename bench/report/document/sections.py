@@ -222,7 +222,10 @@ def missing_section(a: Analysis) -> Section:
 
 def provenance_section(prov: dict[str, pd.DataFrame]) -> Section:
     titles = {
-        "metrics": ("Metric definitions", "From the workload registry (ogan.workloads)."),
+        "metrics": (
+            "Metric definitions",
+            "As each run recorded them (summary['metrics'] and summary['target']).",
+        ),
         "metric_info": (
             "How the metrics were computed",
             "Each run's summary['metric_info']: feature extractor, its sha256, sample counts. "
