@@ -1,7 +1,7 @@
 """The report end to end, on a tiny real sweep made once per session.
 
 The sweep: bilinear (with a learning rate at which SGD diverges), dirac and mog-ring, each with
-Adam, Adam+⊥Grad and a third variant, two learning rates, three seeds, plus one spec in
+Adam, Adam+⊥Grad and a third optimizer, two learning rates, three seeds, plus one spec in
 sweep.json that never ran. Numbers in the report are checked against an independent pandas
 recomputation from the stored runs.
 """
@@ -32,14 +32,14 @@ from bench.store import atomic_write_json, environment, write_run
 
 SEEDS = (0, 1, 2)
 ADAM = {"name": "adam", "betas": [0.5, 0.9]}
-VARIANTS = {
+OPTIMIZERS = {
     "adam": ADAM,
     "adam+ortho": {**ADAM, "ortho": "weights"},
     "adam+surgery": {**ADAM, "surgery": True},
     "sgd": {"name": "sgd"},
 }
 WORKLOADS = {
-    # name: (options, steps, eval_every, variants, lrs by variant)
+    # name: (options, steps, eval_every, optimizers, lrs by optimizer)
     "bilinear": ({"dim": 4}, 40, 10, ("adam", "adam+ortho", "sgd"), {"sgd": (0.05, 10.0)}),
     "dirac": ({}, 30, 10, ("adam", "adam+ortho", "adam+surgery"), {}),
     "mog-ring": (
@@ -53,14 +53,14 @@ WORKLOADS = {
 DEFAULT_LRS = (0.01, 0.1)
 
 
-def _spec(sweep: str, workload: str, variant: str, lr: float, seed: int) -> RunSpec:
+def _spec(sweep: str, workload: str, optimizer: str, lr: float, seed: int) -> RunSpec:
     options, steps, eval_every, _, _ = WORKLOADS[workload]
     return RunSpec(
         sweep=sweep,
         workload=workload,
         workload_options=freeze(options),
-        optimizer=freeze({**VARIANTS[variant], "lr": lr}),
-        label=variant,
+        optimizer=freeze({**OPTIMIZERS[optimizer], "lr": lr}),
+        label=optimizer,
         seed=seed,
         steps=steps,
         eval_every=eval_every,
@@ -70,10 +70,10 @@ def _spec(sweep: str, workload: str, variant: str, lr: float, seed: int) -> RunS
 
 def _specs(sweep: str) -> list[RunSpec]:
     return [
-        _spec(sweep, wl, variant, lr, seed)
-        for wl, (_, _, _, variants, lrs) in WORKLOADS.items()
-        for variant in variants
-        for lr in lrs.get(variant, DEFAULT_LRS)
+        _spec(sweep, wl, optimizer, lr, seed)
+        for wl, (_, _, _, optimizers, lrs) in WORKLOADS.items()
+        for optimizer in optimizers
+        for lr in lrs.get(optimizer, DEFAULT_LRS)
         for seed in SEEDS
     ]
 
@@ -153,7 +153,7 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
     out = report.parent
     assert report == out / "index.html" and out.name == "report"
     assert (out / "report.md").is_file()
-    for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "failed"):
+    for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "nonfinite"):
         assert (out / f"{name}.csv").is_file(), name
     expected = {"fig-performance-profiles.png", "fig-divergence.png"} | {
         f"fig-{wl}-{kind}.png"
@@ -244,12 +244,12 @@ def test_a_run_file_that_does_not_read_back_is_left_out_of_every_table_and_named
 # -- numbers against an independent recomputation -----------------------------------------------
 
 
-def _recompute(runs: pd.DataFrame, workload: str, variant: str, metric: str) -> dict:
-    """Best lr on seed 0 (failures worst, then lowest, then smaller lr), reported on seeds 1, 2."""
-    r = runs[(runs["workload"] == workload) & (runs["optimizer"] == variant)]
+def _recompute(runs: pd.DataFrame, workload: str, optimizer: str, metric: str) -> dict:
+    """Best lr on seed 0 (non-finite worst, then lowest, then smaller), reported on seeds 1, 2."""
+    r = runs[(runs["workload"] == workload) & (runs["optimizer"] == optimizer)]
     sel = r[r["seed"] == 0].sort_values("lr")
-    failed = sel["diverged_at"].notna() | ~np.isfinite(sel[f"final_{metric}"])
-    score = sel[f"final_{metric}"].where(~failed, np.inf)
+    nonfinite = sel["diverged_at"].notna() | ~np.isfinite(sel[f"final_{metric}"])
+    score = sel[f"final_{metric}"].where(~nonfinite, np.inf)
     best_lr = float(sel.loc[score.idxmin(), "lr"]) if np.isfinite(score.min()) else None
     rep = r[(r["lr"] == best_lr) & r["seed"].isin([1, 2])]
     values = rep[f"final_{metric}"].to_numpy()
@@ -263,7 +263,7 @@ def _recompute(runs: pd.DataFrame, workload: str, variant: str, metric: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("workload", "variant", "metric"),
+    ("workload", "optimizer", "metric"),
     [
         ("mog-ring", "adam", "fd"),
         ("mog-ring", "adam+surgery", "fd"),
@@ -271,11 +271,13 @@ def _recompute(runs: pd.DataFrame, workload: str, variant: str, metric: str) -> 
         ("bilinear", "sgd", "distance"),
     ],
 )
-def test_summary_numbers_equal_a_pandas_recomputation(report, sweep_dir, workload, variant, metric):
+def test_summary_numbers_equal_a_pandas_recomputation(
+    report, sweep_dir, workload, optimizer, metric
+):
     runs = bench.load_runs(sweep_dir)
-    want = _recompute(runs, workload, variant, metric)
+    want = _recompute(runs, workload, optimizer, metric)
     summary = pd.read_csv(report.parent / "summary.csv")
-    row = summary[(summary["workload"] == workload) & (summary["variant"] == variant)].iloc[0]
+    row = summary[(summary["workload"] == workload) & (summary["optimizer"] == optimizer)].iloc[0]
     assert row["best_lr"] == want["best_lr"]
     assert row["final_mean"] == pytest.approx(want["mean"], rel=1e-12)
     assert (row["final_ci_hi"] - row["final_ci_lo"]) / 2 == pytest.approx(want["half"], rel=1e-9)
@@ -290,13 +292,13 @@ def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir)
     ortho = _recompute(runs, "mog-ring", "adam+ortho", "fd")["by_seed"]
     diff = (ortho - base).dropna()
     paired = pd.read_csv(report.parent / "paired.csv")
-    row = paired[(paired["workload"] == "mog-ring") & (paired["variant"] == "adam+ortho")].iloc[0]
+    row = paired[(paired["workload"] == "mog-ring") & (paired["projected"] == "adam+ortho")].iloc[0]
     assert (row["kind"], row["base"], row["n_pairs"]) == ("ortho", "adam", 2)
     assert row["mean_diff"] == pytest.approx(diff.mean(), rel=1e-12)
-    assert row["variant_better"] == int((diff < 0).sum())
+    assert row["projected_better"] == int((diff < 0).sum())
     assert "too small" in row["note"]
     # the two means are over the same pairs as the difference, in every row
-    np.testing.assert_allclose(paired["variant_mean"] - paired["base_mean"], paired["mean_diff"],
+    np.testing.assert_allclose(paired["projected_mean"] - paired["base_mean"], paired["mean_diff"],
                                rtol=1e-9, atol=1e-12)  # fmt: skip
     kinds = set(zip(paired["workload"], paired["kind"]))
     assert kinds == {(wl, "ortho") for wl in WORKLOADS} | {
@@ -305,17 +307,17 @@ def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir)
     }
 
 
-def test_diverged_runs_are_counted_and_listed_not_hidden(report, sweep_dir):
+def test_diverged_runs_are_counted_as_nonfinite_and_listed_not_hidden(report, sweep_dir):
     runs = bench.load_runs(sweep_dir)
     diverged = runs[runs["diverged_at"].notna()]
     assert len(diverged) == 3 and set(diverged["lr"]) == {10.0}  # bilinear sgd at lr 10
-    failed = pd.read_csv(report.parent / "failed.csv")
-    assert set(failed["run_id"]) == set(diverged["run_id"])
-    summary = pd.read_csv(report.parent / "summary.csv").set_index(["workload", "variant"])
+    nonfinite = pd.read_csv(report.parent / "nonfinite.csv")
+    assert set(nonfinite["run_id"]) == set(diverged["run_id"])
+    summary = pd.read_csv(report.parent / "summary.csv").set_index(["workload", "optimizer"])
     assert summary.loc[("bilinear", "sgd"), "divergence_rate_all"] == 0.5
     assert summary.loc[("bilinear", "sgd"), "best_lr"] == 0.05
     page = report.read_text()
-    assert "Failed: 3 run(s) diverged" in page
+    assert "Non-finite: 3 run(s) diverged" in page
     for run_id in diverged["run_id"]:
         assert run_id in page
 
@@ -323,7 +325,7 @@ def test_diverged_runs_are_counted_and_listed_not_hidden(report, sweep_dir):
 def test_missing_runs_from_sweep_json_are_named(report):
     missing = pd.read_csv(report.parent / "missing.csv")
     assert len(missing) == 1
-    assert missing.iloc[0][["workload", "variant", "lr", "seed"]].tolist() == [
+    assert missing.iloc[0][["workload", "label", "lr", "seed"]].tolist() == [
         "dirac",
         "adam",
         0.3,
@@ -343,10 +345,10 @@ def test_report_states_the_seed_split_and_how_metrics_were_computed(report):
 
 def test_ranking_follows_the_summary(report):
     summary = pd.read_csv(report.parent / "summary.csv")
-    ranking = pd.read_csv(report.parent / "ranking.csv").set_index("variant")
+    ranking = pd.read_csv(report.parent / "ranking.csv").set_index("optimizer")
     for wl, g in summary.groupby("workload"):
-        g = g.sort_values(["divergence_rate_best", "final_mean"])
-        ranks = ranking.loc[g["variant"], wl].to_numpy()
+        g = g.sort_values(["nonfinite_rate_best", "final_mean"])
+        ranks = ranking.loc[g["optimizer"], wl].to_numpy()
         assert (np.diff(ranks) >= 0).all()  # ties share their average rank
         assert ranks[0] == (1.0 if g["final_mean"].iloc[0] < g["final_mean"].iloc[1] else 1.5)
 
@@ -454,13 +456,13 @@ def test_report_of_a_results_root_finds_the_sweep_below_it(tmp_path, sweep_dir):
     data = load_sweep(root)
     assert set(data.workloads) == set(WORKLOADS)
     assert data.expected == len(_specs("tiny")) + 1
-    json.dumps(data.variant_config[("dirac", "adam+ortho")])  # resolved config is plain JSON
-    assert data.variant_config[("dirac", "adam+ortho")]["ortho"] == "weights"
+    json.dumps(data.optimizer_config[("dirac", "adam+ortho")])  # resolved config is plain JSON
+    assert data.optimizer_config[("dirac", "adam+ortho")]["ortho"] == "weights"
 
 
-def test_one_label_covering_two_surgery_settings_becomes_two_paired_variants():
+def test_one_label_covering_two_surgery_settings_becomes_two_paired_optimizers():
     """surgery set in the [[workload]] table: same label, different resolved optimizer configs."""
-    from bench.report.data import _pairs, _variants, _workload_keys
+    from bench.report.data import _optimizers, _pairs, _workload_keys
 
     def record(run_id: str, surgery: bool) -> dict:
         options = {"surgery": True} if surgery else {}
@@ -479,11 +481,11 @@ def test_one_label_covering_two_surgery_settings_becomes_two_paired_variants():
     records = [record("a", False), record("b", True)]
     keys = _workload_keys(records)
     assert keys == {"a": "mog-ring", "b": "mog-ring"}
-    names, _ = _variants(records, keys)
+    names, _ = _optimizers(records, keys)
     assert names == {"a": "adam", "b": "adam+surgery"}
     pairs = _pairs(records, keys, names)
     assert pairs.to_dict("records") == [
-        {"workload": "mog-ring", "kind": "surgery", "base": "adam", "variant": "adam+surgery"}
+        {"workload": "mog-ring", "kind": "surgery", "base": "adam", "projected": "adam+surgery"}
     ]
 
 

@@ -1,9 +1,10 @@
 """Everything the report reads from a results directory, loaded once and checked.
 
 :func:`bench.store.read_results` reads the directory once (the same tidy frames as
-``bench.load*``); this module adds what the report needs on top: which runs failed, which
-variant is the ⊥Grad or surgery version of which base, each workload's metrics as its runs
-recorded them, and which runs the sweep asked for but did not finish.
+``bench.load*``); this module adds what the report needs on top: the name of each optimizer,
+which runs are non-finite, which optimizer is the ⊥Grad or surgery twin of which base, each
+workload's metrics as its runs recorded them, and which runs the sweep asked for but did not
+finish. The words are those of the glossary in :mod:`bench.report`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class WorkloadInfo:
 class SweepData:
     """One results directory, loaded.
 
-    ``runs``: one row per finished run (``bench.load_runs`` plus ``workload_name``, ``variant``,
-    ``failed``, ``final``: the workload's final primary metric). ``history`` and ``traces``
+    ``runs``: one row per finished run (``bench.load_runs`` with its ``optimizer`` column, the
+    spec's label, renamed ``label``; plus ``workload_name``, ``optimizer``, ``diverged``,
+    ``nonfinite``, ``final``: the workload's final primary metric). ``history`` and ``traces``
     carry the same identity columns. ``workload`` is the report's workload key: the name, or
     the name with its options when one workload appears with several option sets.
     """
@@ -59,8 +61,8 @@ class SweepData:
     traces: pd.DataFrame
     records: list[dict[str, Any]]
     workloads: dict[str, WorkloadInfo]  # by report workload key
-    variant_config: dict[tuple[str, str], dict[str, Any]]  # (workload, variant) -> optimizer config
-    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"), base, variant
+    optimizer_config: dict[tuple[str, str], dict[str, Any]]  # (workload, optimizer) -> config
+    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"), base, projected
     missing: pd.DataFrame  # specs listed in sweep.json without a finished run
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
@@ -135,7 +137,7 @@ def _workload_keys(records: list[dict[str, Any]]) -> dict[str, str]:
     opts: dict[str, dict[str, dict[str, Any]]] = {}
     for r in records:
         spec = r["spec"]
-        # surgery may be set in the [[workload]] table; it is part of the variant (the resolved
+        # surgery may be set in the [[workload]] table; it is part of the optimizer (the resolved
         # optimizer config carries it), not of the workload.
         options = {k: v for k, v in spec["workload_options"].items() if k != "surgery"}
         setting = {**options, "steps": spec["steps"], "eval_every": spec["eval_every"]}
@@ -155,10 +157,10 @@ def _workload_keys(records: list[dict[str, Any]]) -> dict[str, str]:
     return keys
 
 
-def _variants(
+def _optimizers(
     records: list[dict[str, Any]], wl_key: dict[str, str]
 ) -> tuple[dict[str, str], dict[tuple[str, str], dict[str, Any]]]:
-    """run_id -> variant name, and each variant's optimizer config (lr dropped).
+    """run_id -> optimizer name, and each optimizer's resolved config (lr dropped).
 
     The name is the spec's label. When one label covers several configs on a workload (e.g.
     surgery set in the workload table), "+ortho"/"+surgery" is appended, else a number.
@@ -188,13 +190,13 @@ def _variants(
 
 
 def _pairs(
-    records: list[dict[str, Any]], wl_key: dict[str, str], variant: dict[str, str]
+    records: list[dict[str, Any]], wl_key: dict[str, str], optimizer: dict[str, str]
 ) -> pd.DataFrame:
-    """(workload, kind, base, variant) for every variant whose ⊥Grad- or surgery-free twin ran."""
+    """(workload, kind, base, projected) for every optimizer whose projection-free twin ran."""
     keys: dict[tuple[str, str], str] = {}
     flags: dict[tuple[str, str], dict[str, Any]] = {}
     for r in records:
-        wv = (wl_key[r["run_id"]], variant[r["run_id"]])
+        wv = (wl_key[r["run_id"]], optimizer[r["run_id"]])
         opt = r["config"]["optimizer"]
         keys[wv] = _optimizer_key(opt)
         flags[wv] = opt
@@ -204,21 +206,24 @@ def _pairs(
         if opt.get("ortho"):
             base = by_key.get((wl, _optimizer_key(opt, drop=("ortho",))))
             if base is not None:
-                rows.append({"workload": wl, "kind": "ortho", "base": base, "variant": v})
+                rows.append({"workload": wl, "kind": "ortho", "base": base, "projected": v})
         if opt.get("surgery"):
             base = by_key.get((wl, _optimizer_key({**opt, "surgery": False})))
             if base is not None:
-                rows.append({"workload": wl, "kind": "surgery", "base": base, "variant": v})
-    return pd.DataFrame(rows, columns=["workload", "kind", "base", "variant"])
+                rows.append({"workload": wl, "kind": "surgery", "base": base, "projected": v})
+    return pd.DataFrame(rows, columns=["workload", "kind", "base", "projected"])
 
 
-def _relabel(frame: pd.DataFrame, wl_key: dict[str, str], variant: dict[str, str]) -> pd.DataFrame:
+def _relabel(
+    frame: pd.DataFrame, wl_key: dict[str, str], optimizer: dict[str, str]
+) -> pd.DataFrame:
+    """The report's workload and optimizer names; the store's names stay as workload_name, label."""
     if frame.empty:
         return frame
-    frame = frame.copy()
+    frame = frame.rename(columns={"optimizer": "label"})
     frame.insert(frame.columns.get_loc("workload") + 1, "workload_name", frame["workload"])
     frame["workload"] = frame["run_id"].map(wl_key)
-    frame.insert(frame.columns.get_loc("optimizer") + 1, "variant", frame["run_id"].map(variant))
+    frame.insert(frame.columns.get_loc("label") + 1, "optimizer", frame["run_id"].map(optimizer))
     return frame
 
 
@@ -251,10 +256,10 @@ def load_sweep(path: Path) -> SweepData:
 
     records = list(results.records)
     wl_key = _workload_keys(records)
-    variant, variant_config = _variants(records, wl_key)
-    runs = _relabel(results.runs, wl_key, variant)
-    history = _relabel(results.history, wl_key, variant)
-    traces = _relabel(results.traces, wl_key, variant)
+    optimizer, optimizer_config = _optimizers(records, wl_key)
+    runs = _relabel(results.runs, wl_key, optimizer)
+    history = _relabel(results.history, wl_key, optimizer)
+    traces = _relabel(results.traces, wl_key, optimizer)
 
     workloads = {}
     by_id = {r["run_id"]: r for r in records}
@@ -271,14 +276,14 @@ def load_sweep(path: Path) -> SweepData:
             final[rows] = runs.loc[rows, column].astype(float)
     runs["final"] = final
     runs["diverged"] = runs["diverged_at"].notna()
-    runs["failed"] = runs["diverged"] | ~np.isfinite(runs["final"])
+    runs["nonfinite"] = runs["diverged"] | ~np.isfinite(runs["final"])
 
     seen = set(runs["run_id"])
     missing = [
         {
             "sweep": s.sweep,
             "workload": s.workload,
-            "variant": s.label,
+            "label": s.label,
             "lr": s.lr,
             "seed": s.seed,
             "run_id": s.run_id,
@@ -287,10 +292,10 @@ def load_sweep(path: Path) -> SweepData:
         if s.run_id not in seen
     ]
     missing_df = pd.DataFrame(
-        missing, columns=["sweep", "workload", "variant", "lr", "seed", "run_id"]
+        missing, columns=["sweep", "workload", "label", "lr", "seed", "run_id"]
     )
     missing_df = missing_df.drop_duplicates("run_id").sort_values(
-        ["workload", "variant", "lr", "seed"]
+        ["workload", "label", "lr", "seed"]
     )
     if not has_sweep_file:
         notes.append(
@@ -305,8 +310,8 @@ def load_sweep(path: Path) -> SweepData:
         traces=traces,
         records=records,
         workloads=workloads,
-        variant_config=variant_config,
-        pairs=_pairs(records, wl_key, variant),
+        optimizer_config=optimizer_config,
+        pairs=_pairs(records, wl_key, optimizer),
         missing=missing_df.reset_index(drop=True),
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,

@@ -16,7 +16,7 @@ def num(x: float | None, digits: int = 4) -> str:
 def mean_pm(mean: float, lo: float, hi: float, n: int) -> str:
     """Mean ± the 95% t half-width and n; says why when there is no interval."""
     if n == 0:
-        return "n/a (every run failed)"
+        return "n/a (every run non-finite)"
     if n == 1 or math.isnan(lo):
         return f"{num(mean)} ± n/a (1 seed)"
     return f"{num(mean)} ± {num((hi - lo) / 2, 2)} (n={n})"

@@ -20,9 +20,9 @@ def verdict(p: Any) -> str:
         better = (p.diff_ci_lo > 0) == bool(p.higher_is_better)
         direction = "helps" if better else "hurts"
     detail = (
-        f"mean {p.metric} difference ({p.variant} − {p.base}) {num(p.mean_diff, 3)}, 95% bootstrap "
-        f"CI {interval(p.diff_ci_lo, p.diff_ci_hi)}, {p.variant} better on "
-        f"{p.variant_better}/{p.n_pairs} seeds"
+        f"mean {p.metric} difference ({p.projected} − {p.base}) {num(p.mean_diff, 3)}, 95% "
+        f"bootstrap CI {interval(p.diff_ci_lo, p.diff_ci_hi)}, {p.projected} better on "
+        f"{p.projected_better}/{p.n_pairs} seeds"
         + ("" if math.isnan(p.p_value) else f", Wilcoxon p = {num(p.p_value, 2)}")
     )
     if p.n_pairs < 2:
@@ -42,37 +42,37 @@ def verdict(p: Any) -> str:
 def paired_section(a: Analysis) -> Section:
     p = a.paired
     blocks: list[Block] = [
-        "Each variant at its own selected lr, matched by seed on the report seeds. Difference = "
-        "variant − base of the final primary metric (negative is better when lower is better). "
-        "A pair where either run failed is dropped and counted."
+        "Each optimizer at its own selected lr, matched by seed on the report seeds. Difference = "
+        "projected − base of the final primary metric (negative is better when lower is better). "
+        "A pair where either run is non-finite is dropped and counted."
     ]
     if p.empty:
         blocks.append(
-            "No paired comparison: the sweep has no ⊥Grad or surgery variant together with its "
-            "base optimizer (same settings without the projection) on the same workload."
+            "No paired comparison: the sweep has no optimizer with ⊥Grad or surgery together with "
+            "its base (the same settings without the projection) on the same workload."
         )
         return Section("paired", "Paired comparisons: with vs without the projection", blocks)
     table = pd.DataFrame(
         {
             "workload": p["workload"],
-            "comparison": [f"{r.base} → {r.variant}" for r in p.itertuples(index=False)],
+            "comparison": [f"{r.base} → {r.projected}" for r in p.itertuples(index=False)],
             "metric": [
                 f"{r.metric} ({'↑' if r.higher_is_better else '↓'})"
                 for r in p.itertuples(index=False)
             ],
-            "lr base / variant": [
-                f"{num(r.lr_base)} / {num(r.lr_variant)}" for r in p.itertuples(index=False)
+            "lr base / projected": [
+                f"{num(r.lr_base)} / {num(r.lr_projected)}" for r in p.itertuples(index=False)
             ],
             "seeds": p["seeds"],
             "pairs": p["n_pairs"].astype(str),
             "base mean": p["base_mean"].map(num),
-            "variant mean": p["variant_mean"].map(num),
+            "projected mean": p["projected_mean"].map(num),
             "mean difference": p["mean_diff"].map(num),
             "95% bootstrap CI": [
                 interval(r.diff_ci_lo, r.diff_ci_hi) for r in p.itertuples(index=False)
             ],
-            "variant better": [
-                frac(r.variant_better, r.n_pairs) for r in p.itertuples(index=False)
+            "projected better": [
+                frac(r.projected_better, r.n_pairs) for r in p.itertuples(index=False)
             ],
             "Wilcoxon p": p["p_value"].map(lambda x: num(x, 3)),
             "note": [
@@ -80,8 +80,8 @@ def paired_section(a: Analysis) -> Section:
                     x
                     for x in (
                         r.note,
-                        f"{r.dropped_failed} pair(s) dropped: a run failed"
-                        if r.dropped_failed
+                        f"{r.dropped_nonfinite} pair(s) dropped: a run is non-finite"
+                        if r.dropped_nonfinite
                         else "",
                     )
                     if x

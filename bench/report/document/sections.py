@@ -12,7 +12,7 @@ from bench.report.figures.canvas import FigureFile, slug
 from bench.report.tables import Analysis
 
 MAX_LISTED_RUNS = 200
-"""Longer lists of missing or failed runs are cut (the CSV next to the report has them all)."""
+"""Longer lists of missing or non-finite runs are cut (the CSV next to the report has them all)."""
 
 
 def results_section(a: Analysis) -> Section:
@@ -20,7 +20,7 @@ def results_section(a: Analysis) -> Section:
     quality = pd.DataFrame(
         {
             "workload": s["workload"],
-            "optimizer": s["variant"],
+            "optimizer": s["optimizer"],
             "metric": [a.data.workloads[w].primary for w in s["workload"]],
             "best lr": s["best_lr"].map(num),
             "lrs tried": s["lrs_tried"].astype(str),
@@ -28,8 +28,8 @@ def results_section(a: Analysis) -> Section:
                 mean_pm(r.final_mean, r.final_ci_lo, r.final_ci_hi, r.n_finite)
                 for r in s.itertuples(index=False)
             ],
-            "failed at best lr": [
-                frac(r.diverged_best, r.n_report) for r in s.itertuples(index=False)
+            "non-finite at best lr": [
+                frac(r.nonfinite_best, r.n_report) for r in s.itertuples(index=False)
             ],
             "divergence rate (all runs)": [
                 f"{num(r.divergence_rate_all, 2)} "
@@ -53,7 +53,7 @@ def results_section(a: Analysis) -> Section:
     cost = pd.DataFrame(
         {
             "workload": s["workload"],
-            "optimizer": s["variant"],
+            "optimizer": s["optimizer"],
             "target": [a.data.workloads[w].target_text() for w in s["workload"]],
             "grad evals/step": s["grad_evals_per_step"].map(lambda x: num(x, 3)),
             "reached target": [
@@ -78,10 +78,9 @@ def results_section(a: Analysis) -> Section:
             Table(
                 "Quality and cost at the selected lr",
                 quality,
-                "Final primary metric on the report seeds at the selected lr (failed runs left out "
-                "of "
-                "the mean and counted in 'failed at best lr'); divergence over every run; time per "
-                "step over every run (mean ± 95% t half-width).",
+                "Final primary metric on the report seeds at the selected lr (non-finite runs left "
+                "out of the mean and counted in 'non-finite at best lr'); divergence over every "
+                "run; time per step over every run (mean ± 95% t half-width).",
             ),
             Table(
                 "Time and gradient evaluations to target",
@@ -99,9 +98,7 @@ def ranking_section(a: Analysis) -> Section:
     table = r.copy()
     for col in table.columns[1:]:
         table[col] = table[col].map(lambda x: "–" if pd.isna(x) else f"{x:.3g}")
-    table = table.rename(
-        columns={"variant": "optimizer", "mean_rank": "mean rank", "workloads": "workloads"}
-    )
+    table = table.rename(columns={"mean_rank": "mean rank"})
     return Section(
         "ranking",
         "Ranking",
@@ -109,10 +106,10 @@ def ranking_section(a: Analysis) -> Section:
             Table(
                 "Rank per workload (1 = best) and mean rank",
                 table.astype(str),
-                "Per workload, variants are ranked by the fraction of failed runs at the selected "
-                "lr, then by the mean final primary metric (report seeds); ties share the average "
-                "rank. '–': not run on that workload. The mean rank is over the workloads a "
-                "variant ran on.",
+                "Per workload, optimizers are ranked by the fraction of non-finite runs at the "
+                "selected lr, then by the mean final primary metric (report seeds); ties share the "
+                "average rank. '–': not run on that workload. The mean rank is over the workloads "
+                "an optimizer ran on.",
             )
         ],
     )
@@ -136,7 +133,7 @@ def workload_section(a: Analysis, wl: str, figures: list[FigureFile]) -> Section
     blocks += [f for f in figures if f.workload == wl]
     g = a.grad_norms[a.grad_norms["workload"] == wl].drop(columns="workload")
     if not g.empty:
-        formatted = g.rename(columns={"variant": "optimizer"}).copy()
+        formatted = g.copy()
         for col in formatted.columns[1:]:
             formatted[col] = formatted[col].map(lambda x: num(x, 3))
         formatted.columns = [
@@ -173,7 +170,7 @@ def missing_section(a: Analysis) -> Section:
         blocks.append(f"All {d.expected} runs listed in sweep.json finished.")
     else:
         shown, cut = _listed(d.missing)
-        frame = shown.assign(lr=shown["lr"].map(num)).rename(columns={"variant": "optimizer"})
+        frame = shown.assign(lr=shown["lr"].map(num))
         blocks.append(
             Table(
                 f"Missing: {len(d.missing)} of {d.expected} runs in sweep.json have no result",
@@ -190,15 +187,15 @@ def missing_section(a: Analysis) -> Section:
                 "These runs are left out of every table and figure and will be re-run.",
             )
         )
-    failed = d.runs[d.runs["failed"]].sort_values(["workload", "variant", "lr", "seed"])
-    if failed.empty:
+    nonfinite = d.runs[d.runs["nonfinite"]].sort_values(["workload", "optimizer", "lr", "seed"])
+    if nonfinite.empty:
         blocks.append("No run diverged or ended with a non-finite metric.")
     else:
-        shown, cut = _listed(failed)
+        shown, cut = _listed(nonfinite)
         frame = pd.DataFrame(
             {
                 "workload": shown["workload"],
-                "optimizer": shown["variant"],
+                "optimizer": shown["optimizer"],
                 "lr": shown["lr"].map(num),
                 "seed": shown["seed"].astype(str),
                 "diverged at step": shown["diverged_at"].map(
@@ -210,14 +207,13 @@ def missing_section(a: Analysis) -> Section:
         )
         blocks.append(
             Table(
-                f"Failed: {len(failed)} run(s) diverged or ended with a non-finite metric",
+                f"Non-finite: {len(nonfinite)} run(s) diverged or ended with a non-finite metric",
                 frame,
-                "Kept in divergence rates and counted as worse than any finite value when the lr "
-                "is "
-                f"selected and variants are ranked.{cut}",
+                "Counted as worse than any finite value when the lr is selected and optimizers "
+                f"are ranked; the divergence rates count those that diverged.{cut}",
             )
         )
-    return Section("missing", "Missing and diverged runs", blocks)
+    return Section("missing", "Missing and non-finite runs", blocks)
 
 
 def provenance_section(prov: dict[str, pd.DataFrame]) -> Section:
@@ -235,7 +231,7 @@ def provenance_section(prov: dict[str, pd.DataFrame]) -> Section:
             "Resolved game configuration",
             "Distinct values over the runs of each workload.",
         ),
-        "variants": ("Optimizer variants", "The resolved optimizer configuration of each variant."),
+        "optimizers": ("Optimizers", "The resolved configuration of each optimizer (lr swept)."),
         "environment": (
             "Environment",
             "Library versions, hardware and code revision over all runs.",

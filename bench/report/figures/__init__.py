@@ -24,7 +24,7 @@ PER_WORKLOAD = (curves, final_values, lr_sensitivity, cost, grad_norms, removed_
 
 def render_all(a: Analysis, out: Path) -> tuple[list[FigureFile], dict[str, list[str]]]:
     """Every figure, written under ``out``; also, per workload, notes on figures not drawn."""
-    colors = palette(a.data.runs["variant"])
+    colors = palette(a.data.runs["optimizer"])
     figures = [profiles(a, out, colors), divergence(a, out)]
     notes: dict[str, list[str]] = {}
     for wl in a.data.workloads:
@@ -32,7 +32,8 @@ def render_all(a: Analysis, out: Path) -> tuple[list[FigureFile], dict[str, list
             fig = make(a, wl, out, colors)
             if fig is None:
                 notes.setdefault(wl, []).append(
-                    "No variant uses ⊥Grad or surgery here, so there is no removed-fraction figure."
+                    "No optimizer uses ⊥Grad or surgery here, so there is no removed-fraction "
+                    "figure."
                 )
             else:
                 figures.append(fig)

@@ -46,9 +46,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-def palette(variants: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per variant, the same in every figure."""
-    names = sorted(set(variants))
+def palette(optimizers: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per optimizer, the same in every figure."""
+    names = sorted(set(optimizers))
     colors = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
     return dict(zip(names, colors))
 

@@ -28,7 +28,7 @@ def profiles(a: Analysis, out: Path, colors: dict) -> FigureFile:
             finite = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
             if finite.size == 0:
                 panel_note(
-                    ax, f"no variant has a finite {label}\non any workload (median over seeds)"
+                    ax, f"no optimizer has a finite {label}\non any workload (median over seeds)"
                 )
                 ax.set_title(label)
                 continue
@@ -36,26 +36,27 @@ def profiles(a: Analysis, out: Path, colors: dict) -> FigureFile:
             taus = np.geomspace(1.0, hi, 400)
             prof = stats.performance_profile(costs, taus)
             order = sorted(prof.columns)
-            for i, variant in enumerate(order):
+            for i, opt in enumerate(order):
                 # A small vertical offset keeps coinciding profiles (common with few workloads)
                 # visible; it is far below the 1/len(workloads) resolution of the profile.
                 offset = PROFILE_OFFSET * (i - (len(order) - 1) / 2)
-                ax.step(taus, prof[variant] + offset, where="post", color=colors[variant], lw=2)
+                ax.step(taus, prof[opt] + offset, where="post", color=colors[opt], lw=2)
             log_axis(ax, "x", taus)
             ax.set_ylim(-0.05, 1.05)
-            ax.set_xlabel("τ (ratio to the best variant on a workload)")
+            ax.set_xlabel("τ (ratio to the best optimizer on a workload)")
             ax.set_ylabel("fraction of workloads within τ")
             ax.set_title(label)
-        figure_legend(fig, colors, a.summary["variant"])
+        figure_legend(fig, colors, a.summary["optimizer"])
         fig.suptitle(f"Performance profiles over {len(a.data.workloads)} workload(s)")
     caption = (
-        "AlgoPerf-style performance profiles: for each variant, the fraction of workloads on which "
-        "its cost is within a factor τ of the best variant's (higher and further left is better). "
-        "Costs per workload at the selected lr on the report seeds: the mean final primary metric "
-        "(inverted if higher is better; ∞ if any reported run failed), and the median gradient "
-        "evaluations and seconds to the workload's target (∞ when not reached). A variant not run "
-        "on a workload is left out of that workload's denominator, not counted as a failure. "
-        f"Lines are offset vertically by {PROFILE_OFFSET:g} per variant so that coinciding "
+        "AlgoPerf-style performance profiles: for each optimizer, the fraction of workloads on "
+        "which its cost is within a factor τ of the best optimizer's (higher and further left is "
+        "better). Costs per workload at the selected lr on the report seeds: the mean final "
+        "primary metric (inverted if higher is better; ∞ if any reported run is non-finite), and "
+        "the median gradient evaluations and seconds to the workload's target (∞ when not "
+        "reached). An optimizer not run on a workload is left out of that workload's "
+        "denominator, not counted as ∞. "
+        f"Lines are offset vertically by {PROFILE_OFFSET:g} per optimizer so that coinciding "
         "profiles stay visible."
     )
     return FigureFile(name, "Performance profiles", caption, None)
@@ -63,9 +64,10 @@ def profiles(a: Analysis, out: Path, colors: dict) -> FigureFile:
 
 def divergence(a: Analysis, out: Path) -> FigureFile:
     runs = a.data.runs
-    rate = runs.pivot_table(index="workload", columns="variant", values="diverged", aggfunc="mean")
-    count = runs.pivot_table(index="workload", columns="variant", values="diverged", aggfunc="sum")
-    total = runs.pivot_table(index="workload", columns="variant", values="diverged", aggfunc="size")
+    cells = runs.pivot_table(
+        index="workload", columns="optimizer", values="diverged", aggfunc=["mean", "sum", "size"]
+    )
+    rate, count, total = cells["mean"], cells["sum"], cells["size"]
     annot = count.astype("Int64").astype(str) + "/" + total.astype("Int64").astype(str)
     annot = annot.where(total.notna(), "not run")
     name = "fig-divergence.png"

@@ -28,9 +28,9 @@ steps per seed would hide the trend."""
 def _binned(traces: pd.DataFrame, columns: list[str], agg: str) -> pd.DataFrame:
     """Per run, the ``agg`` of each column over TRACE_BINS equal step bins."""
     width = max(1, math.ceil(traces["step"].max() / TRACE_BINS))
-    t = traces[["run_id", "variant", "step", *columns]].copy()
+    t = traces[["run_id", "optimizer", "step", *columns]].copy()
     t["bin"] = (t["step"] - 1) // width
-    binned = t.groupby(["run_id", "variant", "bin"], sort=False)[columns].agg(agg).reset_index()
+    binned = t.groupby(["run_id", "optimizer", "bin"], sort=False)[columns].agg(agg).reset_index()
     binned["step"] = (binned["bin"] + 0.5) * width
     return binned
 
@@ -48,7 +48,7 @@ def grad_norms(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 data=binned,
                 x="step",
                 y=col,
-                hue="variant",
+                hue="optimizer",
                 palette=colors,
                 estimator="median",
                 errorbar=("pi", 100),
@@ -67,7 +67,7 @@ def grad_norms(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 sns.ecdfplot(
                     data=positive,
                     x=col,
-                    hue="variant",
+                    hue="optimizer",
                     palette=colors,
                     log_scale=True,
                     ax=ax,
@@ -77,7 +77,7 @@ def grad_norms(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 ax.set_xlabel(f"‖∇{player.upper()}‖ per step (log scale)")
                 ax.set_ylabel("fraction of steps ≤ x")
             ax.set_title(f"{label}: distribution over steps and seeds")
-        figure_legend(fig, colors, tr["variant"])
+        figure_legend(fig, colors, tr["optimizer"])
         fig.suptitle(f"{wl}: gradient norms at each optimizer's selected lr (report seeds)")
     caption = (
         "Global L2 norm of the gradient each optimizer applied (after any projection; ⊥Grad "
@@ -107,7 +107,7 @@ def removed_fraction(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFil
                 data=binned,
                 x="step",
                 y=f"removed_frac_{player}",
-                hue="variant",
+                hue="optimizer",
                 palette=colors,
                 errorbar=("pi", 100),
                 ax=ax,
@@ -117,10 +117,10 @@ def removed_fraction(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFil
             ax.set_xlabel("step")
             ax.set_ylabel("fraction of ‖g‖² removed")
             ax.set_title(label)
-        figure_legend(fig, colors, tr["variant"])
+        figure_legend(fig, colors, tr["optimizer"])
         fig.suptitle(f"{wl}: fraction of the squared gradient norm removed by the projection")
     caption = (
-        "For variants with ⊥Grad (the component along the weights) or D gradient surgery "
+        "For optimizers with ⊥Grad (the component along the weights) or D gradient surgery "
         "(conflicting components of D's real- and fake-data gradients): 1 − ‖g′‖²/‖g‖², mean over "
         f"{TRACE_BINS} step bins per run; line = mean over report seeds, band = range."
     )

@@ -45,7 +45,7 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         for i, metric in enumerate(metrics):
             for j, (x, xlabel) in enumerate(panels):
                 ax = axes[i, j]
-                common = {"data": hist, "x": x, "y": metric, "hue": "variant", "palette": colors}
+                common = {"data": hist, "x": x, "y": metric, "hue": "optimizer", "palette": colors}
                 if seed_lines:
                     sns.lineplot(
                         **common,
@@ -70,7 +70,7 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 clip_to_runs(ax, hist[metric], log)
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(metric_label(a, wl, metric))
-        figure_legend(fig, colors, hist["variant"])
+        figure_legend(fig, colors, hist["optimizer"])
         fig.suptitle(f"{wl}: metrics during training at each optimizer's selected lr")
     if band:
         how = "with a 95% t-interval band, clipped to the range of the individual runs"
@@ -95,21 +95,21 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
 def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     info = a.data.workloads[wl]
     rep = a.reported[a.reported["workload"] == wl].copy()
-    order = sorted(rep["variant"].unique())
-    ok = rep[~rep["failed"]]
+    order = sorted(rep["optimizer"].unique())
+    ok = rep[~rep["nonfinite"]]
     name = f"fig-{slug(wl)}-final.png"
     with figure(out, name, 1, 1, 9, 0.55 * len(order) + 1.8) as (fig, axes):
         ax = axes[0, 0]
         if ok.empty:
-            panel_note(ax, "every reported run failed (diverged or non-finite metric)")
+            panel_note(ax, "every reported run is non-finite (diverged, or a non-finite metric)")
         else:
             # swarmplot, not stripplot: stripplot jitters with NumPy's global RNG, so two builds
             # from the same runs would differ.
             sns.swarmplot(
                 data=ok,
-                y="variant",
+                y="optimizer",
                 x="final",
-                hue="variant",
+                hue="optimizer",
                 order=order,
                 palette=colors,
                 size=8,
@@ -119,7 +119,7 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             )
             sns.pointplot(
                 data=ok,
-                y="variant",
+                y="optimizer",
                 x="final",
                 order=order,
                 color="0.2",
@@ -133,10 +133,10 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             )
             if spans_decades(ok["final"]):
                 log_axis(ax, "x", ok["final"])
-            failed = rep[rep["failed"]].groupby("variant").size()
+            nonfinite = rep[rep["nonfinite"]].groupby("optimizer").size()
             labels = [
-                f"{v}\n({failed.get(v, 0)} of {(rep['variant'] == v).sum()} failed)"
-                if failed.get(v, 0)
+                f"{v}\n({nonfinite.get(v, 0)} of {(rep['optimizer'] == v).sum()} non-finite)"
+                if nonfinite.get(v, 0)
                 else v
                 for v in order
             ]
@@ -146,8 +146,8 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         one = " (one seed: no interval)" if len(a.splits[wl].report) == 1 else ""
         fig.suptitle(f"{wl}: final {info.primary} at each optimizer's selected lr{one}")
     caption = (
-        "One dot per report seed; grey: the mean (tall tick) with its 95% t-interval. Failed runs "
-        "(diverged or non-finite metric) are left out of the mean and counted in the label."
+        "One dot per report seed; grey: the mean (tall tick) with its 95% t-interval. Non-finite "
+        "runs (diverged, or a non-finite metric) are left out of the mean and counted in the label."
     )
     return FigureFile(name, f"{wl}: final {info.primary}", caption, wl)
 
@@ -155,34 +155,34 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
 def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     info = a.data.workloads[wl]
     runs = a.data.runs[a.data.runs["workload"] == wl]
-    ok = runs[~runs["failed"]]
+    ok = runs[~runs["nonfinite"]]
     best = a.best[a.best["workload"] == wl]
     name = f"fig-{slug(wl)}-lr.png"
     with figure(out, name, 1, 2, 12, 4.2) as (fig, axes):
         ax = axes[0, 0]
         if ok.empty:
-            panel_note(ax, "every run failed")
+            panel_note(ax, "every run is non-finite")
         else:
             sns.lineplot(
                 data=ok,
                 x="lr",
                 y="final",
-                hue="variant",
+                hue="optimizer",
                 palette=colors,
                 marker="o",
                 errorbar=stats.t_interval,
                 ax=ax,
                 legend=False,
             )
-            means = ok.groupby(["variant", "lr"])["final"].mean()
+            means = ok.groupby(["optimizer", "lr"])["final"].mean()
             for row in best.itertuples(index=False):
-                if (row.variant, row.lr) in means.index:
+                if (row.optimizer, row.lr) in means.index:
                     ax.scatter(
                         [row.lr],
-                        [means[(row.variant, row.lr)]],
+                        [means[(row.optimizer, row.lr)]],
                         marker="*",
                         s=260,
-                        color=colors[row.variant],
+                        color=colors[row.optimizer],
                         edgecolor="black",
                         zorder=5,
                     )
@@ -191,17 +191,17 @@ def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         lr_axis(ax, runs["lr"])
         ax.set_xlabel("learning rate (G; D = lr × lr_ratio)")
         ax.set_ylabel(f"final {metric_label(a, wl, info.primary)}")
-        ax.set_title("final metric (runs that did not fail)")
+        ax.set_title("final metric (finite runs)")
         ax = axes[0, 1]
-        if not runs["failed"].any():
-            panel_note(ax, f"no run failed at any lr\n({len(runs)} runs)")
+        if not runs["nonfinite"].any():
+            panel_note(ax, f"no non-finite run at any lr\n({len(runs)} runs)")
         else:
-            rate = runs.groupby(["variant", "lr"])["failed"].mean().reset_index()
+            rate = runs.groupby(["optimizer", "lr"])["nonfinite"].mean().reset_index()
             sns.lineplot(
                 data=rate,
                 x="lr",
-                y="failed",
-                hue="variant",
+                y="nonfinite",
+                hue="optimizer",
                 palette=colors,
                 marker="o",
                 ax=ax,
@@ -210,13 +210,13 @@ def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             lr_axis(ax, runs["lr"])
             ax.set_ylim(-0.05, 1.05)
             ax.set_xlabel("learning rate")
-            ax.set_ylabel("fraction of runs failed")
-        ax.set_title("divergence rate")
-        figure_legend(fig, colors, runs["variant"])
+            ax.set_ylabel("fraction of runs non-finite")
+        ax.set_title("non-finite rate")
+        figure_legend(fig, colors, runs["optimizer"])
         fig.suptitle(f"{wl}: learning-rate sensitivity (all seeds)")
     caption = (
         "All seeds (selection and report). Left: mean final metric with 95% t-interval over the "
-        "runs that did not fail; ★ marks the selected lr (chosen on the selection seeds only). "
+        "finite runs; ★ marks the selected lr (chosen on the selection seeds only). "
         "Right: fraction of runs that diverged or ended with a non-finite metric."
     )
     return FigureFile(name, f"{wl}: learning-rate sensitivity", caption, wl)
@@ -226,7 +226,7 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     info = a.data.workloads[wl]
     runs = a.data.runs[a.data.runs["workload"] == wl].copy()
     rep = a.reported[a.reported["workload"] == wl].copy()
-    order = sorted(runs["variant"].unique())
+    order = sorted(runs["optimizer"].unique())
     ref = a.reference.get(wl)
     name = f"fig-{slug(wl)}-cost.png"
     height = 0.45 * len(order) + 1.6
@@ -235,9 +235,9 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         ax = axes[0, 0]
         sns.barplot(
             data=runs,
-            y="variant",
+            y="optimizer",
             x="ms",
-            hue="variant",
+            hue="optimizer",
             order=order,
             palette=colors,
             errorbar=stats.t_interval,
@@ -251,15 +251,15 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         ax.set_title("time per step (all runs)")
         ax = axes[0, 1]
         if ref is None:
-            panel_note(ax, "no plain Adam variant in this sweep: no overhead reference")
+            panel_note(ax, "no plain Adam optimizer in this sweep: no overhead reference")
         else:
-            ref_ms = runs.loc[runs["variant"] == ref, "ms"].mean()
+            ref_ms = runs.loc[runs["optimizer"] == ref, "ms"].mean()
             runs["overhead"] = runs["ms"] / ref_ms
             sns.barplot(
                 data=runs,
-                y="variant",
+                y="optimizer",
                 x="overhead",
-                hue="variant",
+                hue="optimizer",
                 order=order,
                 palette=colors,
                 errorbar=stats.t_interval,
@@ -277,24 +277,24 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             (axes[1, 1], "time_to_target", "wall time to target (s)"),
         ):
             reached = rep[rep[col].notna()]
-            counts = rep.groupby("variant").size()
-            hits = reached.groupby("variant").size()
+            counts = rep.groupby("optimizer").size()
+            hits = reached.groupby("optimizer").size()
             labels = [f"{v} ({hits.get(v, 0)}/{counts.get(v, 0)})" for v in order]
             if reached.empty:
-                ok = rep[~rep["failed"]]
+                ok = rep[~rep["nonfinite"]]
                 best = ""
                 if len(ok):
                     top = ok.loc[
                         ok["final"].idxmax() if info.higher_is_better else ok["final"].idxmin()
                     ]
-                    best = f"\nbest final {info.primary}: {top['final']:.4g} ({top['variant']})"
+                    best = f"\nbest final {info.primary}: {top['final']:.4g} ({top['optimizer']})"
                 panel_note(ax, f"no reported run reached the target\n{info.target_text()}{best}")
             else:
                 sns.swarmplot(
                     data=reached,
-                    y="variant",
+                    y="optimizer",
                     x=col,
-                    hue="variant",
+                    hue="optimizer",
                     order=order,
                     palette=colors,
                     size=7,
@@ -311,7 +311,7 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             ax.set_title(f"{label.split(' to ')[0]} to {info.target_text()} (reached/runs)")
         fig.suptitle(f"{wl}: cost")
     caption = (
-        "Top: wall time per training step (evaluation excluded) over all runs of each variant, "
+        "Top: wall time per training step (evaluation excluded) over all runs of each optimizer, "
         "mean with 95% t-interval, and the same relative to plain Adam's mean. Bottom: per "
         "report run at the selected lr, gradient evaluations and seconds until the primary "
         f"metric first reached {info.target_text()}; the label counts the runs that reached it. "
