@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -180,3 +181,11 @@ def metric_label(a: Analysis, wl: str, metric: str) -> str:
     info = a.data.workloads[wl]
     hib = info.metrics.get(metric, ("", False))[1]
     return f"{metric} ({'higher' if hib else 'lower'} is better)"
+
+
+def by_optimizer(colors: dict[str, tuple]) -> dict[str, Any]:
+    """Seaborn keywords that colour a plot by optimizer, with the same colours in every figure.
+
+    No legend per axes: :func:`figure_legend` draws one for the whole figure.
+    """
+    return {"hue": "optimizer", "palette": colors, "legend": False}

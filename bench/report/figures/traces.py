@@ -12,6 +12,7 @@ import seaborn as sns
 
 from bench.report.figures.canvas import (
     FigureFile,
+    by_optimizer,
     figure,
     figure_legend,
     log_axis,
@@ -48,12 +49,10 @@ def grad_norms(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 data=binned,
                 x="step",
                 y=col,
-                hue="optimizer",
-                palette=colors,
                 estimator="median",
                 errorbar=("pi", 100),
                 ax=ax,
-                legend=False,
+                **by_optimizer(colors),
             )
             log_axis(ax, "y", binned[col])
             ax.set_xlabel("step")
@@ -67,11 +66,9 @@ def grad_norms(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 sns.ecdfplot(
                     data=positive,
                     x=col,
-                    hue="optimizer",
-                    palette=colors,
                     log_scale=True,
                     ax=ax,
-                    legend=False,
+                    **by_optimizer(colors),
                 )
                 log_axis(ax, "x", positive[col])
                 ax.set_xlabel(f"‖∇{player.upper()}‖ per step (log scale)")
@@ -107,11 +104,9 @@ def removed_fraction(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFil
                 data=binned,
                 x="step",
                 y=f"removed_frac_{player}",
-                hue="optimizer",
-                palette=colors,
                 errorbar=("pi", 100),
                 ax=ax,
-                legend=False,
+                **by_optimizer(colors),
             )
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("step")

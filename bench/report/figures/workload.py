@@ -11,6 +11,7 @@ import seaborn as sns
 from bench.report import stats
 from bench.report.figures.canvas import (
     FigureFile,
+    by_optimizer,
     clip_to_runs,
     clipped_t_interval,
     figure,
@@ -45,7 +46,7 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         for i, metric in enumerate(metrics):
             for j, (x, xlabel) in enumerate(panels):
                 ax = axes[i, j]
-                common = {"data": hist, "x": x, "y": metric, "hue": "optimizer", "palette": colors}
+                common = {"data": hist, "x": x, "y": metric, **by_optimizer(colors)}
                 if seed_lines:
                     sns.lineplot(
                         **common,
@@ -54,7 +55,6 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                         lw=0.8,
                         alpha=0.4,
                         ax=ax,
-                        legend=False,
                     )
                 log = spans_decades(hist[metric])
                 sns.lineplot(
@@ -63,7 +63,6 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                     errorbar=clipped_t_interval(hist[metric], log) if band else None,
                     err_kws={"alpha": 0.12},
                     ax=ax,
-                    legend=False,
                 )
                 if log:
                     log_axis(ax, "y", hist[metric])
@@ -109,13 +108,11 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 data=ok,
                 y="optimizer",
                 x="final",
-                hue="optimizer",
                 order=order,
-                palette=colors,
                 size=8,
                 zorder=4,
                 ax=ax,
-                legend=False,
+                **by_optimizer(colors),
             )
             sns.pointplot(
                 data=ok,
@@ -167,12 +164,10 @@ def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 data=ok,
                 x="lr",
                 y="final",
-                hue="optimizer",
-                palette=colors,
                 marker="o",
                 errorbar=stats.t_interval,
                 ax=ax,
-                legend=False,
+                **by_optimizer(colors),
             )
             means = ok.groupby(["optimizer", "lr"])["final"].mean()
             for row in best.itertuples(index=False):
@@ -201,11 +196,9 @@ def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 data=rate,
                 x="lr",
                 y="nonfinite",
-                hue="optimizer",
-                palette=colors,
                 marker="o",
                 ax=ax,
-                legend=False,
+                **by_optimizer(colors),
             )
             lr_axis(ax, runs["lr"])
             ax.set_ylim(-0.05, 1.05)
@@ -232,20 +225,23 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     height = 0.45 * len(order) + 1.6
     with figure(out, name, 2, 2, 12, 2 * height + 0.8) as (fig, axes):
         runs["ms"] = 1e3 * runs["time_per_step"]
+
+        def bars(ax, x: str) -> None:
+            """Per optimizer, the mean of ``x`` over all its runs with a 95% t-interval."""
+            sns.barplot(
+                data=runs,
+                y="optimizer",
+                x=x,
+                order=order,
+                errorbar=stats.t_interval,
+                ax=ax,
+                alpha=0.8,
+                capsize=0.2,
+                **by_optimizer(colors),
+            )
+
         ax = axes[0, 0]
-        sns.barplot(
-            data=runs,
-            y="optimizer",
-            x="ms",
-            hue="optimizer",
-            order=order,
-            palette=colors,
-            errorbar=stats.t_interval,
-            ax=ax,
-            legend=False,
-            alpha=0.8,
-            capsize=0.2,
-        )
+        bars(ax, "ms")
         ax.set_xlabel("wall time per step (ms, training only)")
         ax.set_ylabel("")
         ax.set_title("time per step (all runs)")
@@ -255,19 +251,7 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         else:
             ref_ms = runs.loc[runs["optimizer"] == ref, "ms"].mean()
             runs["overhead"] = runs["ms"] / ref_ms
-            sns.barplot(
-                data=runs,
-                y="optimizer",
-                x="overhead",
-                hue="optimizer",
-                order=order,
-                palette=colors,
-                errorbar=stats.t_interval,
-                ax=ax,
-                legend=False,
-                alpha=0.8,
-                capsize=0.2,
-            )
+            bars(ax, "overhead")
             ax.axvline(1.0, color="black", lw=1, ls="--")
             ax.set_xlabel(f"time per step / mean time per step of {ref}")
             ax.set_ylabel("")
@@ -294,12 +278,10 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                     data=reached,
                     y="optimizer",
                     x=col,
-                    hue="optimizer",
                     order=order,
-                    palette=colors,
                     size=7,
                     ax=ax,
-                    legend=False,
+                    **by_optimizer(colors),
                 )
                 ax.set_yticks(range(len(order)), labels)
                 if spans_decades(reached[col]):
