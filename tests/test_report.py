@@ -241,6 +241,15 @@ def test_a_run_file_that_does_not_read_back_is_left_out_of_every_table_and_named
     assert run_id not in set(history["run_id"])
 
 
+def test_a_missing_or_malformed_sweep_json_is_a_one_line_bench_error(tmp_path):
+    with pytest.raises(BenchError, match=r"no sweep\.json in .*bench run writes it"):
+        store.read_sweep(tmp_path)
+    (tmp_path / "sweep.json").write_text('{"specs": [{"sweep": "x"}]}')
+    with pytest.raises(BenchError, match=r"cannot read .*sweep\.json: KeyError") as err:
+        build_report(tmp_path)
+    assert "\n" not in str(err.value)
+
+
 # -- numbers against an independent recomputation -----------------------------------------------
 
 
