@@ -272,7 +272,7 @@ def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
     when any did, the last line of the first one's traceback (``runs/<id>.error.txt``)."""
     import pandas as pd
 
-    records = {record["run_id"]: record for record in store.load_records(sweep_dir)}
+    records = {r["run_id"]: r for r in store.read_results(sweep_dir, tables=()).records}
     rows = []
     for spec in specs:  # the sweep's own labels, even for runs stored under an older label
         record = records.get(spec.run_id)
