@@ -21,6 +21,8 @@ from bench.errors import BenchError
 from bench.spec import RunSpec
 
 SWEEP_FILE = "sweep.json"
+SEQUENTIAL_FILE = "sequential.json"
+"""Written by ``bench run --until-decided`` (:mod:`bench.sequential`): its design and looks."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class SweepData:
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
+    selection_seeds: dict[str, list[int]] = field(default_factory=dict)
+    """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
 
 
 def sweep_dirs(path: Path) -> list[Path]:
@@ -90,6 +94,19 @@ def _read_sweep_file(sweep_dir: Path) -> list[RunSpec] | None:
     try:
         return [RunSpec.from_dict(d) for d in json.loads(path.read_text())["specs"]]
     except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _read_selection_seeds(sweep_dir: Path) -> dict[str, list[int]]:
+    path = sweep_dir / SEQUENTIAL_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return {
+            wl: [int(s) for s in seeds]
+            for wl, seeds in json.loads(path.read_text())["selection_seeds"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 
 
@@ -345,4 +362,5 @@ def load_sweep(path: Path) -> SweepData:
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
         notes=notes,
+        selection_seeds={wl: s for d in dirs for wl, s in _read_selection_seeds(d).items()},
     )
