@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bench import store
+from bench.config import Sweep
 from bench.config import load_sweep as load_config
 from bench.errors import BenchError
 from bench.report import spending, tables, verdicts
@@ -104,8 +105,7 @@ def run_until_decided(
         return report
     if state is None:
         state = _new_state(load_sweep(grid.sweep_dir), int(max_seeds))
-    added = tuple(RunSpec.from_dict(a["spec"]) for a in state["added"])
-    sweep = dataclasses.replace(grid.sweep, specs=(*grid.sweep.specs, *added))
+    sweep = _extend(grid.sweep, [RunSpec.from_dict(a["spec"]) for a in state["added"]])
     while True:
         data = load_sweep(grid.sweep_dir)
         take_looks(state, data)
@@ -117,7 +117,7 @@ def run_until_decided(
         report.rounds += 1
         undecided = sum(not c["done"] for c in state["comparisons"])
         echo(f"round {report.rounds}: {undecided} comparison(s) undecided, {len(todo)} new runs")
-        sweep = dataclasses.replace(sweep, specs=(*sweep.specs, *(spec for _, spec in todo)))
+        sweep = _extend(sweep, [spec for _, spec in todo])
         ran = run_sweep(sweep, out=out, jobs=jobs, scheduler=scheduler, echo=echo)
         report.ran, report.failed = report.ran + ran.ran, report.failed + ran.failed
         if ran.failed:
@@ -126,6 +126,13 @@ def run_until_decided(
     report.comparisons = state["comparisons"]
     echo(verdict_table(state["comparisons"]))
     return report
+
+
+def _extend(sweep: Sweep, specs: list[RunSpec]) -> Sweep:
+    """The sweep with the added runs it does not have yet (its grid may have grown since)."""
+    known = {spec.run_id for spec in sweep.specs}
+    new = tuple(spec for spec in specs if spec.run_id not in known)
+    return dataclasses.replace(sweep, specs=(*sweep.specs, *new))
 
 
 def _read_state(path: Path, max_seeds: int | None) -> dict[str, Any] | None:
