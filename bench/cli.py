@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.errors import BenchError
 from ogan.errors import OganError
 
 EXIT_OK = 0
@@ -53,15 +54,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import run_sweep
 
-    report = run_sweep(
-        args.config,
-        out=args.out,
-        jobs=args.jobs,
-        scheduler=args.scheduler,
-        force=args.force,
-        dry_run=args.dry_run,
-        device=args.device,
-    )
+    options = {
+        "out": args.out,
+        "jobs": args.jobs,
+        "scheduler": args.scheduler,
+        "force": args.force,
+        "device": args.device,
+    }
+    if args.max_seeds is not None and not args.until_decided:
+        raise BenchError("--max-seeds goes with --until-decided")
+    if args.until_decided:
+        if args.dry_run:
+            raise BenchError("--until-decided cannot be a dry run: its rounds depend on results")
+        from bench.sequential import run_until_decided
+
+        report = run_until_decided(args.config, max_seeds=args.max_seeds, **options)
+    else:
+        report = run_sweep(args.config, dry_run=args.dry_run, **options)
     if report.failed:
         print(
             f"bench run: {report.failed} run(s) failed (see above); run the same command again "
@@ -155,6 +164,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu"
+    )
+    run.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="then add seeds in rounds to the paired comparisons still undecided "
+        "(group-sequential design, valid under this optional stopping; see bench.sequential)",
+    )
+    run.add_argument(
+        "--max-seeds",
+        type=_positive_int,
+        metavar="N",
+        help="with --until-decided: at most N seeds per variant, selection seeds included "
+        "(default: 20, or the started design's)",
     )
     run.set_defaults(func=cmd_run)
 

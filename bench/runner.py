@@ -116,7 +116,7 @@ def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
 
 
 def run_sweep(
-    config: str | Path | None = None,
+    config: str | Path | Sweep | None = None,
     *,
     out: str | Path = "results",
     jobs: int | None = None,
@@ -128,6 +128,9 @@ def run_sweep(
 ) -> SweepReport:
     """Run (or resume) a sweep and store every finished run under ``<out>/<sweep name>/``.
 
+    ``config``: a sweep file or embedded name, or a :class:`~bench.config.Sweep` built in code
+    (run as it is: its specs carry their device).
+
     Everything is checked before anything is written: the config, every run still to do
     (through ``ogan.game.resolve``), the output directory and the scheduler. Finished runs are
     skipped unless ``force``. KeyboardInterrupt propagates after the finished runs are stored.
@@ -136,7 +139,7 @@ def run_sweep(
         client = stack.enter_context(_dask_client(scheduler)) if scheduler else None
         if client is not None and device is None:
             device = "cuda" if _cluster_gpus(client) else "cpu"
-        sweep = load_sweep(config, device=device)
+        sweep = config if isinstance(config, Sweep) else load_sweep(config, device=device)
         if client is not None and sweep.device == "cuda" and not _cluster_gpus(client):
             raise BenchError(
                 f"no Dask worker at {scheduler} offers a GPU resource; start the workers with "

@@ -21,6 +21,9 @@ import pandas as pd
 from bench import store
 from bench.errors import BenchError
 
+SEQUENTIAL_FILE = "sequential.json"
+"""Written by ``bench run --until-decided`` (:mod:`bench.sequential`): its design and looks."""
+
 
 @dataclass(frozen=True)
 class WorkloadInfo:
@@ -67,6 +70,8 @@ class SweepData:
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
+    selection_seeds: dict[str, list[int]] = field(default_factory=dict)
+    """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
 
 
 def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[WorkloadInfo, str]:
@@ -227,6 +232,20 @@ def _relabel(
     return frame
 
 
+def _read_selection_seeds(sweep_dir: Path) -> dict[str, list[int]]:
+    """The selection seeds ``--until-decided`` fixed per workload (empty without its file)."""
+    path = sweep_dir / SEQUENTIAL_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return {
+            wl: [int(s) for s in seeds]
+            for wl, seeds in json.loads(path.read_text())["selection_seeds"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+
+
 def load_sweep(path: Path) -> SweepData:
     """Load a results directory (a results root, a sweep directory, or its ``runs``).
 
@@ -316,4 +335,7 @@ def load_sweep(path: Path) -> SweepData:
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
         notes=notes,
+        selection_seeds={
+            wl: s for d in results.sweep_dirs for wl, s in _read_selection_seeds(d).items()
+        },
     )

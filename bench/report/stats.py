@@ -67,24 +67,38 @@ def t_interval(
 
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray | pd.Series,
-    statistic: Callable[[np.ndarray], np.ndarray] = np.mean,
+    statistic: Callable[..., np.ndarray] = np.mean,
     confidence: float = CONFIDENCE,
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over the finite values (NaN when n < 2).
+    """BCa bootstrap interval of ``statistic`` over the finite values (NaN when n < 2).
 
-    ``statistic`` is applied along axis 1 of an (n_resamples, n) array of resamples.
+    ``scipy.stats.bootstrap`` with ``method="BCa"`` (Efron 1987): its bounds are quantiles of
+    the resampled statistic, so for the mean they never leave the data's range (no interval
+    below zero for non-negative data), and it corrects the percentile interval's bias and
+    skewness. Like every bootstrap it is too narrow at a handful of values (below 90% coverage
+    for a nominal 95% at n = 8 normal values, 94% at n = 30, by simulation), which is why the
+    verdicts (:mod:`bench.report.verdicts`) and the metric intervals
+    (:mod:`bench.report.intervals`) are t-based. ``statistic(x, axis=...)`` must reduce along
+    ``axis`` (``np.mean``, ``np.median``). Constant data give the point interval.
     """
     x = _finite(values)
     if len(x) < 2:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    resamples = x[rng.integers(0, len(x), size=(n_resamples, len(x)))]
-    estimates = statistic(resamples, axis=1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(estimates, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    if np.all(x == x[0]):  # BCa's acceleration is 0/0 here; every resample is the same value
+        point = float(statistic(x[None, :], axis=1)[0])
+        return point, point
+    res = sps.bootstrap(
+        (x,),
+        statistic,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="BCa",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def min_signed_rank_pvalue(n: int) -> float:
@@ -156,13 +170,20 @@ def compare_paired(a: pd.Series, b: pd.Series, higher_is_better: bool = False) -
     return PairedComparison(n, mean, lo, hi, better, statistic, pvalue, note)
 
 
-def split_seeds(seeds: Sequence[int]) -> tuple[list[int], list[int]]:
+def split_seeds(
+    seeds: Sequence[int], selection: Sequence[int] | None = None
+) -> tuple[list[int], list[int]]:
     """(selection seeds, report seeds): the lowest-numbered half selects, the rest reports.
 
     With one seed both are that seed (selection and report share it, which the report states).
     With an odd count the report half gets the extra seed, since it carries the claims.
+    ``selection``: the selection seeds fixed earlier (``bench run --until-decided`` adds report
+    seeds, which must not move the split); every other seed reports.
     """
     unique = sorted({int(s) for s in seeds})
+    if selection is not None:
+        chosen = set(selection)
+        return [s for s in unique if s in chosen], [s for s in unique if s not in chosen]
     if len(unique) < 2:
         return unique, unique
     half = len(unique) // 2

@@ -67,9 +67,13 @@ class Analysis:
     reference: dict[str, str | None]  # workload -> the Adam optimizer overheads are relative to
 
 
-def seed_splits(runs: pd.DataFrame) -> dict[str, SeedSplit]:
+def seed_splits(
+    runs: pd.DataFrame, selection: dict[str, list[int]] | None = None
+) -> dict[str, SeedSplit]:
+    """Per workload; ``selection``: selection seeds fixed by workload (SweepData's)."""
+    selection = selection or {}
     return {
-        wl: SeedSplit(*stats.split_seeds(group["seed"].unique()))
+        wl: SeedSplit(*stats.split_seeds(group["seed"].unique(), selection.get(wl)))
         for wl, group in runs.groupby("workload", sort=True)
     }
 
@@ -260,7 +264,7 @@ def grad_norm_table(a: Analysis) -> pd.DataFrame:
 
 
 def analyse(data: SweepData) -> Analysis:
-    splits = seed_splits(data.runs)
+    splits = seed_splits(data.runs, data.selection_seeds)
     best = best_lrs(data.runs, splits, data)
     a = Analysis(
         data=data,

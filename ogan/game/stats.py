@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -106,10 +107,7 @@ def run_summary(
             summary[f"grad_norm_{player}_{key}"] = value
         summary[f"removed_frac_{player}_mean"] = float(trace[f"removed_frac_{player}"].mean())
     # The run's own metric table: a workload's metrics may follow its options (seed-mlp on MNIST).
-    summary["metrics"] = {
-        name: {"description": m.description, "higher_is_better": m.higher_is_better}
-        for name, m in workload.metrics.items()
-    }
+    summary["metrics"] = {name: dataclasses.asdict(m) for name, m in workload.metrics.items()}
     primary = workload.primary_metric
     hit = _reached(history, primary, workload.target, workload.metrics[primary].higher_is_better)
     summary["target"] = {"metric": primary, "value": workload.target}

@@ -21,10 +21,27 @@ from ogan.errors import ConfigError
 
 @dataclass(frozen=True)
 class Metric:
-    """What a metric measures, and which way is better (a run records both)."""
+    """What a metric measures, which way is better, and the range the statistics must respect.
+
+    A run records all of it (``summary["metrics"]``): the report reads it from there.
+    """
 
     description: str
     higher_is_better: bool = False
+    bounds: tuple[float | None, float | None] = (None, None)
+    """The least and greatest values the metric can take (None: unbounded): no interval the
+    report draws leaves them, e.g. (0, None) for a distance, (0, 1) for a fraction."""
+    log_scale: bool = False
+    """Positive and spread multiplicatively (FID, distances, KL): summarised by the geometric
+    mean with a t-interval on the log scale, and compared by log ratio (so that "10% better"
+    means the same at FID 5 as at FID 500, and intervals stay above zero)."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.bounds
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"metric bounds must have lo < hi, got {self.bounds}")
+        if self.log_scale and (lo is None or lo < 0):
+            raise ValueError("a log-scale metric is positive: give it bounds=(0, ...)")
 
 
 @dataclass(frozen=True)

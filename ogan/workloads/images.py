@@ -27,13 +27,21 @@ FID_SAMPLES = 2048
 DIGITS_METRICS = {
     "digits_fid": Metric(
         f"Fréchet distance of the shipped digits classifier's 64-d features, {FID_SAMPLES} "
-        "samples vs the train split"
+        "samples vs the train split",
+        bounds=(0, None),
+        log_scale=True,
     ),
-    "class_coverage": Metric("classes predicted with confidence ≥ 0.9 for ≥ 1% of samples", True),
-    "class_kl": Metric("KL(predicted-class histogram ‖ uniform)"),
+    "class_coverage": Metric(
+        "classes predicted with confidence ≥ 0.9 for ≥ 1% of samples", True, (0, 10)
+    ),
+    "class_kl": Metric("KL(predicted-class histogram ‖ uniform)", bounds=(0, None), log_scale=True),
 }
 INCEPTION_METRICS = {
-    "fid": Metric(f"FID (pytorch-fid InceptionV3 pool3, {FID_SAMPLES} samples vs the train split)")
+    "fid": Metric(
+        f"FID (pytorch-fid InceptionV3 pool3, {FID_SAMPLES} samples vs the train split)",
+        bounds=(0, None),
+        log_scale=True,
+    )
 }
 
 

@@ -37,11 +37,19 @@ class _MoG(Workload):
     std: ClassVar[float]
     metrics = {
         "fd": Metric(
-            f"Fréchet distance between {EVAL_SAMPLES} samples and the mixture (exact stats)"
+            f"Fréchet distance between {EVAL_SAMPLES} samples and the mixture (exact stats)",
+            bounds=(0, None),
+            log_scale=True,
         ),
-        "modes": Metric("modes captured (≥ 10% of their expected high-quality samples)", True),
-        "high_quality": Metric("fraction of samples within 3 std of the nearest mode", True),
-        "reverse_kl": Metric("KL(nearest-mode histogram ‖ uniform)"),
+        "modes": Metric(
+            "modes captured (≥ 10% of their expected high-quality samples)", True, (0, None)
+        ),
+        "high_quality": Metric(
+            "fraction of samples within 3 std of the nearest mode", True, (0, 1)
+        ),
+        "reverse_kl": Metric(
+            "KL(nearest-mode histogram ‖ uniform)", bounds=(0, None), log_scale=True
+        ),
     }
     primary_metric = "fd"
     Options = MoGOptions
