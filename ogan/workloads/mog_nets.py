@@ -82,7 +82,7 @@ class Maxout(nn.Module):
 
 
 def packed(D: nn.Module, m: int) -> nn.Module:
-    """``D`` reading packs of ``m`` points (``D`` itself when m = 1: unpacked runs are unchanged)."""
+    """``D`` reading packs of ``m`` points (itself when m = 1: unpacked runs are unchanged)."""
     return D if m == 1 else nn.Sequential(Pack(m), D)
 
 
