@@ -169,8 +169,8 @@ def test_the_summary_table_has_runs_diverged_and_mean_final_metric_per_workload_
     assert [r[:5] for r in rows] == [
         ["bilinear", "adam", "4", "0", "distance"],
         ["bilinear", "extra-adam", "2", "0", "distance"],
-        ["mog-ring", "adam", "4", "0", "fd"],
-        ["mog-ring", "extra-adam", "2", "0", "fd"],
+        ["mog-ring", "adam", "4", "0", "modes"],
+        ["mog-ring", "extra-adam", "2", "0", "modes"],
     ]
     runs = bench.load_runs(out)
     mean = runs.query("workload == 'bilinear' and optimizer == 'adam'")["final_distance"].mean()
