@@ -226,3 +226,37 @@ def test_every_arch_trains_and_scores_end_to_end(arch, packing, batch):
     assert r.summary["diverged_at"] is None
     assert set(r.history.columns) >= {"modes", "high_quality", "reverse_kl", "fd"}
     assert r.summary["metric_info"]["eval_samples"] == workload.eval_samples
+
+
+# -- the published sweep files --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sweep", "workload", "steps", "batch", "lr", "lr_ratio", "betas", "packings"),
+    [
+        ("pacgan-ring", "mog-ring", 400_000, 100, 1e-4, None, (0.8, 0.999), {1, 2, 3, 4}),
+        ("pacgan-grid", "mog-grid", 400_000, 100, 1e-4, None, (0.8, 0.999), {1, 2, 3, 4}),
+        ("pacgan-ring-short", "mog-ring", 1000, 100, 1e-4, None, (0.8, 0.999), {1}),
+        ("pacgan-grid-short", "mog-grid", 1000, 100, 1e-4, None, (0.8, 0.999), {1}),
+        ("unrolled-ring", "mog-ring", 25_000, 512, 1e-3, 0.1, (0.5, 0.999), {None}),
+        ("unrolled-ring-short", "mog-ring", 5000, 512, 1e-3, 0.1, (0.5, 0.999), {None}),
+    ],
+)
+def test_published_sweep_files_hold_the_published_settings(
+    sweep, workload, steps, batch, lr, lr_ratio, betas, packings
+):
+    from bench.config import load_sweep
+
+    specs = load_sweep(sweep, device="cpu").specs
+    assert {s.workload for s in specs} == {workload}
+    assert {s.steps for s in specs} == {steps} and sorted({s.seed for s in specs}) == [*range(10)]
+    options = [dict(s.workload_options) for s in specs]
+    assert {o["batch_size"] for o in options} == {batch}
+    assert {o["scheme"] for o in options} == {"simultaneous"}
+    assert {o.get("packing") for o in options} == packings
+    assert {o["arch"] for o in options} == {sweep.split("-")[0]}
+    for s in specs:
+        opt = dict(s.optimizer)
+        assert (opt["lr"], opt.get("lr_ratio"), tuple(opt["betas"])) == (lr, lr_ratio, betas)
+    short = "short" in sweep
+    assert short == ("SHORTENED" in load_sweep(sweep, device="cpu").description)
