@@ -182,8 +182,8 @@ def test_list_prints_every_workload_optimizer_and_metric_with_a_description(caps
         cls = workloads.get(name)
         for metric, info in cls.metrics.items():
             assert info.description in entries[f"{name}.{metric}"]
-    assert "(lower is better, primary)" in entries["mog-ring.fd"]
-    assert "(higher is better)" in entries["mog-ring.modes"]
+    assert "(higher is better, primary)" in entries["mog-ring.modes"]
+    assert "(lower is better)" in entries["mog-ring.fd"]
 
 
 def test_report_dispatches_to_build_report_with_the_directory(monkeypatch, capsys, tmp_path):

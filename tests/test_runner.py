@@ -133,8 +133,8 @@ def test_the_summary_table_has_runs_diverged_mean_final_metric_and_failed_per_la
     assert [r[:5] for r in rows] == [
         ["bilinear", "adam", "4", "0", "distance"],
         ["bilinear", "extra-adam+ortho", "2", "0", "distance"],
-        ["mog-ring", "adam", "4", "0", "fd"],
-        ["mog-ring", "extra-adam+ortho", "2", "0", "fd"],
+        ["mog-ring", "adam", "4", "0", "modes"],
+        ["mog-ring", "extra-adam+ortho", "2", "0", "modes"],
     ]
     runs = bench.load_runs(out)
     mean = runs.query("workload == 'bilinear' and optimizer == 'adam'")["final_distance"].mean()

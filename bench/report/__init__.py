@@ -58,7 +58,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
     Raises:
         BenchError: ``path`` holds no finished run (the message names it and what is missing).
     """
-    from bench.report import document, figures, html, tables
+    from bench.report import document, figures, html, published, tables
 
     path = Path(path)
     data = load_sweep(path)
@@ -88,6 +88,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
         numeric[name].to_csv(out / f"{name}.csv", index=False)
 
     doc = document.compose(a, drawn, notes, tables.provenance(data))
+    doc.sections[1:1] = published.sections(a)  # after the findings
     index = out / "index.html"
     index.write_text(html.render_html(doc, out), encoding="utf-8")
     (out / "report.md").write_text(html.render_markdown(doc), encoding="utf-8")
