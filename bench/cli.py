@@ -145,7 +145,7 @@ def listing() -> str:
     for kind, entries in found.items():
         lines.append(f"{kind}s:")
         for name, entry in entries.items():
-            where = "" if entry.origin.via == "ogan" else f"  [{entry.origin.describe()}]"
+            where = "" if entry.origin.via == "registered" else f"  [{entry.origin.describe()}]"
             lines.append(f"  {name:<{width}}{entry.description}{where}")
     lines.append("metrics:")
     metrics = [

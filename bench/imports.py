@@ -64,7 +64,14 @@ def check_workers(client: Any, imports: list[Import]) -> None:
     if not imports:
         return
     pairs = [(i.kind, i.name) for i in imports]
-    for address, problem in sorted(client.run(resolvable, pairs).items()):
+    try:
+        answers = client.run(resolvable, pairs)
+    except Exception as exc:  # e.g. a worker without bench itself: any error, one line
+        raise BenchError(
+            f"Dask workers cannot check the sweep's code ({type(exc).__name__}: {exc}); "
+            "install ogan on every worker"
+        ) from None
+    for address, problem in sorted(answers.items()):
         if problem is not None:
             raise BenchError(
                 f"Dask worker {address} cannot load the sweep's code: {problem} "

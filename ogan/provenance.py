@@ -23,7 +23,7 @@ from typing import Any
 class Origin:
     """Where a name's code came from: what a run record stores so that a report says what ran.
 
-    ``via`` is ``"ogan"`` (registered here), ``"entry point"``, ``"import path"`` or
+    ``via`` is ``"registered"`` (in ogan's registry), ``"entry point"``, ``"import path"`` or
     ``"object"`` (passed by value). ``distribution``/``version`` name the installed package
     that holds the defining file (None when it is in none, e.g. a script next to the sweep);
     ``sha256`` is that file's digest, recorded either way.

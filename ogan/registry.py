@@ -97,7 +97,7 @@ def resolve_name(kind: str, name: Any) -> Entry:
             raise ConfigError(_twice(kind, name, "ogan itself", _ep_source(installed[name])))
         target = builtin[name] if isinstance(builtin[name], str) else _path_of(builtin[name])
         obj = builtin[name] if not isinstance(builtin[name], str) else _import(kind, target, name)
-        return _entry(kind, name, obj, find_origin("ogan", target, obj), extra.get(name))
+        return _entry(kind, name, obj, find_origin("registered", target, obj), extra.get(name))
     if name in installed:
         ep = installed[name]
         obj = _import(kind, ep.value, name)

@@ -503,6 +503,12 @@ def _missing(a: Analysis) -> Section:
 def _provenance(prov: dict[str, pd.DataFrame]) -> Section:
     titles = {
         "metrics": ("Metric definitions", "From the workload registry (ogan.workloads)."),
+        "code": (
+            "Code that ran",
+            "Where each name's code came from (ogan.registry): its installed distribution "
+            "and version, or the sha256 of its file when it is in none. Several values joined "
+            "by ';' mean the runs differ.",
+        ),
         "metric_info": (
             "How the metrics were computed",
             "Each run's summary['metric_info']: feature extractor, its sha256, sample counts. "
