@@ -51,6 +51,7 @@ class Origin:
 
 
 def find_origin(via: str, target: str, obj: Any) -> Origin:
+    """The :class:`Origin` of ``obj``, found ``via`` a name that stands for ``target``."""
     module_name = getattr(obj, "__module__", "") or ""
     file = getattr(sys.modules.get(module_name), "__file__", None)
     digest = None if file is None else _sha256(Path(file))
@@ -87,11 +88,15 @@ def _distribution_of(file: Path, module: str) -> tuple[str, str] | None:
         except metadata.PackageNotFoundError:
             continue
         root = Path(str(dist.locate_file(""))).resolve()
-        if file.is_relative_to(root) and any(
-            Path(str(f)) == file.relative_to(root) for f in dist.files or []
-        ):
+        if file.is_relative_to(root) and file.relative_to(root).as_posix() in _files(name):
             return dist.metadata["Name"], dist.version
     return None
+
+
+@functools.cache
+def _files(distribution: str) -> frozenset[str]:
+    """The files a distribution's RECORD lists (torch's holds ~20k: read once per process)."""
+    return frozenset(str(f) for f in metadata.distribution(distribution).files or [])
 
 
 def _candidates(top: str) -> Iterator[str]:

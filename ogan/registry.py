@@ -329,7 +329,8 @@ def _what(obj: Any) -> str:
         return f"the class {obj.__qualname__}"
     if isinstance(obj, types.ModuleType):
         return f"the module {obj.__name__}"
-    return f"a {type(obj).__name__}"
+    kind = type(obj).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _hints(obj: Any) -> dict[str, Any]:

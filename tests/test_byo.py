@@ -105,13 +105,13 @@ def test_a_factory_takes_the_hyperparameters_of_its_signature_and_unknown_keys_l
     [
         ("workload", "no_such_module_xyz:GAN", None, "cannot import module 'no_such_module_xyz'"),
         ("optimizer", "{mod}:Missing", "X = 1\n", "has no attribute 'Missing'"),
-        ("workload", "{mod}:X", "X = 1\n", "is a int, not a subclass of ogan.workloads.Workload"),
+        ("workload", "{mod}:X", "X = 1\n", "is an int, not a subclass of ogan.workloads.Workload"),
         ("workload", "{mod}", "X = 1\n", "Unknown workload .*, or an import path 'package.mod"),
         ("workload", "{mod}:1x", "X = 1\n", "not an import path; write 'package.module:Attr"),
         ("optimizer", "{mod}:C", "class C: pass\n", "not a torch.optim.Optimizer subclass"),
         ("optimizer", "{mod}:f", "def f(params, lr=1.0): return 3\n", "returned int"),
         ("optimizer", "{mod}:f", "def f(params, momentum=1.0): pass\n", "has no lr argument"),
-        ("optimizer", "{mod}:X", "X = 1\n", "is a int; name a torch.optim.Optimizer subclass"),
+        ("optimizer", "{mod}:X", "X = 1\n", "is an int; name a torch.optim.Optimizer subclass"),
         ("workload", "{mod}:W", "raise RuntimeError('boom')\n", "failed: RuntimeError: boom"),
         ("workload", "{mod}:W", "import missing_dep_xyz\n", "it imports 'missing_dep_xyz'"),
         (
