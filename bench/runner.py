@@ -28,6 +28,7 @@ from typing import Any
 from bench import store
 from bench.config import Sweep, load_sweep, validate
 from bench.errors import BenchError
+from bench.imports import check_workers
 from bench.spec import RunSpec
 
 DASK_CONNECT_TIMEOUT_S = 10
@@ -145,6 +146,8 @@ def run_sweep(
                 f"no Dask worker at {scheduler} offers a GPU resource; start the workers with "
                 "--resources GPU=1, or use --device cpu"
             )
+        if client is not None:  # user code the workers lack: one error now, not a failed run each
+            check_workers(client, list(sweep.imports))
         n_gpus = _local_gpus() if client is None and sweep.device == "cuda" else 0
         if jobs is not None and n_gpus and jobs > n_gpus:
             raise BenchError(f"--jobs {jobs} > {n_gpus} GPUs: each worker holds one GPU")

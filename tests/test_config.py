@@ -8,18 +8,12 @@ import textwrap
 
 import pytest
 
-from bench.config import (
-    embedded_sweeps,
-    load_sweep,
-    optimizer_sequence_keys,
-    parse_sweep,
-    validate,
-    workload_sequence_keys,
-)
+from bench.config import embedded_sweeps, load_sweep, parse_sweep, validate
 from bench.errors import BenchError
 from bench.spec import RunSpec
-from ogan import workloads
+from ogan import optim
 from ogan.errors import ConfigError
+from ogan.registry import resolve_name
 
 BASE = """
 [sweep]
@@ -83,11 +77,14 @@ def test_bilinear_singular_values_flat_list_is_one_value_and_list_of_lists_an_ax
 
 
 def test_sequence_keys_are_found_by_introspection():
-    assert "betas" in optimizer_sequence_keys("adam")
-    assert "betas" in optimizer_sequence_keys("lookahead", "adam")  # through the base
-    assert "lr" not in optimizer_sequence_keys("adam")
-    assert workload_sequence_keys(workloads.get("bilinear")) == {"singular_values"}
-    assert workload_sequence_keys(workloads.get("mog-ring")) == frozenset()
+    assert "betas" in optim.sequence_keys("adam")
+    assert "betas" in optim.sequence_keys("lookahead", {"base": "adam"})  # through the base
+    assert "momentum" not in optim.sequence_keys("lookahead", {"base": "sgd"})
+    assert "lr" not in optim.sequence_keys("adam")
+    # lr: float | Tensor is not a sequence; betas: tuple[float, float] is
+    assert optim.sequence_keys("torch.optim:RAdam") == {"betas"}
+    assert resolve_name("workload", "bilinear").sequence_keys == {"singular_values"}
+    assert resolve_name("workload", "mog-ring").sequence_keys == frozenset()
 
 
 def test_a_workload_option_list_is_an_axis_and_workload_steps_override_the_sweeps():

@@ -133,3 +133,21 @@ def test_an_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     assert not Path(out).exists()
+
+
+def test_a_module_the_workers_cannot_import_is_one_error_before_the_sweep_starts(
+    scheduler, tmp_path, capsys, monkeypatch
+):
+    # importable here (the examples directory is on this process's path), not on the workers
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples"))
+    config = tmp_path / "user.toml"
+    config.write_text(
+        '[sweep]\nseeds = [0]\nsteps = 2\neval_every = 2\n[[workload]]\nname = "moons:TwoMoons"\n'
+        '[[optimizer]]\nname = "adam"\nlr = 1e-3\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--scheduler", scheduler]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Dask worker tcp://127.0.0.1:" in err and "cannot import module 'moons'" in err
+    assert not out.exists()

@@ -305,6 +305,31 @@ def _distinct(values: list[Any]) -> str:
     return "; ".join(seen)
 
 
+def _code_rows(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Which code each workload and optimizer name ran: config["sources"] (ogan.registry)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        config = r["config"]
+        for role, src in (config.get("sources") or {}).items():
+            kind, _, key = role.partition(".")
+            name = config["workload"] if kind == "workload" else config["optimizer"][key or "name"]
+            code = (
+                f"{src['distribution']} {src['version']}"
+                if src.get("distribution")
+                else f"sha256 {src.get('sha256') or '(no file)'}"
+            )
+            row = rows.setdefault((role, name), {"found as": set(), "object": set(), "code": set()})
+            row["found as"].add(src["via"])
+            row["object"].add(src["target"])
+            row["code"].add(code)
+    return pd.DataFrame(
+        [
+            {"name": name, "role": role, **{k: "; ".join(sorted(v)) for k, v in row.items()}}
+            for (role, name), row in rows.items()
+        ]
+    )
+
+
 def provenance(data: SweepData) -> dict[str, pd.DataFrame]:
     """How every number was produced: metric definitions, metric_info, game config, environment."""
     by_run = {r["run_id"]: r for r in data.records}
@@ -339,7 +364,9 @@ def provenance(data: SweepData) -> dict[str, pd.DataFrame]:
                 }
             )
         configs = [
-            _flatten({k: v for k, v in r["config"].items() if k not in ("optimizer", "seed")})
+            _flatten(
+                {k: v for k, v in r["config"].items() if k not in ("optimizer", "seed", "sources")}
+            )
             for r in recs
         ]
         for key in sorted({k for c in configs for k in c}):
@@ -369,6 +396,7 @@ def provenance(data: SweepData) -> dict[str, pd.DataFrame]:
     ]
     return {
         "metrics": pd.DataFrame(metric_rows),
+        "code": _code_rows(data.records),
         "metric_info": pd.DataFrame(info_rows),
         "config": pd.DataFrame(config_rows),
         "optimizers": pd.DataFrame(optimizer_rows),

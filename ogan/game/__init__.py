@@ -1,6 +1,9 @@
 """The two-player training kernel."""
 
-from ogan.game.config import TrainConfig, resolve
+from ogan.game.config import GAME_OPTIMIZER_KEYS, GAME_OPTIONS, TrainConfig, resolve
 from ogan.game.train import Game, Player, TrainResult, train
 
-__all__ = ["Game", "Player", "TrainConfig", "TrainResult", "resolve", "train"]
+__all__ = [
+    "GAME_OPTIMIZER_KEYS", "GAME_OPTIONS", "Game", "Player", "TrainConfig", "TrainResult",
+    "resolve", "train",
+]  # fmt: skip

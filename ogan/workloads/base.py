@@ -71,9 +71,11 @@ class Workload(abc.ABC):
     """
 
     name: ClassVar[str]
+    """How messages name it (default: its import path ``"module:Class"``)."""
     description: ClassVar[str]
+    """One line for ``bench list`` (default: the docstring's first line)."""
     metrics: dict[str, Metric]
-    """What :meth:`evaluate` returns, by name."""
+    """What :meth:`evaluate` returns, by name (per instance: options may change it)."""
     primary_metric: str
     target: float
     """Threshold on the primary metric for "time to target" (reached when at least as good)."""
@@ -85,6 +87,14 @@ class Workload(abc.ABC):
     default_eval_every: ClassVar[int] = 100
     default_batch_size: ClassVar[int] = 64
     has_real_data: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A user's workload need not name or describe itself: its import path and docstring.
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = f"{cls.__module__}:{cls.__qualname__}"
+        if "description" not in cls.__dict__:
+            cls.description = ((cls.__doc__ or "").strip().splitlines() or [cls.name])[0]
 
     def __init__(self, options: Any, device: torch.device):
         self.options = options

@@ -222,6 +222,12 @@ def provenance_section(prov: dict[str, pd.DataFrame]) -> Section:
             "Metric definitions",
             "As each run recorded them (summary['metrics'] and summary['target']).",
         ),
+        "code": (
+            "Code that ran",
+            "Where each name's code came from (ogan.registry): its installed distribution "
+            "and version, or the sha256 of its file when it is in none. Several values joined "
+            "by ';' mean the runs differ.",
+        ),
         "metric_info": (
             "How the metrics were computed",
             "Each run's summary['metric_info']: feature extractor, its sha256, sample counts. "
