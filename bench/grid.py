@@ -19,7 +19,7 @@ from bench.labels import LabelOwners, variant_label
 from ogan import optim
 from ogan.errors import ConfigError
 from ogan.game import GAME_OPTIMIZER_KEYS, GAME_OPTIONS
-from ogan.registry import Entry, resolve_name
+from ogan.registry import Entry, names, resolve_name
 
 RUN_KEYS = ("steps", "eval_every")
 """Keys of a [[workload]] table that set the run's length rather than a workload option."""
@@ -142,8 +142,6 @@ def _restriction(only: Any, workload_names: list[str], where: str) -> tuple[str,
         return None
     if not (isinstance(only, list) and only and all(isinstance(w, str) for w in only)):
         raise BenchError(f"{where}: workloads must be a list of workload names, got {only!r}")
-    from ogan.registry import names
-
     known = [*dict.fromkeys([*workload_names, *names("workload")])]
     for w in only:
         if w not in known:
