@@ -505,3 +505,56 @@ def test_a_workload_that_ignores_the_seed_is_flagged(report):
     # dirac starts from fixed (θ, ψ) and samples nothing random: every seed is the same run.
     assert "dirac: every seed gives the same final metric" in report.read_text()
     assert "mog-ring: every seed gives" not in report.read_text()
+
+
+# -- verdicts -----------------------------------------------------------------------------------
+
+
+def test_every_paired_row_carries_the_fixed_design_verdict_of_its_seed_matched_runs(
+    report, sweep_dir
+):
+    from bench.report import verdicts
+
+    runs = bench.load_runs(sweep_dir)
+    base = _recompute(runs, "dirac", "adam", "distance")["by_seed"]
+    ortho = _recompute(runs, "dirac", "adam+ortho", "distance")["by_seed"]
+    expected = verdicts.paired_verdict(base, ortho, higher_is_better=False, log_scale=True)
+    paired = pd.read_csv(report.parent / "paired.csv")
+    row = paired[(paired["workload"] == "dirac") & (paired["projected"] == "adam+ortho")].iloc[0]
+    assert row["verdict"] == expected.verdict and row["design"] == "fixed"
+    assert row["scale"] == expected.scale == verdicts.LOG_RATIO  # dirac's distance: log scale
+    assert row["delta"] == pytest.approx(math.log1p(verdicts.RELATIVE_MARGIN))
+    assert row["estimate"] == pytest.approx(expected.estimate, rel=1e-12)
+    assert row["estimate_ci_hi"] == pytest.approx(expected.ci_hi, rel=1e-12)
+    assert set(paired["verdict"]) <= set(verdicts.VERDICTS)
+    assert paired["delta_text"].str.contains(r"\((?:difference|log ratio)\)").all()
+
+
+def test_the_findings_lead_with_one_verdict_line_per_paired_comparison(report):
+    md = (report.parent / "report.md").read_text()
+    findings = md.split("Findings at a glance")[-1].split("\n## ", 1)[0]  # after the contents
+    items = [line for line in findings.splitlines() if line.startswith("- ")]
+    paired = pd.read_csv(report.parent / "paired.csv")
+    leading = items[: len(paired)]
+    for line, row in zip(leading, paired.itertuples(index=False), strict=True):
+        assert line.startswith(f"- {row.workload}, {row.projected} vs {row.base}, final "), line
+        assert f"**{row.verdict}**" in line and f"{row.n_pairs} pairs" in line
+        assert "δ = ±" in line and "seeds for 80% power at δ" in line
+    assert "too few seed pairs to tell" not in md
+    assert "TOST" in md
+
+
+def test_the_claim_table_has_a_verdict_per_pair_statistic_and_player(report):
+    claims = pd.read_csv(report.parent / "claims.csv")
+    paired = pd.read_csv(report.parent / "paired.csv")
+    per_pair = claims.groupby(["workload", "base", "projected"])["statistic"].apply(set)
+    assert len(per_pair) == len(paired)
+    for stats in per_pair:
+        assert {"growth_g", "growth_d", "tail_g", "tail_d", "vanishing_g", "exploding_d",
+                "time_to_target", "grad_evals_to_target"} <= stats  # fmt: skip
+    growth = claims[claims["statistic"] == "growth_g"]
+    assert (growth["n_pairs"] >= 2).all() and growth["estimate"].notna().all()
+    # the cost rows say how many runs reached the target
+    assert (
+        claims.loc[claims["statistic"] == "time_to_target", "reached"].str.contains("reached").all()
+    )

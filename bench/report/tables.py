@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report import stats
+from bench.report import decisions, stats
 from bench.report.data import SweepData
 
 SELECTION_RULE = (
@@ -64,6 +64,7 @@ class Analysis:
     ranking: pd.DataFrame
     profile_costs: dict[str, pd.DataFrame]
     grad_norms: pd.DataFrame
+    claims: pd.DataFrame  # the claim's verdicts (bench.report.decisions.claim_table)
     reference: dict[str, str | None]  # workload -> the Adam optimizer overheads are relative to
 
 
@@ -163,6 +164,7 @@ def summary_table(a: Analysis) -> pd.DataFrame:
 def paired_table(a: Analysis) -> pd.DataFrame:
     """Seed-matched base vs base+ortho and base vs surgery, each at its own selected lr."""
     rep = a.reported
+    designs = decisions.sequential_designs(a.data)
     rows = []
     for p in a.data.pairs.itertuples(index=False):
         info = a.data.workloads[p.workload]
@@ -180,6 +182,8 @@ def paired_table(a: Analysis) -> pd.DataFrame:
         # the means are over the pairs the difference is over, so that they subtract to it
         paired = stats.paired_differences(base_ok, proj_ok).index
         lr = a.best.set_index(["workload", "optimizer"])["lr"]
+        design = designs.get((p.workload, p.kind, p.base, p.projected), {})
+        v, how = decisions.final_verdict(base_ok, proj_ok, a.data, p.workload, design)
         rows.append(
             {
                 "workload": p.workload,
@@ -202,6 +206,7 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "wilcoxon_stat": cmp.statistic,
                 "p_value": cmp.pvalue,
                 "note": cmp.note,
+                **decisions.verdict_columns(v, how),
             }
         )
     return pd.DataFrame(rows)
@@ -276,6 +281,7 @@ def analyse(data: SweepData) -> Analysis:
         ranking=pd.DataFrame(),
         profile_costs={},
         grad_norms=pd.DataFrame(),
+        claims=pd.DataFrame(),
         reference={wl: adam_reference(data, wl) for wl in splits},
     )
     a.summary = summary_table(a)
@@ -283,6 +289,7 @@ def analyse(data: SweepData) -> Analysis:
     a.ranking = ranking_table(a)
     a.profile_costs = _profile_costs(a)
     a.grad_norms = grad_norm_table(a)
+    a.claims = decisions.claim_table(a)
     return a
 
 
