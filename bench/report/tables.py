@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report import decisions, stats
+from bench.report import decisions, intervals, stats
 from bench.report.data import SweepData
 
 SELECTION_RULE = (
@@ -125,7 +125,8 @@ def summary_table(a: Analysis) -> pd.DataFrame:
         r = rep[(rep["workload"] == wl) & (rep["optimizer"] == optimizer)]
         every = runs[(runs["workload"] == wl) & (runs["optimizer"] == optimizer)]
         ok = r[~r["nonfinite"]]
-        ci = stats.mean_ci(ok["final"])
+        info = a.data.workloads[wl]
+        ci = intervals.metric_ci(ok["final"], bounds=info.bounds(), log_scale=info.log_scale())
         tps = stats.mean_ci(every["time_per_step"])
         ref = a.reference.get(wl)
         ref_runs = runs[(runs["workload"] == wl) & (runs["optimizer"] == ref)] if ref else None
@@ -137,9 +138,10 @@ def summary_table(a: Analysis) -> pd.DataFrame:
                 "best_lr": lr,
                 "lrs_tried": int(every["lr"].nunique()),
                 "n_report": len(r),
-                "final_mean": ci.mean,
+                "final_mean": ci.center,  # the geometric mean for a log-scale metric
                 "final_ci_lo": ci.lo,
                 "final_ci_hi": ci.hi,
+                "final_interval": ci.method,
                 "n_finite": ci.n,
                 "nonfinite_best": int(r["nonfinite"].sum()),
                 "nonfinite_rate_best": float(r["nonfinite"].mean()) if len(r) else math.nan,

@@ -125,9 +125,14 @@ def method_section(a: Analysis) -> Section:
         Bullets([f"{wl}: {split.describe()}." for wl, split in a.splits.items()]),
         "Everything below except the learning-rate sensitivity figure, the time per step and the "
         "divergence heatmap uses each optimizer at its selected lr on the report seeds only.",
-        f"Intervals. Mean ± half-width of the two-sided 95% Student-t interval over seeds. "
+        "Intervals respect each metric's range (bench.report.intervals): a log-scale metric "
+        "(positive and multiplicative: FID, distances, KL) gets its geometric mean and the "
+        "95% Student-t interval of the log values mapped back with exp (always > 0); any "
+        "other metric its mean and the 95% Student-t interval over seeds, cut to the metric's "
+        "bounds (no interval below 0 for a non-negative metric; summary.csv's final_interval "
+        "names the rule used). "
         f"Paired comparisons: runs matched by workload, seed and the lr-selection rule (each "
-        f"optimizer at its own selected lr); the 95% percentile-bootstrap interval of the mean "
+        f"optimizer at its own selected lr); the 95% BCa bootstrap interval of the mean "
         f"difference ({stats.BOOTSTRAP_RESAMPLES:,} resamples, fixed seed {stats.BOOTSTRAP_SEED}) "
         f"and the two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon). With fewer than "
         f"{stats.MIN_SIGNED_RANK_N} non-zero differences the test cannot reach p < 0.05 at all, "
