@@ -152,7 +152,7 @@ def method_section(a: Analysis) -> Section:
             "(bench run --until-decided): their verdicts use the alpha-spending boundaries "
             "(Lan & DeMets 1983, O'Brien-Fleming-type spending; bench.report.spending) at "
             "the looks taken, which keep every error at α under that optional stopping."
-            if (a.paired.get("design") == decisions.SEQUENTIAL).any()
+            if "design" in a.paired and (a.paired["design"] == decisions.SEQUENTIAL).any()
             else "Every verdict here is a fixed design (no seeds were added in rounds)."
         ),
         "Cost. Time per step is training wall time only (evaluations excluded), over all runs of "
