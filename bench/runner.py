@@ -411,4 +411,3 @@ def _print_plan(report: SweepReport, todo: list[RunSpec], echo: Callable[[str], 
             f"  {spec.run_id}  {spec.workload} {spec.label} lr={spec.lr:g} seed={spec.seed} "
             f"steps={spec.steps}"
         )
-

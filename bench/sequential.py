@@ -193,14 +193,14 @@ def metric_of(data: SweepData, workload: str) -> Metric:
 
 
 def _final_by_seed(reported: pd.DataFrame, workload: str, variant: str) -> pd.Series:
-    r = reported[(reported["workload"] == workload) & (reported["variant"] == variant)]
-    return r.loc[~r["failed"]].set_index("seed")["final"]
+    r = reported[(reported["workload"] == workload) & (reported["optimizer"] == variant)]
+    return r.loc[~r["nonfinite"]].set_index("seed")["final"]
 
 
 def _seeds_run(reported: pd.DataFrame, workload: str, variants: tuple[str, str]) -> set[int]:
     """Report seeds on which both variants have a stored run (failed or not)."""
     r = reported[reported["workload"] == workload]
-    base, variant = (set(r.loc[r["variant"] == v, "seed"]) for v in variants)
+    base, variant = (set(r.loc[r["optimizer"] == v, "seed"]) for v in variants)
     return base & variant
 
 
@@ -209,11 +209,11 @@ def take_looks(state: dict[str, Any], data: SweepData) -> None:
     splits = tables.seed_splits(data.runs, data.selection_seeds)
     best = tables.best_lrs(data.runs, splits, data)
     reported = tables.reported_runs(data.runs, best, splits)
-    lr = best.set_index(["workload", "variant"])["lr"]
+    lr = best.set_index(["workload", "optimizer"])["lr"]
     entries = {_key(c): c for c in state["comparisons"]}
     for p in data.pairs.itertuples(index=False):
-        key = (p.workload, p.kind, p.base, p.variant)
-        lrs = [float(lr[(p.workload, v)]) for v in (p.base, p.variant)]
+        key = (p.workload, p.kind, p.base, p.projected)
+        lrs = [float(lr[(p.workload, v)]) for v in (p.base, p.projected)]
         entry = entries.get(key)
         if entry is None and p.workload not in state["selection_seeds"]:
             raise BenchError(
@@ -226,7 +226,7 @@ def take_looks(state: dict[str, Any], data: SweepData) -> None:
             state["comparisons"].append(entry)
         if [entry["lr_base"], entry["lr_variant"]] != lrs:
             raise BenchError(
-                f"{p.workload}: the selected learning rates of {p.base} / {p.variant} changed "
+                f"{p.workload}: the selected learning rates of {p.base} / {p.projected} changed "
                 f"since the sequential design started ({entry['lr_base']:g} / "
                 f"{entry['lr_variant']:g} -> {lrs[0]:g} / {lrs[1]:g}): the grid changed; "
                 "start a new design in a new --out directory"
@@ -246,7 +246,7 @@ def _new_entry(state: dict[str, Any], data: SweepData, p: Any, lrs: list[float])
         "workload": p.workload,
         "kind": p.kind,
         "base": p.base,
-        "variant": p.variant,
+        "variant": p.projected,
         "metric": data.workloads[p.workload].primary,
         "higher_is_better": metric.higher_is_better,
         "log_scale": metric.log_scale,
@@ -264,9 +264,9 @@ def _new_entry(state: dict[str, Any], data: SweepData, p: Any, lrs: list[float])
 def _look(entry: dict[str, Any], reported: pd.DataFrame, p: Any) -> None:
     pairs = verdicts.paired_values(
         _final_by_seed(reported, p.workload, p.base),
-        _final_by_seed(reported, p.workload, p.variant),
+        _final_by_seed(reported, p.workload, p.projected),
     )
-    final = len(_seeds_run(reported, p.workload, (p.base, p.variant))) >= entry["max_pairs"]
+    final = len(_seeds_run(reported, p.workload, (p.base, p.projected))) >= entry["max_pairs"]
     if entry["scale"] is None and len(pairs) >= 2:
         entry["scale"] = verdicts.comparison_scale(pairs, entry["log_scale"])
         entry["margin"] = verdicts.margin_for(entry["scale"], pairs["base"])
@@ -344,7 +344,9 @@ def next_round(
 
 def _template(data: SweepData, workload: str, variant: str, lr: float) -> RunSpec:
     runs = data.runs
-    rows = runs[(runs["workload"] == workload) & (runs["variant"] == variant) & (runs["lr"] == lr)]
+    rows = runs[
+        (runs["workload"] == workload) & (runs["optimizer"] == variant) & (runs["lr"] == lr)
+    ]
     run_id = rows["run_id"].iloc[0]
     record = next(r for r in data.records if r["run_id"] == run_id)
     return RunSpec.from_dict(record["spec"])

@@ -103,3 +103,18 @@ def test_the_seaborn_helpers_give_what_metric_ci_gives():
     assert intervals.errorbar((0, None), log_scale=True)(x) == (ci.lo, ci.hi)
     assert intervals.estimator(log_scale=True)(x) == pytest.approx(4.0)
     assert intervals.estimator()(x) == pytest.approx(7.0)
+
+
+def test_a_figure_band_is_the_metric_interval_cut_to_the_panel_s_runs():
+    import pandas as pd
+
+    from bench.report.figures.canvas import clipped_interval
+    from bench.report.intervals import metric_ci
+
+    values = pd.Series([0.01, 0.02, 5.0])  # a t-interval of these reaches far below 0
+    lo, hi = clipped_interval(values, True, (0, None), True)(values.to_numpy())
+    ci = metric_ci(values, bounds=(0, None), log_scale=True)
+    assert (lo, hi) == (max(ci.lo, 0.01), min(ci.hi, 5.0))
+    assert 0 < lo < hi
+    lo, hi = clipped_interval(values, False, (0, None), False)(values.to_numpy())
+    assert lo == 0.01  # the t-interval, cut to the bound 0, then to the runs

@@ -12,7 +12,7 @@ import pytest
 import bench
 import ogan
 from bench.report import build_report
-from bench.report.document import num
+from bench.report.document.formatting import num
 from bench.report.published import load_published, mean_se
 from bench.spec import RunSpec, freeze
 from bench.store import environment, write_run

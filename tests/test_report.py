@@ -289,8 +289,17 @@ def test_summary_numbers_equal_a_pandas_recomputation(
     summary = pd.read_csv(report.parent / "summary.csv")
     row = summary[(summary["workload"] == workload) & (summary["optimizer"] == optimizer)].iloc[0]
     assert row["best_lr"] == want["best_lr"]
-    assert row["final_mean"] == pytest.approx(want["mean"], rel=1e-12)
-    assert (row["final_ci_hi"] - row["final_ci_lo"]) / 2 == pytest.approx(want["half"], rel=1e-9)
+    metric_info = ogan.workloads.get(workload).metrics[metric]
+    values = want["by_seed"].to_numpy()
+    if metric_info.log_scale:  # the geometric mean, and the t-interval of the logs mapped back
+        logs = np.log(values)
+        half = 12.706204736174707 * logs.std(ddof=1) / math.sqrt(2)
+        center, lo, hi = np.exp([logs.mean(), logs.mean() - half, logs.mean() + half])
+    else:  # the mean and the t-interval, cut to the metric's bounds
+        center, lo, hi = want["mean"], want["mean"] - want["half"], want["mean"] + want["half"]
+        lo = max(lo, metric_info.bounds[0])
+    assert row["final_mean"] == pytest.approx(center, rel=1e-12)
+    assert (row["final_ci_lo"], row["final_ci_hi"]) == pytest.approx((lo, hi), rel=1e-9)
     assert row["time_per_step_ms"] == pytest.approx(want["time_per_step_ms"], rel=1e-12)
     shown = mean_pm(row["final_mean"], row["final_ci_lo"], row["final_ci_hi"], int(row["n_finite"]))
     assert f"<td>{shown}</td>" in report.read_text()
@@ -449,7 +458,7 @@ def test_partial_single_seed_sweep_renders_with_what_is_missing_named(tmp_path, 
     index = build_report(part, out=tmp_path / "out")
     page = index.read_text()
     assert index == tmp_path / "out" / "index.html"
-    assert "± n/a (1 seed)" in page
+    assert "no interval (1 seed)" in page
     assert "dirac: a single seed" in page
     missing = pd.read_csv(tmp_path / "out" / "missing.csv")
     assert len(missing) == len(specs) - len([s for s in specs if s.seed == 0])
@@ -505,3 +514,71 @@ def test_a_workload_that_ignores_the_seed_is_flagged(report):
     # dirac starts from fixed (θ, ψ) and samples nothing random: every seed is the same run.
     assert "dirac: every seed gives the same final metric" in report.read_text()
     assert "mog-ring: every seed gives" not in report.read_text()
+
+
+# -- verdicts -----------------------------------------------------------------------------------
+
+
+def test_every_paired_row_carries_the_fixed_design_verdict_of_its_seed_matched_runs(
+    report, sweep_dir
+):
+    from bench.report import verdicts
+
+    runs = bench.load_runs(sweep_dir)
+    base = _recompute(runs, "dirac", "adam", "distance")["by_seed"]
+    ortho = _recompute(runs, "dirac", "adam+ortho", "distance")["by_seed"]
+    expected = verdicts.paired_verdict(base, ortho, higher_is_better=False, log_scale=True)
+    paired = pd.read_csv(report.parent / "paired.csv")
+    row = paired[(paired["workload"] == "dirac") & (paired["projected"] == "adam+ortho")].iloc[0]
+    assert row["verdict"] == expected.verdict and row["design"] == "fixed"
+    assert row["scale"] == expected.scale == verdicts.LOG_RATIO  # dirac's distance: log scale
+    assert row["delta"] == pytest.approx(math.log1p(verdicts.RELATIVE_MARGIN))
+    assert row["estimate"] == pytest.approx(expected.estimate, rel=1e-12)
+    assert row["estimate_ci_hi"] == pytest.approx(expected.ci_hi, rel=1e-12)
+    assert set(paired["verdict"]) <= set(verdicts.VERDICTS)
+    assert paired["delta_text"].str.contains(r"\((?:difference|log ratio)\)").all()
+
+
+def test_the_findings_lead_with_one_verdict_line_per_paired_comparison(report):
+    md = (report.parent / "report.md").read_text()
+    findings = md.split("Findings at a glance")[-1].split("\n## ", 1)[0]  # after the contents
+    items = [line for line in findings.splitlines() if line.startswith("- ")]
+    paired = pd.read_csv(report.parent / "paired.csv")
+    leading = items[: len(paired)]
+    for line, row in zip(leading, paired.itertuples(index=False), strict=True):
+        assert line.startswith(f"- {row.workload}, {row.projected} vs {row.base}, final "), line
+        assert f"**{row.verdict}**" in line and f"{row.n_pairs} pairs" in line
+        assert "δ = ±" in line and "seeds for 80% power at δ" in line
+    assert "too few seed pairs to tell" not in md
+    assert "TOST" in md
+
+
+def test_the_claim_table_has_a_verdict_per_pair_statistic_and_player(report):
+    claims = pd.read_csv(report.parent / "claims.csv")
+    paired = pd.read_csv(report.parent / "paired.csv")
+    per_pair = claims.groupby(["workload", "base", "projected"])["statistic"].apply(set)
+    assert len(per_pair) == len(paired)
+    for stats in per_pair:
+        assert {"growth_g", "growth_d", "tail_g", "tail_d", "vanishing_g", "exploding_d",
+                "time_to_target", "grad_evals_to_target"} <= stats  # fmt: skip
+    # dirac's ⊥Grad runs vanish on every step (vanishing_g = 1): no log growth; the others have one
+    growth = claims[(claims["statistic"] == "growth_g") & (claims["workload"] != "dirac")]
+    assert (growth["n_pairs"] >= 2).all() and growth["estimate"].notna().all()
+    # the cost rows say how many runs reached the target
+    assert (
+        claims.loc[claims["statistic"] == "time_to_target", "reached"].str.contains("reached").all()
+    )
+
+
+def test_no_interval_in_the_csv_tables_leaves_its_metric_s_range(report):
+    summary = pd.read_csv(report.parent / "summary.csv")
+    for row in summary.itertuples(index=False):
+        metric = ogan.workloads.get(row.workload).metrics[
+            {"bilinear": "distance", "dirac": "distance", "mog-ring": "modes"}[row.workload]
+        ]
+        low, high = metric.bounds
+        if not math.isnan(row.final_ci_lo):
+            assert row.final_ci_lo >= (0 if metric.log_scale else low), row
+            assert high is None or row.final_ci_hi <= high
+    assert (summary.loc[summary["workload"] == "dirac", "final_interval"]).str.contains("log").all()
+    assert (summary["final_ci_lo"].dropna() >= 0).all()  # every metric here is non-negative

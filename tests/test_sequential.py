@@ -61,7 +61,7 @@ def _best_lrs(config: Path, out: Path) -> dict:
 
     run_sweep(config, out=out, jobs=2, device="cpu", echo=lambda _: None)
     best = analyse(load_sweep(out / "seq")).best
-    return dict(zip(best["variant"], best["lr"]))
+    return dict(zip(best["optimizer"], best["lr"]))
 
 
 def test_it_adds_rounds_of_the_same_new_seeds_to_both_sides_at_their_selected_lrs(decided):
@@ -91,7 +91,7 @@ def test_the_report_keeps_the_selection_seeds_and_learning_rates_after_seeds_are
     a = analyse(load_sweep(out / "seq"))
     split = a.splits["bilinear"]
     assert (split.selection, split.report) == ([0, 1], [2, 3, 4, 5])
-    assert dict(zip(a.best["variant"], a.best["lr"])) == best
+    assert dict(zip(a.best["optimizer"], a.best["lr"])) == best
     assert sorted(a.paired["n_pairs"]) == [4]
 
 
@@ -164,3 +164,13 @@ def test_the_max_seeds_help_states_the_default(capsys):
     assert main(["run", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"default: {sequential.DEFAULT_MAX_SEEDS}," in help_text
+
+
+def test_the_report_gives_the_group_sequential_verdict_of_the_last_look(decided):
+    _, out, _, _ = decided
+    (comparison,) = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text())["comparisons"]
+    (row,) = analyse(load_sweep(out / "seq")).paired.itertuples(index=False)
+    last = comparison["looks"][-1]
+    assert row.design == "group-sequential" and row.verdict == last["verdict"]
+    assert row.estimate == pytest.approx(last["estimate"], rel=1e-12)
+    assert (row.estimate_ci_lo, row.estimate_ci_hi) == pytest.approx(last["interval"], rel=1e-12)

@@ -43,7 +43,16 @@ from bench.report.tables import Analysis, analyse
 
 __all__ = ["Analysis", "SweepData", "analyse", "build_report", "load_sweep"]
 
-CSV_TABLES = ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "nonfinite")
+CSV_TABLES = (
+    "summary",
+    "paired",
+    "claims",
+    "ranking",
+    "best_lr",
+    "grad_norms",
+    "missing",
+    "nonfinite",
+)
 """The numeric tables written next to the report as ``<name>.csv`` (full precision)."""
 
 
@@ -75,6 +84,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
     numeric = {
         "summary": a.summary,
         "paired": a.paired,
+        "claims": a.claims,
         "ranking": a.ranking,
         "best_lr": a.best,
         "grad_norms": a.grad_norms,

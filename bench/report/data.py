@@ -34,10 +34,20 @@ class WorkloadInfo:
     metrics: dict[str, tuple[str, bool]]  # metric -> (description, higher_is_better)
     primary: str
     target: float | None
+    scales: dict[str, tuple[tuple[float | None, float | None], bool]] = field(default_factory=dict)
+    """metric -> (bounds, log_scale) as the runs recorded them (absent: unbounded, linear)."""
 
     @property
     def higher_is_better(self) -> bool:
         return self.metrics[self.primary][1]
+
+    def bounds(self, metric: str | None = None) -> tuple[float | None, float | None]:
+        """The (lo, hi) range of ``metric`` (default: the primary); None: no bound."""
+        return self.scales.get(metric or self.primary, ((None, None), False))[0]
+
+    def log_scale(self, metric: str | None = None) -> bool:
+        """Whether ``metric`` (default: the primary) is positive and compared by ratio."""
+        return self.scales.get(metric or self.primary, ((None, None), False))[1]
 
     def target_text(self) -> str:
         if self.target is None:
@@ -96,6 +106,10 @@ def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[W
         metrics = {
             m: (v["description"], v["higher_is_better"]) for m, v in summaries[0]["metrics"].items()
         }
+        scales = {
+            m: (tuple(v.get("bounds") or (None, None)), bool(v.get("log_scale", False)))
+            for m, v in summaries[0]["metrics"].items()
+        }
         tables = {_canonical([s.get("metrics"), s.get("target")]) for s in summaries}
         note = (
             f"{wl}: its runs record different metric tables or targets; the first run's is used."
@@ -109,6 +123,7 @@ def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[W
             if k.startswith("final_")
         )
         metrics = {m: ("", False) for m in finals}
+        scales = {}
         note = (
             f"{wl}: its runs record no metric table (written by an older ogan), so lower is "
             f"assumed better for {', '.join(finals)}."
@@ -121,6 +136,7 @@ def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[W
         metrics=metrics,
         primary=primary,
         target=None if value is None else float(value),
+        scales=scales,
     )
     return info, note
 

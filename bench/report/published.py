@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.document import Section, Table, num
+from bench.report.document.formatting import num
+from bench.report.document.model import Section, Table
 from bench.report.tables import Analysis
 
 METRICS = ("modes", "high_quality", "reverse_kl")
@@ -79,9 +80,11 @@ def _matching_runs(a: Analysis, row: Published) -> pd.DataFrame:
     keep = runs["run_id"].map(lambda i: all(options[i].get(k) == v for k, v in row.options.items()))
     runs = runs[keep.astype(bool)]
     parts = []
-    for (wl, variant), group in runs.groupby(["workload", "variant"], sort=True):
+    for (wl, variant), group in runs.groupby(["workload", "optimizer"], sort=True):
         if group["lr"].nunique() > 1:
-            chosen = a.reported[(a.reported["workload"] == wl) & (a.reported["variant"] == variant)]
+            chosen = a.reported[
+                (a.reported["workload"] == wl) & (a.reported["optimizer"] == variant)
+            ]
             group = group[group["run_id"].isin(chosen["run_id"])]
         parts.append(group)
     return pd.concat(parts) if parts else runs
@@ -99,7 +102,7 @@ def _table(a: Analysis, row: Published) -> Table | None:
         **{m: _pm(*row.values[m], scale.get(m, 1.0)) for m in METRICS},
     }
     lines = [head]
-    for (wl, variant), group in runs.groupby(["workload", "variant"], sort=True):
+    for (wl, variant), group in runs.groupby(["workload", "optimizer"], sort=True):
         line = {"": f"ours: {variant} ({wl})", "steps": f"{int(group['steps_completed'].max()):,}"}
         counts = []
         for m in METRICS:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report import stats
+from bench.report import decisions, intervals, stats
 from bench.report.data import SweepData
 
 SELECTION_RULE = (
@@ -64,6 +64,7 @@ class Analysis:
     ranking: pd.DataFrame
     profile_costs: dict[str, pd.DataFrame]
     grad_norms: pd.DataFrame
+    claims: pd.DataFrame  # the claim's verdicts (bench.report.decisions.claim_table)
     reference: dict[str, str | None]  # workload -> the Adam optimizer overheads are relative to
 
 
@@ -124,7 +125,8 @@ def summary_table(a: Analysis) -> pd.DataFrame:
         r = rep[(rep["workload"] == wl) & (rep["optimizer"] == optimizer)]
         every = runs[(runs["workload"] == wl) & (runs["optimizer"] == optimizer)]
         ok = r[~r["nonfinite"]]
-        ci = stats.mean_ci(ok["final"])
+        info = a.data.workloads[wl]
+        ci = intervals.metric_ci(ok["final"], bounds=info.bounds(), log_scale=info.log_scale())
         tps = stats.mean_ci(every["time_per_step"])
         ref = a.reference.get(wl)
         ref_runs = runs[(runs["workload"] == wl) & (runs["optimizer"] == ref)] if ref else None
@@ -136,9 +138,10 @@ def summary_table(a: Analysis) -> pd.DataFrame:
                 "best_lr": lr,
                 "lrs_tried": int(every["lr"].nunique()),
                 "n_report": len(r),
-                "final_mean": ci.mean,
+                "final_mean": ci.center,  # the geometric mean for a log-scale metric
                 "final_ci_lo": ci.lo,
                 "final_ci_hi": ci.hi,
+                "final_interval": ci.method,
                 "n_finite": ci.n,
                 "nonfinite_best": int(r["nonfinite"].sum()),
                 "nonfinite_rate_best": float(r["nonfinite"].mean()) if len(r) else math.nan,
@@ -163,6 +166,7 @@ def summary_table(a: Analysis) -> pd.DataFrame:
 def paired_table(a: Analysis) -> pd.DataFrame:
     """Seed-matched base vs base+ortho and base vs surgery, each at its own selected lr."""
     rep = a.reported
+    designs = decisions.sequential_designs(a.data)
     rows = []
     for p in a.data.pairs.itertuples(index=False):
         info = a.data.workloads[p.workload]
@@ -180,6 +184,8 @@ def paired_table(a: Analysis) -> pd.DataFrame:
         # the means are over the pairs the difference is over, so that they subtract to it
         paired = stats.paired_differences(base_ok, proj_ok).index
         lr = a.best.set_index(["workload", "optimizer"])["lr"]
+        design = designs.get((p.workload, p.kind, p.base, p.projected), {})
+        v, how = decisions.final_verdict(base_ok, proj_ok, a.data, p.workload, design)
         rows.append(
             {
                 "workload": p.workload,
@@ -202,6 +208,7 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "wilcoxon_stat": cmp.statistic,
                 "p_value": cmp.pvalue,
                 "note": cmp.note,
+                **decisions.verdict_columns(v, how),
             }
         )
     return pd.DataFrame(rows)
@@ -276,6 +283,7 @@ def analyse(data: SweepData) -> Analysis:
         ranking=pd.DataFrame(),
         profile_costs={},
         grad_norms=pd.DataFrame(),
+        claims=pd.DataFrame(),
         reference={wl: adam_reference(data, wl) for wl in splits},
     )
     a.summary = summary_table(a)
@@ -283,6 +291,7 @@ def analyse(data: SweepData) -> Analysis:
     a.ranking = ranking_table(a)
     a.profile_costs = _profile_costs(a)
     a.grad_norms = grad_norm_table(a)
+    a.claims = decisions.claim_table(a)
     return a
 
 

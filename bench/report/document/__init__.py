@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.report.document.claims import claims_section
 from bench.report.document.findings import findings_section, header, method_section
 from bench.report.document.model import Bullets, Document
 from bench.report.document.paired import paired_section
@@ -37,6 +38,7 @@ def compose(
         method_section(a),
         results_section(a),
         paired_section(a),
+        claims_section(a),
         ranking_section(a),
         across_section(a, figures),
     ]

@@ -6,10 +6,11 @@ import math
 
 import pandas as pd
 
-from bench.report import stats
+from bench.report import decisions, stats, verdicts
+from bench.report.document.claims import claim_lines
 from bench.report.document.formatting import mean_pm, num
 from bench.report.document.model import Block, Bullets, Section
-from bench.report.document.paired import verdict
+from bench.report.document.paired import verdict_line
 from bench.report.tables import SELECTION_RULE, Analysis
 
 
@@ -93,7 +94,8 @@ def _separable(g: pd.DataFrame, top: str) -> str:
 
 def findings_section(a: Analysis) -> Section:
     s = a.summary
-    items = []
+    items = [verdict_line(p) for p in a.paired.itertuples(index=False)]
+    items += claim_lines(a)
     for wl, g in s.groupby("workload", sort=True):
         info = a.data.workloads[wl]
         ranks = a.ranking.set_index("optimizer")[wl].dropna().sort_values()
@@ -109,9 +111,6 @@ def findings_section(a: Analysis) -> Section:
             f"{mean_pm(row['final_mean'], row['final_ci_lo'], row['final_ci_hi'], row['n_finite'])}"
             f"{cost}. {_separable(g.set_index('optimizer'), top)}"
         )
-    for p in a.paired.itertuples(index=False):
-        what = "⊥Grad" if p.kind == "ortho" else "D gradient surgery"
-        items.append(f"{p.workload}: {what} on {p.base} ({p.projected} vs {p.base}): {verdict(p)}.")
     if a.paired.empty:
         items.append(
             "No optimizer with ⊥Grad or surgery ran together with its base (the same optimizer "
@@ -126,13 +125,36 @@ def method_section(a: Analysis) -> Section:
         Bullets([f"{wl}: {split.describe()}." for wl, split in a.splits.items()]),
         "Everything below except the learning-rate sensitivity figure, the time per step and the "
         "divergence heatmap uses each optimizer at its selected lr on the report seeds only.",
-        f"Intervals. Mean ± half-width of the two-sided 95% Student-t interval over seeds. "
+        "Intervals respect each metric's range (bench.report.intervals): a log-scale metric "
+        "(positive and multiplicative: FID, distances, KL) gets its geometric mean and the "
+        "95% Student-t interval of the log values mapped back with exp (always > 0); any "
+        "other metric its mean and the 95% Student-t interval over seeds, cut to the metric's "
+        "bounds (no interval below 0 for a non-negative metric; summary.csv's final_interval "
+        "names the rule used). "
         f"Paired comparisons: runs matched by workload, seed and the lr-selection rule (each "
-        f"optimizer at its own selected lr); the 95% percentile-bootstrap interval of the mean "
+        f"optimizer at its own selected lr); the 95% BCa bootstrap interval of the mean "
         f"difference ({stats.BOOTSTRAP_RESAMPLES:,} resamples, fixed seed {stats.BOOTSTRAP_SEED}) "
         f"and the two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon). With fewer than "
         f"{stats.MIN_SIGNED_RANK_N} non-zero differences the test cannot reach p < 0.05 at all, "
         "and the table says so.",
+        "Verdicts. Every paired comparison is called better, worse, equivalent within ±δ or "
+        "undecided (bench.report.verdicts): better/worse when the two-sided "
+        f"{1 - verdicts.ALPHA:.0%} t-interval of the mean paired difference excludes 0, "
+        "equivalent when two one-sided t-tests (TOST; Schuirmann 1987) at "
+        f"α = {verdicts.ALPHA} each put the mean difference within ±δ (equivalence first). "
+        "A metric with log_scale (FID, distances, KL) is compared by log ratio and "
+        f"δ = log(1 + {verdicts.RELATIVE_MARGIN:.0%}); others by difference with δ = "
+        f"{verdicts.RELATIVE_MARGIN:.0%} of the base mean over the pairs. 'Seeds for 80% power' "
+        f"is the number of pairs a fixed design needs to detect δ with {verdicts.POWER:.0%} "
+        "power at the observed paired spread (noncentral t). "
+        + (
+            "Comparisons marked group-sequential had seeds added in rounds "
+            "(bench run --until-decided): their verdicts use the alpha-spending boundaries "
+            "(Lan & DeMets 1983, O'Brien-Fleming-type spending; bench.report.spending) at "
+            "the looks taken, which keep every error at α under that optional stopping."
+            if "design" in a.paired and (a.paired["design"] == decisions.SEQUENTIAL).any()
+            else "Every verdict here is a fixed design (no seeds were added in rounds)."
+        ),
         "Cost. Time per step is training wall time only (evaluations excluded), over all runs of "
         "an optimizer; overhead is relative to plain Adam on the same workload in the same sweep, "
         "as measured while the sweep ran (parallel runs share the CPU, so small ratios are "

@@ -14,12 +14,16 @@ def num(x: float | None, digits: int = 4) -> str:
 
 
 def mean_pm(mean: float, lo: float, hi: float, n: int) -> str:
-    """Mean ± the 95% t half-width and n; says why when there is no interval."""
+    """The center, its 95% interval and n; says why when there is no interval.
+
+    The interval is shown as [lo, hi], not ± a half-width: a range-respecting interval
+    (:mod:`bench.report.intervals`: log scale, or cut to the metric's bounds) is asymmetric.
+    """
     if n == 0:
         return "n/a (every run non-finite)"
     if n == 1 or math.isnan(lo):
-        return f"{num(mean)} ± n/a (1 seed)"
-    return f"{num(mean)} ± {num((hi - lo) / 2, 2)} (n={n})"
+        return f"{num(mean)}, no interval (1 seed)"
+    return f"{num(mean)} {interval(lo, hi)} (n={n})"
 
 
 def interval(lo: float, hi: float) -> str:

@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
-from bench.report import stats
+from bench.report import decisions, verdicts
 from bench.report.document.formatting import frac, interval, num
 from bench.report.document.model import Block, Section, Table
 from bench.report.tables import Analysis
 
 
-def verdict(p: Any) -> str:
-    """One sentence on a paired comparison that claims no more than its n supports."""
-    direction = ""
-    if p.n_pairs >= 2 and (p.diff_ci_lo > 0 or p.diff_ci_hi < 0):
-        better = (p.diff_ci_lo > 0) == bool(p.higher_is_better)
-        direction = "helps" if better else "hurts"
-    detail = (
-        f"mean {p.metric} difference ({p.projected} − {p.base}) {num(p.mean_diff, 3)}, 95% "
-        f"bootstrap CI {interval(p.diff_ci_lo, p.diff_ci_hi)}, {p.projected} better on "
-        f"{p.projected_better}/{p.n_pairs} seeds"
-        + ("" if math.isnan(p.p_value) else f", Wilcoxon p = {num(p.p_value, 2)}")
+def verdict_line(p: Any) -> str:
+    """One findings line: workload, comparison, verdict, effect and interval, δ, n, seeds needed."""
+    effect = decisions.effect_text(_as_verdict(p))
+    need = "" if pd.isna(p.seeds_for_power) else f"{int(p.seeds_for_power)}"
+    design = " (group-sequential)" if p.design == decisions.SEQUENTIAL else ""
+    return (
+        f"{p.workload}, {p.projected} vs {p.base}, final {p.metric}: **{p.verdict}**{design} — "
+        f"{effect}, δ = {p.delta_text}, {p.n_pairs} pairs, "
+        f"seeds for 80% power at δ: {need or 'not computable'}"
     )
-    if p.n_pairs < 2:
-        return f"cannot tell: {p.n_pairs} seed-matched pair(s), so no interval or test — {detail}"
-    if p.n_pairs < stats.MIN_SIGNED_RANK_N:
-        return (
-            f"too few seed pairs to tell (n={p.n_pairs}; below {stats.MIN_SIGNED_RANK_N} pairs the "
-            f"bootstrap interval is unreliable and the signed-rank test cannot reach 5%) — {detail}"
-        )
-    if not direction:
-        return f"no detectable difference (the CI includes 0) — {detail}"
-    agree = p.p_value < 0.05
-    caveat = "" if agree else "; the signed-rank test does not confirm it"
-    return f"{direction} (the CI excludes 0{caveat}) — {detail}"
+
+
+def _as_verdict(p: Any) -> verdicts.Verdict:
+    return verdicts.Verdict(
+        p.verdict, int(p.n_pairs), p.scale, p.estimate, p.estimate_ci_lo, p.estimate_ci_hi,
+        p.equivalence_lo, p.equivalence_hi, p.delta, verdicts.ALPHA,
+        None if pd.isna(p.seeds_for_power) else int(p.seeds_for_power), "",
+    )  # fmt: skip
 
 
 def paired_section(a: Analysis) -> Section:
@@ -75,6 +68,17 @@ def paired_section(a: Analysis) -> Section:
                 frac(r.projected_better, r.n_pairs) for r in p.itertuples(index=False)
             ],
             "Wilcoxon p": p["p_value"].map(lambda x: num(x, 3)),
+            "verdict": [
+                r.verdict + (" (sequential)" if r.design == decisions.SEQUENTIAL else "")
+                for r in p.itertuples(index=False)
+            ],
+            "effect [interval]": [
+                decisions.effect_text(_as_verdict(r)) for r in p.itertuples(index=False)
+            ],
+            "δ": p["delta_text"],
+            "seeds for 80% power": p["seeds_for_power"].map(
+                lambda x: "?" if pd.isna(x) else str(int(x))
+            ),
             "note": [
                 "; ".join(
                     x

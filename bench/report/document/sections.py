@@ -24,7 +24,7 @@ def results_section(a: Analysis) -> Section:
             "metric": [a.data.workloads[w].primary for w in s["workload"]],
             "best lr": s["best_lr"].map(num),
             "lrs tried": s["lrs_tried"].astype(str),
-            "final mean ± 95% CI": [
+            "final (mean or geometric mean) [95% CI]": [
                 mean_pm(r.final_mean, r.final_ci_lo, r.final_ci_hi, r.n_finite)
                 for r in s.itertuples(index=False)
             ],
@@ -79,7 +79,8 @@ def results_section(a: Analysis) -> Section:
                 "Quality and cost at the selected lr",
                 quality,
                 "Final primary metric on the report seeds at the selected lr (non-finite runs left "
-                "out of the mean and counted in 'non-finite at best lr'); divergence over every "
+                "out of the mean and counted in 'non-finite at best lr'); the geometric mean for "
+                "a log-scale metric (see How to read this report); divergence over every "
                 "run; time per step over every run (mean ± 95% t half-width).",
             ),
             Table(

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from PIL import Image
 
-from bench.report import stats
+from bench.report import intervals
 from bench.report.tables import Analysis
 
 DPI = 110
@@ -128,16 +128,20 @@ def _run_range(values: pd.Series, log: bool) -> tuple[float, float]:
     return (float(x.min()), float(x.max())) if len(x) else (math.nan, math.nan)
 
 
-def clipped_t_interval(values: pd.Series, log: bool) -> Callable[[np.ndarray], tuple]:
-    """The 95% t-interval cut to the range of the panel's runs.
+def clipped_interval(
+    values: pd.Series, log: bool, bounds: intervals.Bounds, log_scale: bool
+) -> Callable[[np.ndarray], tuple]:
+    """The metric's 95% interval (:func:`bench.report.intervals.metric_ci`: log-t, or t cut to
+    its bounds) cut to the range of the panel's runs.
 
-    A t-band over few seeds is wide (t = 4.3 at 3 seeds) and may cross zero, which a log axis
-    cannot draw; the figure caption says that bands are clipped.
+    A band over few seeds is wide (t = 4.3 at 3 seeds); cut to the runs it stays drawable on a
+    log axis; the figure caption says that bands are clipped.
     """
     lo_all, hi_all = _run_range(values, log)
+    interval_of = intervals.errorbar(bounds, log_scale)
 
     def interval(v: np.ndarray) -> tuple[float, float]:
-        lo, hi = stats.t_interval(v)
+        lo, hi = interval_of(v)
         return max(lo, lo_all), min(hi, hi_all)
 
     return interval

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import seaborn as sns
 
-from bench.report import stats
+from bench.report import intervals
 from bench.report.figures.canvas import (
     FigureFile,
     by_optimizer,
     clip_to_runs,
-    clipped_t_interval,
+    clipped_interval,
     figure,
     figure_legend,
     log_axis,
@@ -60,7 +60,12 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 sns.lineplot(
                     **common,
                     lw=2.2,
-                    errorbar=clipped_t_interval(hist[metric], log) if band else None,
+                    estimator=intervals.estimator(info.log_scale(metric)),
+                    errorbar=clipped_interval(
+                        hist[metric], log, info.bounds(metric), info.log_scale(metric)
+                    )
+                    if band
+                    else None,
                     err_kws={"alpha": 0.12},
                     ax=ax,
                 )
@@ -120,7 +125,8 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 x="final",
                 order=order,
                 color="0.2",
-                errorbar=stats.t_interval,
+                estimator=intervals.estimator(info.log_scale()),
+                errorbar=intervals.errorbar(info.bounds(), info.log_scale()),
                 markers="|",
                 markersize=22,
                 linestyle="none",
@@ -143,7 +149,8 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         one = " (one seed: no interval)" if len(a.splits[wl].report) == 1 else ""
         fig.suptitle(f"{wl}: final {info.primary} at each optimizer's selected lr{one}")
     caption = (
-        "One dot per report seed; grey: the mean (tall tick) with its 95% t-interval. Non-finite "
+        "One dot per report seed; grey: the mean (the geometric mean for a log-scale metric; "
+        "tall tick) with its 95% interval in the metric's range (see How to read). Non-finite "
         "runs (diverged, or a non-finite metric) are left out of the mean and counted in the label."
     )
     return FigureFile(name, f"{wl}: final {info.primary}", caption, wl)
@@ -165,11 +172,13 @@ def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 x="lr",
                 y="final",
                 marker="o",
-                errorbar=stats.t_interval,
+                estimator=intervals.estimator(info.log_scale()),
+                errorbar=intervals.errorbar(info.bounds(), info.log_scale()),
                 ax=ax,
                 **by_optimizer(colors),
             )
-            means = ok.groupby(["optimizer", "lr"])["final"].mean()
+            center = intervals.estimator(info.log_scale())
+            means = ok.groupby(["optimizer", "lr"])["final"].agg(center)
             for row in best.itertuples(index=False):
                 if (row.optimizer, row.lr) in means.index:
                     ax.scatter(
@@ -233,7 +242,7 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 y="optimizer",
                 x=x,
                 order=order,
-                errorbar=stats.t_interval,
+                errorbar=intervals.errorbar((0.0, None)),  # a cost is >= 0
                 ax=ax,
                 alpha=0.8,
                 capsize=0.2,
