@@ -16,8 +16,8 @@ from torch import nn
 import ogan
 from ogan import optim
 from ogan.errors import ConfigError
+from ogan.game import Game
 from ogan.game.config import resolve
-from ogan.game.train import _Game
 from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho
 from ogan.registry import resolve_name
 
@@ -63,7 +63,7 @@ def test_an_import_path_workload_and_optimizer_train_and_the_class_itself_is_the
 def test_user_objects_compose_with_ortho_surgery_lookahead_and_lr_ratio(moons):
     spec = {"name": "lookahead", "base": "torch.optim:RAdam", "lr": 1e-3, "lr_ratio": 4,
             "ortho": "weights", "surgery": True, "k": 2, "betas": [0.5, 0.9]}  # fmt: skip
-    game = _Game(resolve("moons:TwoMoons", spec, device="cpu", hidden=8))
+    game = Game(resolve("moons:TwoMoons", spec, device="cpu", hidden=8))
     for player, lr in ((game.g, 1e-3), (game.d, 4e-3)):
         assert isinstance(player.optimizer, Ortho)
         inner = player.optimizer.base
@@ -143,7 +143,7 @@ def test_a_bad_import_path_is_one_config_error_naming_the_problem_and_fix(
     ],
 )
 def test_schedule_free_is_in_train_mode_for_steps_and_eval_mode_for_evaluation(spec):
-    game = _Game(resolve("mog-ring", spec, device="cpu", hidden=8, batch_size=16))
+    game = Game(resolve("mog-ring", spec, device="cpu", hidden=8, batch_size=16))
     for i in range(3):
         game.step(i)  # schedule-free refuses to step in eval mode
 
@@ -171,7 +171,7 @@ def test_schedule_free_is_in_train_mode_for_steps_and_eval_mode_for_evaluation(s
 
 
 def test_eval_mode_weights_are_schedule_frees_own_averaged_iterate():
-    game = _Game(resolve("mog-ring", {"name": "schedulefree:AdamWScheduleFree", "lr": 1e-2},
+    game = Game(resolve("mog-ring", {"name": "schedulefree:AdamWScheduleFree", "lr": 1e-2},
                          device="cpu", hidden=8, batch_size=16))  # fmt: skip
     for i in range(3):
         game.step(i)
@@ -200,9 +200,9 @@ def test_gradient_statistics_of_an_optimizer_that_writes_grad_are_the_gradients_
     free = ogan.train("mog-ring", {"name": "schedulefree:AdamWScheduleFree", "lr": 1e-2}, **common)
     for column in ("grad_norm_d", "layer_min_d", "layer_max_d"):
         assert free.trace[column].iloc[0] == pytest.approx(adam.trace[column].iloc[0], rel=1e-6)
-    game = _Game(resolve("mog-ring", "schedulefree:AdamWScheduleFree", device="cpu", hidden=8))
+    game = Game(resolve("mog-ring", "schedulefree:AdamWScheduleFree", device="cpu", hidden=8))
     assert isinstance(game.g.optimizer, GradNormProbe)
-    assert not isinstance(_Game(resolve("mog-ring", "adam", device="cpu")).g.optimizer,
+    assert not isinstance(Game(resolve("mog-ring", "adam", device="cpu")).g.optimizer,
                           GradNormProbe)  # fmt: skip
 
 
@@ -249,7 +249,7 @@ def test_a_parameter_without_gradient_is_skipped_and_left_out_of_the_statistics(
             torch.tensor(spare.trace[col].to_numpy()), torch.tensor(plain.trace[col].to_numpy())
         )
     assert spare.history["swd"].equals(plain.history["swd"])
-    game = _Game(resolve(spare_cls, spec, device="cpu", hidden=8, batch_size=16))
+    game = Game(resolve(spare_cls, spec, device="cpu", hidden=8, batch_size=16))
     before = [p.detach().clone() for p in game.d.module.spare.parameters()]
     for i in range(2):
         game.step(i)

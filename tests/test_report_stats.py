@@ -198,3 +198,19 @@ def test_rank_scores_put_nonfinite_runs_last_and_average_ties():
     assert ranks.to_dict() == {"a": 2.5, "b": 1.0, "c": 5.0, "d": 2.5, "e": 4.0}
     high = stats.rank_scores(nonfinite, score, higher_is_better=True)
     assert high["a"] == 1.5 and high["b"] == 3.0
+
+
+def test_a_workload_with_one_lr_per_optimizer_reports_every_seed():
+    """Nothing to select: halving the seeds would throw away seed pairs for nothing."""
+    from bench.report.tables import seed_splits
+
+    one = pd.DataFrame({"workload": "w", "optimizer": ["a"] * 4 + ["b"] * 4,
+                        "lr": 1e-3, "seed": [0, 1, 2, 3] * 2})  # fmt: skip
+    split = seed_splits(one)["w"]
+    assert (split.selection, split.report, split.selecting) == ([], [0, 1, 2, 3], [0, 1, 2, 3])
+    assert not split.shared and "nothing is selected" in split.describe()
+    two = one.assign(lr=[1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 2e-3, 1e-3, 2e-3])
+    split = seed_splits(two)["w"]
+    assert (split.selection, split.report) == ([0, 1], [2, 3])
+    fixed = seed_splits(one, {"w": [0]})["w"]  # a selection fixed by --until-decided stays
+    assert (fixed.selection, fixed.report) == ([0], [1, 2, 3])

@@ -40,9 +40,19 @@ class SeedSplit:
         """True when selection and report use the same seeds (a single-seed workload)."""
         return set(self.selection) == set(self.report)
 
+    @property
+    def selecting(self) -> list[int]:
+        """The seeds the lr is chosen on: every seed when there is one lr (nothing to choose)."""
+        return self.selection or self.report
+
     def describe(self) -> str:
         sel = ", ".join(map(str, self.selection))
         rep = ", ".join(map(str, self.report))
+        if not self.selection:
+            return (
+                f"one learning rate per optimizer: nothing is selected, so every seed ({rep}) "
+                "is reported"
+            )
         if self.shared:
             return (
                 f"one seed ({rep}): the learning rate is selected on the seed it is reported on, "
@@ -71,18 +81,24 @@ class Analysis:
 def seed_splits(
     runs: pd.DataFrame, selection: dict[str, list[int]] | None = None
 ) -> dict[str, SeedSplit]:
-    """Per workload; ``selection``: selection seeds fixed by workload (SweepData's)."""
+    """Per workload; ``selection``: selection seeds fixed by workload (SweepData's).
+
+    A workload on which every optimizer ran one learning rate needs no selection: all its seeds
+    are report seeds (halving them would throw away seed pairs for nothing).
+    """
     selection = selection or {}
-    return {
-        wl: SeedSplit(*stats.split_seeds(group["seed"].unique(), selection.get(wl)))
-        for wl, group in runs.groupby("workload", sort=True)
-    }
+    splits = {}
+    for wl, group in runs.groupby("workload", sort=True):
+        one_lr = wl not in selection and group.groupby("optimizer")["lr"].nunique().max() == 1
+        fixed = [] if one_lr else selection.get(wl)
+        splits[wl] = SeedSplit(*stats.split_seeds(group["seed"].unique(), fixed))
+    return splits
 
 
 def best_lrs(runs: pd.DataFrame, splits: dict[str, SeedSplit], data: SweepData) -> pd.DataFrame:
     parts = []
     for wl, split in splits.items():
-        sel = runs[(runs["workload"] == wl) & runs["seed"].isin(split.selection)]
+        sel = runs[(runs["workload"] == wl) & runs["seed"].isin(split.selecting)]
         hib = data.workloads[wl].higher_is_better
         parts.append(stats.select_best(sel, ["workload", "optimizer"], "final", "nonfinite", hib))
     return pd.concat(parts, ignore_index=True)
