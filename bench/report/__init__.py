@@ -67,7 +67,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
     Raises:
         BenchError: ``path`` holds no finished run (the message names it and what is missing).
     """
-    from bench.report import document, figures, html, published, tables
+    from bench.report import document, figures, html, provenance, published
 
     path = Path(path)
     data = load_sweep(path)
@@ -97,7 +97,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
     for name in CSV_TABLES:
         numeric[name].to_csv(out / f"{name}.csv", index=False)
 
-    doc = document.compose(a, drawn, notes, tables.provenance(data))
+    doc = document.compose(a, drawn, notes, provenance.provenance(data))
     doc.sections[1:1] = published.sections(a)  # after the findings
     index = out / "index.html"
     index.write_text(html.render_html(doc, out), encoding="utf-8")
