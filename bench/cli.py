@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.errors import BenchError
 from bench.population import DEFAULT_SIZE
 from ogan.errors import OganError
 
@@ -21,6 +22,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`| head`)
 
+KINDS = ("workload", "optimizer")
 DEFAULT_OUT = "results"
 DEFAULT_REPORT_DIR = "results/default"
 
@@ -52,18 +54,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run and _list_imports(args.config):
+        return EXIT_OK
     from bench.runner import run_sweep
 
-    report = run_sweep(
-        args.config,
-        out=args.out,
-        jobs=args.jobs,
-        scheduler=args.scheduler,
-        force=args.force,
-        dry_run=args.dry_run,
-        device=args.device,
-        population=args.population,
-    )
+    options = {
+        "out": args.out,
+        "jobs": args.jobs,
+        "scheduler": args.scheduler,
+        "force": args.force,
+        "device": args.device,
+        "population": args.population,
+    }
+    if args.max_seeds is not None and not args.until_decided:
+        raise BenchError("--max-seeds goes with --until-decided")
+    if args.until_decided:
+        if args.dry_run:
+            raise BenchError("--until-decided cannot be a dry run: its rounds depend on results")
+        from bench.sequential import run_until_decided
+
+        report = run_until_decided(args.config, max_seeds=args.max_seeds, **options)
+    else:
+        report = run_sweep(args.config, dry_run=args.dry_run, **options)
     if report.failed:
         print(
             f"bench run: {report.failed} run(s) failed (see above); run the same command again "
@@ -74,32 +86,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _list_imports(config: str | None) -> bool:
+    """``--dry-run`` of a sweep that names code from outside ogan: list it, import nothing."""
+    from bench.config import parse_toml, read_sweep
+    from bench.imports import plan, sweep_imports
+
+    text, origin, _ = read_sweep(config)
+    found = sweep_imports(parse_toml(text, origin))
+    if found:
+        print(plan(origin, found))
+    return bool(found)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    print(listing())
+    print("\n".join(describe(name) for name in args.names) if args.names else listing())
     return EXIT_OK
 
 
-def listing() -> str:
-    """Workloads, optimizers and metrics, one line each with its description."""
-    from ogan import optim, workloads
+def describe(name: str) -> str:
+    """One name in full: what it is, where its code comes from, every key it takes."""
+    from ogan.optim import ORTHO_KEYS
+    from ogan.registry import resolve_name
 
-    lines = ["workloads:"]
-    classes = {name: workloads.get(name) for name in workloads.WORKLOADS}
-    width = max(map(len, [*classes, *optim.OPTIMIZERS])) + 2
-    lines += [f"  {name:<{width}}{cls.description}" for name, cls in classes.items()]
-    lines.append("optimizers:")
-    lines += [f"  {name:<{width}}{e.description}" for name, e in optim.OPTIMIZERS.items()]
+    errors: list[str] = []
+    for kind in KINDS:
+        try:
+            entry = resolve_name(kind, name)
+            break
+        except OganError as exc:
+            errors.append(str(exc))
+    else:
+        if errors[0] == errors[1]:  # e.g. the module does not import
+            raise OganError(errors[0])
+        raise OganError(f"{errors[0]}; and as an optimizer: {errors[1]}")
+    keys = [f"{k}={entry.defaults[k]!r}" if k in entry.defaults else k for k in entry.keys]
+    what = "options" if entry.kind == "workload" else "hyperparameters"
+    lines = [
+        f"{name}: {entry.kind}, {entry.origin.describe()}",
+        f"  {entry.description}",
+        f"  {what}: {', '.join(keys) or 'none'}",
+    ]
+    if entry.sequence_keys:
+        lines.append(f"  sequence-valued: {', '.join(sorted(entry.sequence_keys))}")
+    if entry.kind == "optimizer":
+        unchecked = "; other keys go to it unchecked (**kwargs)" if entry.open_keys else ""
+        lines.append(f"  with any optimizer: {', '.join(ORTHO_KEYS)}, lr_ratio, surgery{unchecked}")
+        if entry.wraps is not None:
+            key, default = entry.wraps
+            lines.append(
+                f"  wraps the optimizer named by {key} (default {default!r}) and takes its "
+                "hyperparameters too"
+            )
+        return "\n".join(lines)
+    for metric, m in entry.obj.metrics.items():
+        tag = ", primary" if metric == entry.obj.primary_metric else ""
+        better = "higher" if m.higher_is_better else "lower"
+        lines.append(f"  metric {metric}: {m.description} ({better} is better{tag})")
+    return "\n".join(lines)
+
+
+def listing() -> str:
+    """Workloads, optimizers and metrics, one line each with its description; names that
+    installed packages register (entry points) say which package."""
+    from ogan.registry import names, resolve_name
+
+    found = {kind: {n: resolve_name(kind, n) for n in names(kind)} for kind in KINDS}
+    width = max(len(n) for entries in found.values() for n in entries) + 2
+    lines = []
+    for kind, entries in found.items():
+        lines.append(f"{kind}s:")
+        for name, entry in entries.items():
+            where = "" if entry.origin.via == "registered" else f"  [{entry.origin.describe()}]"
+            lines.append(f"  {name:<{width}}{entry.description}{where}")
     lines.append("metrics:")
     metrics = [
-        (f"{name}.{key}", m, key == cls.primary_metric)
-        for name, cls in classes.items()
-        for key, m in cls.metrics.items()
+        (f"{name}.{key}", m, key == entry.obj.primary_metric)
+        for name, entry in found["workload"].items()
+        for key, m in entry.obj.metrics.items()
     ]
     mwidth = max(len(key) for key, _, _ in metrics) + 2
     for key, m, primary in metrics:
         better = "higher" if m.higher_is_better else "lower"
         tag = ", primary" if primary else ""
         lines.append(f"  {key:<{mwidth}}{m.description} ({better} is better{tag})")
+    lines.append(
+        "any other name: an import path 'package.module:Attribute' (a Workload subclass; a "
+        "torch.optim.Optimizer subclass or factory)"
+    )
     return "\n".join(lines)
 
 
@@ -166,9 +239,28 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_SIZE['cpu']} on CPU, {DEFAULT_SIZE['cuda']} on CUDA; 1: one run "
         "per process)",
     )
+    run.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="then add seeds in rounds to the paired comparisons still undecided "
+        "(group-sequential design, valid under this optional stopping; see bench.sequential)",
+    )
+    run.add_argument(
+        "--max-seeds",
+        type=_positive_int,
+        metavar="N",
+        help="with --until-decided: at most N seeds per variant, selection seeds included "
+        "(default: 20, or the started design's)",
+    )
     run.set_defaults(func=cmd_run)
 
-    lst = sub.add_parser("list", help="list workloads, optimizers and metrics")
+    lst = sub.add_parser(
+        "list",
+        help="list workloads, optimizers and metrics",
+        description="List every workload, optimizer and metric; or describe the given names "
+        "(import paths 'package.module:Attribute' too), with every key they take.",
+    )
+    lst.add_argument("names", nargs="*", metavar="NAME", help="describe these names in full")
     lst.set_defaults(func=cmd_list)
 
     report = sub.add_parser("report", help="render figures and tables of finished runs")

@@ -13,6 +13,7 @@ one-process-per-run behaviour of before.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -36,24 +37,32 @@ def default_size(device: str) -> int:
 
 
 def populations(specs: Sequence[RunSpec], size: int) -> list[tuple[RunSpec, ...]]:
-    """``specs`` grouped by everything but the seed, in sweep order, in chunks of ``size``."""
+    """``specs`` grouped by everything but the seed, in sweep order, in chunks of ``size``.
+
+    A run whose optimizer cannot train a population (``ogan.optim.acts_per_member``: one that
+    may take a norm over a whole tensor) is a group of its own.
+    """
+    from ogan.optim import acts_per_member
+
     if size < 1:
         raise ValueError(f"population size must be >= 1, got {size}")
     groups: dict[RunSpec, list[RunSpec]] = {}
     for spec in specs:
         groups.setdefault(dataclasses.replace(spec, seed=0), []).append(spec)
-    return [
-        tuple(members[i : i + size])
-        for members in groups.values()
-        for i in range(0, len(members), size)
-    ]
+    chunks = []
+    for members in groups.values():
+        optimizer = dict(members[0].optimizer)
+        n = size if acts_per_member(optimizer["name"], optimizer) else 1
+        chunks += [tuple(members[i : i + n]) for i in range(0, len(members), n)]
+    return chunks
 
 
 def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None) -> list[Outcome]:
     """Train one population (in a worker); one :class:`bench.runner.Outcome` per member.
 
-    An exception fails every member (each is retried on the next invocation); a diverged member
-    is a normal result. Each member's ``seconds`` is its share of the population's time.
+    If the population raises, its members are trained one at a time (:func:`bench.runner.
+    execute`: each fails or succeeds on its own); a diverged member is a normal result. Each
+    member's ``seconds`` is its share of the population's time.
     """
     from bench import runner, store
 
@@ -70,9 +79,15 @@ def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None)
     try:
         results = ogan.train_population(**kwargs, seeds=[s.seed for s in specs], threads=1)
         env = store.environment(device, threads=1)
-    except Exception as exc:  # reported by the parent; the members are retried next time
+    except Exception as exc:
+        # A workload's networks may do what torch.vmap cannot batch (e.g. dropout, .item() in
+        # forward): its members still run, one at a time, each with its own error if it fails.
         error = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        share = (time.perf_counter() - t0) / len(specs)
-        return [runner.Outcome(spec, None, None, error, share) for spec in specs]
+        print(
+            f"warning: a population of {len(specs)} ({specs[0].workload} {specs[0].label} "
+            f"lr={specs[0].lr:g}) failed ({error}); training its members one at a time",
+            file=sys.stderr,
+        )
+        return [runner.execute(spec, gpus) for spec in specs]
     share = (time.perf_counter() - t0) / len(specs)
     return [runner.Outcome(spec, r, env, None, share) for spec, r in zip(specs, results)]

@@ -31,6 +31,7 @@ from bench import population as populations
 from bench import store
 from bench.config import Sweep, load_sweep, validate
 from bench.errors import BenchError
+from bench.imports import check_workers
 from bench.spec import RunSpec
 
 DASK_CONNECT_TIMEOUT_S = 10
@@ -44,8 +45,9 @@ class Outcome:
     spec: RunSpec
     result: Any  # ogan.TrainResult, None when the run raised
     env: dict[str, Any] | None
-    error: str | None
+    error: str | None  # the exception's last line
     seconds: float
+    traceback: str | None = None  # the whole traceback, stored as runs/<id>.error.txt
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,9 @@ def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
         result = ogan.train(**{**spec.train_kwargs(), "device": device}, threads=1)
         env = store.environment(device, threads=1)
     except Exception as exc:  # reported by the parent; the run is retried on the next invocation
-        lines = traceback.format_exception_only(type(exc), exc)
-        return Outcome(spec, None, None, lines[-1].strip(), time.perf_counter() - t0)
+        last = traceback.format_exception_only(exc)[-1].strip()
+        full = "".join(traceback.format_exception(exc))
+        return Outcome(spec, None, None, last, time.perf_counter() - t0, full)
     return Outcome(spec, result, env, None, time.perf_counter() - t0)
 
 
@@ -117,7 +120,7 @@ def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
 
 
 def run_sweep(
-    config: str | Path | None = None,
+    config: str | Path | Sweep | None = None,
     *,
     out: str | Path = "results",
     jobs: int | None = None,
@@ -130,6 +133,9 @@ def run_sweep(
 ) -> SweepReport:
     """Run (or resume) a sweep and store every finished run under ``<out>/<sweep name>/``.
 
+    ``config``: a sweep file or embedded name, or a :class:`~bench.config.Sweep` built in code
+    (run as it is: its specs carry their device).
+
     Runs that differ only by seed train as populations of at most ``population`` members
     (default: :func:`bench.population.default_size` of the device; 1: one run per process).
 
@@ -141,12 +147,14 @@ def run_sweep(
         client = stack.enter_context(_dask_client(scheduler)) if scheduler else None
         if client is not None and device is None:
             device = "cuda" if _cluster_gpus(client) else "cpu"
-        sweep = load_sweep(config, device=device)
+        sweep = config if isinstance(config, Sweep) else load_sweep(config, device=device)
         if client is not None and sweep.device == "cuda" and not _cluster_gpus(client):
             raise BenchError(
                 f"no Dask worker at {scheduler} offers a GPU resource; start the workers with "
                 "--resources GPU=1, or use --device cpu"
             )
+        if client is not None:  # user code the workers lack: one error now, not a failed run each
+            check_workers(client, list(sweep.imports))
         n_gpus = _local_gpus() if client is None and sweep.device == "cuda" else 0
         if jobs is not None and n_gpus and jobs > n_gpus:
             raise BenchError(f"--jobs {jobs} > {n_gpus} GPUs: each worker holds one GPU")
@@ -216,6 +224,9 @@ def _run_all(
                 report.ran += 1
                 report.diverged += outcome.result.summary.get("diverged_at") is not None
             else:
+                store.write_error(
+                    report.sweep_dir, outcome.spec.run_id, outcome.traceback or outcome.error
+                )
                 report.failed += 1
             bar.update()
             with tqdm.external_write_mode():  # tqdm.write, through echo: above the bar
@@ -267,32 +278,37 @@ def status_line(outcome: Outcome) -> str:
     summary = outcome.result.summary
     if summary.get("diverged_at") is not None:
         return f"{what}: diverged at step {summary['diverged_at']} ({outcome.seconds:.1f}s)"
-    metric = _primary_metric(spec.workload)
+    metric = summary["target"]["metric"]  # the run's own: a workload's options may change it
     return (
         f"{what}: {metric}={summary.get(f'final_{metric}', math.nan):.4g} ({outcome.seconds:.1f}s)"
     )
 
 
 def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
-    """Per workload × optimizer label (in config order): runs stored, diverged, mean final
-    primary metric (over the runs that did not diverge)."""
+    """Per workload × optimizer label (in config order): runs stored, diverged, the mean final
+    primary metric (over the runs that did not diverge), runs whose last attempt failed and,
+    when any did, the last line of the first one's traceback (``runs/<id>.error.txt``)."""
     import pandas as pd
 
-    records = {record["run_id"]: record for record in store.load_records(sweep_dir)}
+    records = {r["run_id"]: r for r in store.read_results(sweep_dir, tables=()).records}
     rows = []
     for spec in specs:  # the sweep's own labels, even for runs stored under an older label
         record = records.get(spec.run_id)
-        if record is None:
+        error = store.read_error(sweep_dir, spec.run_id)
+        if record is None and error is None:
             continue
-        metric = _primary_metric(spec.workload)
-        summary = record["summary"]
+        summary = record["summary"] if record is not None else {}
+        metric = summary["target"]["metric"] if record is not None else None
         rows.append(
             {
                 "workload": spec.workload,
                 "optimizer": spec.label,
+                "stored": record is not None,
                 "metric": metric,
                 "diverged": summary.get("diverged_at") is not None,
                 "final": summary.get(f"final_{metric}"),
+                "failed": error is not None,
+                "error": None if error is None else (error.strip().splitlines() or ["?"])[-1],
             }
         )
     if not rows:
@@ -302,14 +318,21 @@ def summary_table(sweep_dir: Path, specs: tuple[RunSpec, ...]) -> str:
     table = (
         df.groupby(["workload", "optimizer"], sort=False)
         .agg(
-            runs=("final", "size"),
+            runs=("stored", "sum"),
             diverged=("diverged", "sum"),
             metric=("metric", "first"),
             final_mean=("final", "mean"),
+            failed=("failed", "sum"),
+            error=("error", "first"),
         )
         .reset_index()
         .rename(columns={"final_mean": "final (mean)"})
     )
+    table["metric"] = table["metric"].fillna("-")
+    if table["failed"].any():
+        table["error"] = table["error"].fillna("")
+    else:
+        table = table.drop(columns="error")
     return table.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
@@ -400,9 +423,3 @@ def _print_plan(report: SweepReport, todo: list[RunSpec], echo: Callable[[str], 
             f"  {spec.run_id}  {spec.workload} {spec.label} lr={spec.lr:g} seed={spec.seed} "
             f"steps={spec.steps}"
         )
-
-
-def _primary_metric(workload: str) -> str:
-    from ogan import workloads
-
-    return workloads.get(workload).primary_metric

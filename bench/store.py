@@ -6,22 +6,21 @@ Layout of a sweep directory ``DIR/<sweep>/``::
     runs/<run_id>.json        spec, resolved config, summary, environment   (written last)
     runs/<run_id>.parquet     history: one row per evaluation
     runs/<run_id>.trace.parquet   trace: one row per training step
+    runs/<run_id>.error.txt   the traceback of the run's last attempt, if it raised
 
-Every file is written to a temporary name in the same directory and renamed into place, so a
-crash leaves either a complete file or none. A run counts as finished only when its JSON and
-both parquet files read back; anything else is reported and re-run.
+Every file is written with :mod:`ogan.files` (temporary name in the same directory, fsync,
+rename), so a crash leaves either a complete file or none. A run counts as finished only when
+its JSON and both parquet files read back; anything else is reported and re-run.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import platform
 import subprocess
-import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,24 +28,13 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import BenchError
 from bench.spec import RunSpec
+from ogan.files import atomic_open, atomic_write_bytes, temporaries
 
 RUNS = "runs"
 SWEEP = "sweep.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+ERROR_SUFFIX = ".error.txt"
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -54,15 +42,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _atomic_parquet(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        df.to_parquet(f, index=False)
 
 
 def environment(device: str, threads: int | None = None) -> dict[str, Any]:
@@ -136,6 +117,20 @@ def write_run(sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any]) 
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(runs / f"{spec.run_id}.json", record)
+    (runs / f"{spec.run_id}{ERROR_SUFFIX}").unlink(missing_ok=True)  # an earlier attempt's
+
+
+def write_error(sweep_dir: Path, run_id: str, traceback: str) -> None:
+    """Store why a run's attempt failed (its traceback); :func:`write_run` removes it later."""
+    atomic_write_bytes(sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}", traceback.encode())
+
+
+def read_error(sweep_dir: Path, run_id: str) -> str | None:
+    """The traceback of the run's last attempt if it failed, else None."""
+    try:
+        return (sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}").read_text(errors="replace")
+    except FileNotFoundError:
+        return None
 
 
 def write_sweep(sweep_dir: Path, manifest: dict[str, Any]) -> None:
@@ -144,9 +139,13 @@ def write_sweep(sweep_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def read_sweep(path: str | Path) -> dict[str, Any]:
-    """A sweep directory's ``sweep.json``, with ``specs`` as :class:`RunSpec` objects."""
-    manifest = json.loads((Path(path) / SWEEP).read_text())
-    manifest["specs"] = [RunSpec.from_dict(d) for d in manifest["specs"]]
+    """A sweep directory's ``sweep.json``, with ``specs`` as :class:`RunSpec` objects.
+
+    Raises BenchError when the directory has none or it does not read back.
+    """
+    manifest = _read_manifest(Path(path))
+    if manifest is None:
+        raise BenchError(f"no {SWEEP} in {path}: python -m bench run writes it for every sweep")
     return manifest
 
 
@@ -158,8 +157,14 @@ def missing(path: str | Path) -> list[RunSpec]:
 
 def remove_stale_temporaries(sweep_dir: Path) -> None:
     """Delete the temporary files a killed writer left behind (call with the sweep locked)."""
-    for tmp in (sweep_dir / RUNS).glob(".*.tmp"):
+    for tmp in temporaries(sweep_dir / RUNS):
         tmp.unlink(missing_ok=True)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+TABLES = {"history": ".parquet", "traces": ".trace.parquet"}
+"""A run's parquet tables, by name: the suffix each has next to ``runs/<run_id>.json``."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,78 @@ class Scan:
     problems: tuple[tuple[str, str], ...]  # (run_id, what is wrong)
 
 
+@dataclass(frozen=True)
+class Results:
+    """A results directory, read once (:func:`read_results`): every loader is a view of this.
+
+    ``records``: the JSON record (spec, config, summary, env) of every finished run, by sweep
+    directory and run id. ``history``/``traces``: those runs' tables with the identity columns
+    in front (None when not asked for). ``problems``: (sweep directory name, run id, what is
+    wrong) for each run whose files do not all read back; it is left out of everything else.
+    """
+
+    path: Path
+    sweep_dirs: tuple[Path, ...]
+    records: tuple[dict[str, Any], ...]
+    problems: tuple[tuple[str, str, str], ...]
+    history: pd.DataFrame | None
+    traces: pd.DataFrame | None
+
+    @functools.cached_property
+    def runs(self) -> pd.DataFrame:
+        """One row per finished run: identity columns, then the summary (nested keys flattened)."""
+        rows = []
+        for record in self.records:
+            summary = pd.json_normalize(record["summary"], sep="_").iloc[0].to_dict()
+            git = record["env"].get("git_commit")
+            rows.append({**_spec_columns(record), **summary, "git_commit": git})
+        return pd.DataFrame(rows)
+
+    @functools.cached_property
+    def manifests(self) -> dict[Path, dict[str, Any]]:
+        """``sweep.json`` of each sweep directory that has one, read on first use.
+
+        Raises BenchError when one does not read back.
+        """
+        read = {d: _read_manifest(d) for d in self.sweep_dirs}
+        return {d: manifest for d, manifest in read.items() if manifest is not None}
+
+
+def sweep_dirs(path: str | Path) -> list[Path]:
+    """The sweep directories at ``path``: itself, its parent if it is ``runs``, or its children.
+
+    A sweep directory is one with a ``runs`` directory or a ``sweep.json``.
+    """
+    path = Path(path)
+    if path.name == RUNS:
+        return [path.parent]
+    if _is_sweep_dir(path):
+        return [path]
+    return sorted(p for p in path.iterdir() if _is_sweep_dir(p)) if path.is_dir() else []
+
+
+def _is_sweep_dir(path: Path) -> bool:
+    return (path / RUNS).is_dir() or (path / SWEEP).is_file()
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
+    path = sweep_dir / SWEEP
+    if not path.is_file():
+        return None
+    try:
+        manifest = _read_json(path)
+        manifest["specs"] = [RunSpec.from_dict(d) for d in manifest["specs"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return manifest
+
+
 def _read_record(path: Path) -> dict[str, Any]:
-    record = json.loads(path.read_text())
+    record = _read_json(path)
     if not isinstance(record, dict) or record.get("run_id") != path.stem:
         raise ValueError("not a run record for this id")
     if not all(isinstance(record.get(key), dict) for key in ("spec", "summary", "env")):
@@ -179,42 +254,86 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def scan(sweep_dir: Path) -> Scan:
-    """Finished runs under ``sweep_dir/runs``; corrupt or partial ones are listed, never raised."""
+def _read_runs(
+    sweep_dir: Path, tables: Collection[str]
+) -> Iterator[tuple[str, dict[str, Any] | None, dict[str, pd.DataFrame], str | None]]:
+    """(run_id, record, tables, problem) for every run file under ``sweep_dir/runs``.
+
+    Each file is opened once: the JSON record and the ``tables`` asked for are read in full, the
+    other tables' parquet footers are checked. A run with any file that does not read back gets
+    a problem (and no record) instead of an exception.
+    """
+    import pyarrow.parquet as pq
+
     runs = sweep_dir / RUNS
-    finished: set[str] = set()
-    problems: list[tuple[str, str]] = []
     if not runs.is_dir():
-        return Scan(frozenset(), ())
+        return
     for path in sorted(runs.glob("*.json")):
         run_id = path.stem
         try:
-            _read_record(path)
-            for suffix in (".parquet", ".trace.parquet"):
-                import pyarrow.parquet as pq
-
-                pq.read_metadata(runs / f"{run_id}{suffix}")
+            record = _read_record(path)
+            frames = {}
+            for name, suffix in TABLES.items():
+                file = runs / f"{run_id}{suffix}"
+                if name in tables:
+                    frames[name] = pd.read_parquet(file)
+                else:
+                    pq.read_metadata(file)
         except Exception as exc:  # any unreadable file means: run it again
-            problems.append((run_id, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]))
+            yield run_id, None, {}, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
             continue
-        finished.add(run_id)
+        yield run_id, record, frames, None
+
+
+def scan(sweep_dir: Path) -> Scan:
+    """Finished runs under ``sweep_dir/runs``; corrupt or partial ones are listed, never raised."""
+    finished: set[str] = set()
+    problems: list[tuple[str, str]] = []
+    for run_id, _, _, problem in _read_runs(sweep_dir, ()):
+        if problem is None:
+            finished.add(run_id)
+        else:
+            problems.append((run_id, problem))
     return Scan(frozenset(finished), tuple(problems))
 
 
-def _sweep_dirs(path: Path) -> list[Path]:
-    path = Path(path)
-    if path.name == RUNS:
-        return [path.parent]
-    if (path / RUNS).is_dir():
-        return [path]
-    return sorted(p for p in path.iterdir() if (p / RUNS).is_dir()) if path.is_dir() else []
+def read_results(path: str | Path, tables: Collection[str] = tuple(TABLES)) -> Results:
+    """Read a results directory once: its sweep directories, every run record and table.
 
-
-def _records(path: Path) -> Iterable[tuple[Path, dict[str, Any]]]:
-    for sweep_dir in _sweep_dirs(path):
-        finished = scan(sweep_dir).finished
-        for run_id in sorted(finished):
-            yield sweep_dir / RUNS, _read_record(sweep_dir / RUNS / f"{run_id}.json")
+    ``path`` may be a results root, a sweep directory or its ``runs`` directory. ``tables``
+    names the parquet tables to read (:data:`TABLES`); the others are only checked, so every
+    caller counts the same runs as finished. ``sweep.json`` is read when first asked for
+    (:attr:`Results.manifests`).
+    """
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise ValueError(f"unknown tables {unknown}; choose from {sorted(TABLES)}")
+    dirs = sweep_dirs(path)
+    records: list[dict[str, Any]] = []
+    problems: list[tuple[str, str, str]] = []
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in tables}
+    for sweep_dir in dirs:
+        for run_id, record, read, problem in _read_runs(sweep_dir, tables):
+            if record is None:
+                problems.append((sweep_dir.name, run_id, problem))
+                continue
+            records.append(record)
+            for name, table in read.items():
+                for key, value in reversed(_spec_columns(record).items()):
+                    table.insert(0, key, value)
+                frames[name].append(table)
+    joined = {
+        name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        for name, parts in frames.items()
+    }
+    return Results(
+        path=Path(path),
+        sweep_dirs=tuple(dirs),
+        records=tuple(records),
+        problems=tuple(problems),
+        history=joined.get("history"),
+        traces=joined.get("traces"),
+    )
 
 
 def _spec_columns(record: dict[str, Any]) -> dict[str, Any]:
@@ -233,19 +352,17 @@ def _spec_columns(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _load_tables(path: Path, suffix: str) -> pd.DataFrame:
-    frames = []
-    for runs, record in _records(path):
-        file = runs / f"{record['run_id']}{suffix}"
-        try:
-            table = pd.read_parquet(file)
-        except Exception as exc:  # scan() checks the footer only; a damaged body shows up here
-            warnings.warn(f"skipping unreadable {file}: {type(exc).__name__}: {exc}", stacklevel=3)
-            continue
-        for key, value in reversed(_spec_columns(record).items()):
-            table.insert(0, key, value)
-        frames.append(table)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _loaded(path: str | Path, tables: Collection[str]) -> Results:
+    """:func:`read_results` for the public loaders, which warn about the runs they leave out."""
+    results = read_results(path, tables)
+    if results.problems:
+        sweep, run_id, problem = results.problems[0]
+        warnings.warn(
+            f"left out {len(results.problems)} run(s) under {path} whose files do not read back "
+            f"(first: {sweep}/{RUNS}/{run_id}: {problem}); python -m bench run re-runs them",
+            stacklevel=3,
+        )
+    return results
 
 
 def load(path: str | Path) -> pd.DataFrame:
@@ -255,25 +372,19 @@ def load(path: str | Path) -> pd.DataFrame:
     optimizer_name, lr, seed, ortho, surgery) followed by the history columns.
     ``path`` may be a results root, a sweep directory or its ``runs`` directory.
     """
-    return _load_tables(Path(path), ".parquet")
+    return _loaded(path, ("history",)).history
 
 
 def load_runs(path: str | Path) -> pd.DataFrame:
     """One row per finished run: identity columns, then the summary (nested keys flattened)."""
-    rows = []
-    for _, record in _records(Path(path)):
-        summary = pd.json_normalize(record["summary"], sep="_").iloc[0].to_dict()
-        rows.append(
-            {**_spec_columns(record), **summary, "git_commit": record["env"].get("git_commit")}
-        )
-    return pd.DataFrame(rows)
+    return _loaded(path, ()).runs
 
 
 def load_traces(path: str | Path) -> pd.DataFrame:
     """Every finished run's per-step trace, with the identity columns, as one DataFrame."""
-    return _load_tables(Path(path), ".trace.parquet")
+    return _loaded(path, ("traces",)).traces
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
     """The raw JSON records (spec, config, summary, env) of every finished run."""
-    return [record for _, record in _records(Path(path))]
+    return list(_loaded(path, ()).records)

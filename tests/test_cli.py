@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +59,6 @@ class StubWorkload(Workload):
         raise NotImplementedError
 
 
-def sweep_file(tmp_path: Path, workload: str, optimizer: str, head: str = "") -> Path:
-    path = tmp_path / "bad.toml"
-    text = f"[[workload]]\n{workload}\n[[optimizer]]\n{optimizer}\n"
-    path.write_text(textwrap.dedent(head) + text)
-    return path
-
-
 BAD = {
     "unknown workload": ('name = "nope"', 'name = "adam"\nlr = 1e-3', "Unknown workload 'nope'"),
     "unknown optimizer": (
@@ -101,6 +93,13 @@ def stub_workload(monkeypatch):
     monkeypatch.setitem(workloads.WORKLOADS, "stub-fid", f"{__name__}:StubWorkload")
 
 
+def bad_sweep(sweep_file, case: str) -> tuple[Path, str]:
+    """The sweep file of a BAD case, and the message its error must hold."""
+    workload, optimizer, message = BAD[case]
+    text = f"[[workload]]\n{workload}\n[[optimizer]]\n{optimizer}\n"
+    return sweep_file(text, "bad.toml"), message
+
+
 def assert_one_line_error(err: str, message: str) -> None:
     assert err.endswith("\n") and err.count("\n") == 1, err
     assert err.startswith("bench run: error: ")
@@ -109,10 +108,9 @@ def assert_one_line_error(err: str, message: str) -> None:
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_is_one_line_on_stderr_exit_2_and_writes_nothing(
-    case, tmp_path, capsys, stub_workload
+    case, tmp_path, capsys, stub_workload, sweep_file
 ):
-    workload, optimizer, message = BAD[case]
-    config = sweep_file(tmp_path, workload, optimizer)
+    config, message = bad_sweep(sweep_file, case)
     out = tmp_path / "out"
     assert main(["run", str(config), "--out", str(out), "--device", "cpu"]) == 2
     captured = capsys.readouterr()
@@ -130,9 +128,8 @@ def test_malformed_toml_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("where", ["under-a-file", "proc"])
-def test_an_unwritable_output_directory_is_one_line_exit_2(where, tmp_path, capsys):
-    config = tmp_path / "good.toml"
-    config.write_text(GOOD)
+def test_an_unwritable_output_directory_is_one_line_exit_2(where, tmp_path, capsys, sweep_file):
+    config = sweep_file(GOOD)
     if where == "under-a-file":
         (tmp_path / "file").write_text("")
         out = tmp_path / "file" / "results"
@@ -143,9 +140,8 @@ def test_an_unwritable_output_directory_is_one_line_exit_2(where, tmp_path, caps
     assert not out.exists()
 
 
-def test_a_good_sweep_runs_and_prints_status_lines_and_the_summary(tmp_path, capsys):
-    config = tmp_path / "good.toml"
-    config.write_text(GOOD)
+def test_a_good_sweep_runs_and_prints_status_lines_and_the_summary(tmp_path, capsys, sweep_file):
+    config = sweep_file(GOOD)
     argv = ["run", str(config), "--out", str(tmp_path / "out"), "--jobs", "1", "--device", "cpu"]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
@@ -156,15 +152,14 @@ def test_a_good_sweep_runs_and_prints_status_lines_and_the_summary(tmp_path, cap
     assert len(list((tmp_path / "out" / "cli" / "runs").glob("*.json"))) == 2
 
 
-def test_failed_runs_give_exit_code_1(tmp_path, capsys, monkeypatch):
+def test_failed_runs_give_exit_code_1(tmp_path, capsys, monkeypatch, sweep_file):
     import ogan
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(ogan, "train", broken)
-    config = tmp_path / "good.toml"
-    config.write_text(GOOD)
+    config = sweep_file(GOOD)
     argv = ["run", str(config), "--out", str(tmp_path / "out"), "--jobs", "1", "--device", "cpu"]
     assert main(argv) == 1
     assert "2 run(s) failed" in capsys.readouterr().err
@@ -187,8 +182,8 @@ def test_list_prints_every_workload_optimizer_and_metric_with_a_description(caps
         cls = workloads.get(name)
         for metric, info in cls.metrics.items():
             assert info.description in entries[f"{name}.{metric}"]
-    assert "(lower is better, primary)" in entries["mog-ring.fd"]
-    assert "(higher is better)" in entries["mog-ring.modes"]
+    assert "(higher is better, primary)" in entries["mog-ring.modes"]
+    assert "(lower is better)" in entries["mog-ring.fd"]
 
 
 def test_report_dispatches_to_build_report_with_the_directory(monkeypatch, capsys, tmp_path):
@@ -223,13 +218,12 @@ def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("case", ["unknown workload", "nan lr", "malformed"])
-def test_python_m_bench_reports_bad_input_in_one_line_with_exit_2(case, tmp_path):
+def test_python_m_bench_reports_bad_input_in_one_line_with_exit_2(case, tmp_path, sweep_file):
     if case == "malformed":
         config, message = tmp_path / "bad.toml", "malformed TOML"
         config.write_text("[[workload]\n")
     else:
-        workload, optimizer, message = BAD[case]
-        config = sweep_file(tmp_path, workload, optimizer)
+        config, message = bad_sweep(sweep_file, case)
     result = run_module("run", str(config), "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 2
     assert_one_line_error(result.stderr, message)

@@ -8,18 +8,12 @@ import textwrap
 
 import pytest
 
-from bench.config import (
-    embedded_sweeps,
-    load_sweep,
-    optimizer_sequence_keys,
-    parse_sweep,
-    validate,
-    workload_sequence_keys,
-)
+from bench.config import embedded_sweeps, load_sweep, parse_sweep, validate
 from bench.errors import BenchError
 from bench.spec import RunSpec
-from ogan import workloads
+from ogan import optim
 from ogan.errors import ConfigError
+from ogan.registry import resolve_name
 
 BASE = """
 [sweep]
@@ -83,11 +77,14 @@ def test_bilinear_singular_values_flat_list_is_one_value_and_list_of_lists_an_ax
 
 
 def test_sequence_keys_are_found_by_introspection():
-    assert "betas" in optimizer_sequence_keys("adam")
-    assert "betas" in optimizer_sequence_keys("lookahead", "adam")  # through the base
-    assert "lr" not in optimizer_sequence_keys("adam")
-    assert workload_sequence_keys(workloads.get("bilinear")) == {"singular_values"}
-    assert workload_sequence_keys(workloads.get("mog-ring")) == frozenset()
+    assert "betas" in optim.sequence_keys("adam")
+    assert "betas" in optim.sequence_keys("lookahead", {"base": "adam"})  # through the base
+    assert "momentum" not in optim.sequence_keys("lookahead", {"base": "sgd"})
+    assert "lr" not in optim.sequence_keys("adam")
+    # lr: float | Tensor is not a sequence; betas: tuple[float, float] is
+    assert optim.sequence_keys("torch.optim:RAdam") == {"betas"}
+    assert resolve_name("workload", "bilinear").sequence_keys == {"singular_values"}
+    assert resolve_name("workload", "mog-ring").sequence_keys == frozenset()
 
 
 def test_a_workload_option_list_is_an_axis_and_workload_steps_override_the_sweeps():
@@ -307,29 +304,30 @@ def test_the_sweep_name_defaults_to_the_file_stem_and_files_win_over_embedded_na
 
 
 def test_an_unknown_config_names_the_embedded_sweeps():
-    with pytest.raises(BenchError, match="embedded: default, quick"):
+    with pytest.raises(BenchError, match=r"embedded: default, pacgan-grid, .*, quick, unrolled"):
         load_sweep("no-such-sweep")
 
 
-def test_the_embedded_default_sweep_has_the_required_grid():
+def test_the_embedded_default_sweep_gives_every_paired_comparison_sixteen_report_seeds():
+    import pandas as pd
+
+    from bench.report.tables import seed_splits
+
     sweep = load_sweep(None, device="cpu")
     assert sweep.name == "default"
-    assert {"mog-ring", "digits", "bilinear"} <= {s.workload for s in sweep.specs}
-    labels = {s.label for s in sweep.specs}
-    assert {
-        "adam",
-        "ttur",
-        "optimistic-adam",
-        "extra-adam",
-        "lookahead(adam)",
-        "adam+ortho",
-        "adam+surgery",
-        "muon",
-    } <= labels
-    for label in labels:
-        lrs = {s.lr for s in sweep.specs if s.label == label}
-        assert len(lrs) == 3, label
-    assert len({s.seed for s in sweep.specs}) >= 3
+    assert {s.workload for s in sweep.specs} == {"mog-ring", "digits", "bilinear"}
+    labels = {(s.workload, s.label) for s in sweep.specs}
+    for wl in ("mog-ring", "digits", "bilinear"):
+        assert {(wl, "adam"), (wl, "adam+ortho")} <= labels  # the ⊥Grad comparison everywhere
+    assert {("mog-ring", "adam+surgery"), ("digits", "adam+surgery")} <= labels
+    runs = pd.DataFrame([{"workload": s.workload, "optimizer": s.label, "lr": s.lr,
+                          "seed": s.seed} for s in sweep.specs])  # fmt: skip
+    splits = seed_splits(runs)  # as the report splits them: one lr, nothing to select
+    for wl, label in labels:
+        seeds = set(runs.loc[(runs["workload"] == wl) & (runs["optimizer"] == label), "seed"])
+        assert set(splits[wl].report) == seeds and len(seeds) >= 16, (wl, label)
+    assert min(s.seed for s in sweep.specs) >= 16  # not the seeds of the pilot that chose lr
+    assert len(sweep.specs) == 224  # the run time in the README was measured for 224 runs
     validate(sweep.specs)
 
 

@@ -18,36 +18,7 @@ import bench
 from bench import runner
 from bench.cli import main
 
-SWEEP = """
-[sweep]
-name = "dask"
-seeds = [0, 1]
-
-[[workload]]
-name = "bilinear"
-steps = 40
-eval_every = 10
-
-[[workload]]
-name = "mog-ring"
-hidden = 16
-batch_size = 64
-steps = 30
-eval_every = 10
-
-[[optimizer]]
-name = "adam"
-lr = [1e-3, 1e-2]
-betas = [0.5, 0.999]
-
-[[optimizer]]
-name = "extra-adam"
-lr = 1e-2
-ortho = "weights"
-"""
 ROOT = Path(__file__).resolve().parent.parent
-TIMING = ["wall_time", "step_time", "time_per_step", "eval_time", "time_to_target", "git_commit",
-          "population_step_time"]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -122,21 +93,19 @@ def scheduler(tmp_path_factory):
 
 
 def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_bit_for_bit(
-    scheduler, tmp_path, capsys
+    scheduler, tmp_path, capsys, tiny_sweep, untimed
 ):
     from distributed import Client
 
-    config = tmp_path / "dask.toml"
-    config.write_text(SWEEP)
-    common = ["run", str(config), "--device", "cpu"]
+    common = ["run", str(tiny_sweep), "--device", "cpu"]
     assert main([*common, "--out", str(tmp_path / "cluster"), "--scheduler", scheduler]) == 0
     assert main([*common, "--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
 
     with Client(scheduler) as client:  # the workers, not this process, trained the runs
         assert set(client.run(lambda: "ogan.game.train" in sys.modules).values()) == {True}
     for load in (bench.load, bench.load_traces, bench.load_runs):
-        cluster = load(tmp_path / "cluster").drop(columns=TIMING, errors="ignore")
-        local = load(tmp_path / "local").drop(columns=TIMING, errors="ignore")
+        cluster = untimed(load(tmp_path / "cluster"))
+        local = untimed(load(tmp_path / "local"))
         assert len(cluster) > 0
         pd.testing.assert_frame_equal(cluster, local, check_exact=True)
     # the resumed sweep on the cluster has nothing left to do
@@ -146,12 +115,10 @@ def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_bit_for_bit(
     assert f"{n_runs} already finished, 0 to run" in capsys.readouterr().out
 
 
-def test_gpu_runs_need_workers_with_a_gpu_resource(scheduler, tmp_path, capsys):
-    config = tmp_path / "dask.toml"
-    config.write_text(SWEEP)
+def test_gpu_runs_need_workers_with_a_gpu_resource(scheduler, tmp_path, capsys, tiny_sweep):
     argv = [
         "run",
-        str(config),
+        str(tiny_sweep),
         "--out",
         str(tmp_path / "out"),
         "--scheduler",
@@ -164,12 +131,29 @@ def test_gpu_runs_need_workers_with_a_gpu_resource(scheduler, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+def test_an_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_sweep):
     monkeypatch.setattr(runner, "DASK_CONNECT_TIMEOUT_S", 1)
-    config = tmp_path / "dask.toml"
-    config.write_text(SWEEP)
     out = tmp_path / "out"
-    assert main(["run", str(config), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    argv = ["run", str(tiny_sweep), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     assert not Path(out).exists()
+
+
+def test_a_module_the_workers_cannot_import_is_one_error_before_the_sweep_starts(
+    scheduler, tmp_path, capsys, monkeypatch
+):
+    # importable here (the examples directory is on this process's path), not on the workers
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples"))
+    config = tmp_path / "user.toml"
+    config.write_text(
+        '[sweep]\nseeds = [0]\nsteps = 2\neval_every = 2\n[[workload]]\nname = "moons:TwoMoons"\n'
+        '[[optimizer]]\nname = "adam"\nlr = 1e-3\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--scheduler", scheduler]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Dask worker tcp://127.0.0.1:" in err and "cannot import module 'moons'" in err
+    assert not out.exists()

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_vision_data import fake_mnist
 
 import ogan
 from ogan.errors import MissingDataError
 from ogan.game.config import resolve
 from ogan.metrics.digits_classifier import DIGITS_CLASSIFIER_SHA256
 from ogan.metrics.inception import INCEPTION_FILENAME
-from ogan.workloads import images
+from ogan.workloads import digits, images, vision
 
 GAN = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
@@ -37,8 +36,8 @@ def test_digits_workloads_report_digits_fid_and_how_it_was_computed(workload, op
 
 def test_seed_mlp_has_the_seed_articles_architecture():
     config = resolve("seed-mlp", "adam", device="cpu")
-    G, D = images.SeedMLP(
-        images.SeedMLP.parse_options(**config.options), torch.device("cpu")
+    G, D = digits.SeedMLP(
+        digits.SeedMLP.parse_options(**config.options), torch.device("cpu")
     ).build_players()
     linear = [
         (m.in_features, m.out_features) for m in G.modules() if isinstance(m, torch.nn.Linear)
@@ -52,21 +51,11 @@ def test_seed_mlp_has_the_seed_articles_architecture():
     assert sum(isinstance(m, torch.nn.ReLU) for m in G.modules()) == 3
 
 
-@pytest.fixture
-def vision_files(tmp_path, monkeypatch):
-    """Tiny MNIST files and a (fake) FID weights file; nothing real, nothing downloaded."""
-    fake_mnist(tmp_path / "data", n_train=40, n_test=8)
-    weights = tmp_path / INCEPTION_FILENAME
-    weights.write_bytes(b"not really inception")
-    monkeypatch.setenv("OGAN_CACHE_DIR", str(tmp_path / "cache"))
-    return {"data_dir": str(tmp_path / "data"), "fid_weights": str(weights)}
-
-
 def test_mnist_trains_on_local_files_with_a_dcgan(vision_files, monkeypatch):
-    monkeypatch.setattr(images.MNIST, "evaluate", lambda self, G, D, gen: {"fid": 1.0})
+    monkeypatch.setattr(vision.MNIST, "evaluate", lambda self, G, D, gen: {"fid": 1.0})
     r = ogan.train("mnist", GAN, steps=3, eval_every=3, device="cpu", batch_size=8, **vision_files)
     assert r.summary["steps_completed"] == 3 and np.isfinite(r.trace["loss_d"]).all()
-    w = images.MNIST(images.MNIST.parse_options(**vision_files), torch.device("cpu"))
+    w = vision.MNIST(vision.MNIST.parse_options(**vision_files), torch.device("cpu"))
     G, _ = w.build_players()
     x = G(torch.randn(5, 100))
     assert x.shape == (5, 1, 28, 28) and x.abs().max() <= 1  # tanh; real data mapped to [-1, 1]
@@ -88,7 +77,7 @@ class _StubExtractor:
 def test_vision_fid_uses_cached_train_statistics_and_2048_samples(vision_files, monkeypatch):
     stub = _StubExtractor()
     monkeypatch.setattr(images, "_inception", lambda weights, device: stub)
-    w = images.MNIST(images.MNIST.parse_options(**vision_files), torch.device("cpu"))
+    w = vision.MNIST(vision.MNIST.parse_options(**vision_files), torch.device("cpu"))
     G, D = w.build_players()
     G.eval()
     with torch.no_grad():
@@ -116,7 +105,17 @@ def test_missing_fid_weights_name_the_path(vision_files, tmp_path):
 
 def test_seed_mlp_on_mnist_measures_inception_fid(vision_files):
     config = resolve("seed-mlp", "adam", data="mnist", device="cpu", **vision_files)
-    w = images.SeedMLP(images.SeedMLP.parse_options(**config.options), torch.device("cpu"))
+    w = digits.SeedMLP(digits.SeedMLP.parse_options(**config.options), torch.device("cpu"))
     assert w.primary_metric == "fid" and set(w.metrics) == {"fid"}
     G, D = w.build_players()
     assert G[0][0].in_features == 100 and D[0].in_features == 784
+
+
+def test_seed_mlp_on_mnist_records_its_own_metric_table_in_the_summary(vision_files, monkeypatch):
+    monkeypatch.setattr(digits.SeedMLP, "evaluate", lambda self, G, D, gen: {"fid": 3.0})
+    r = ogan.train("seed-mlp", GAN, steps=2, eval_every=2, device="cpu", batch_size=8,
+                   data="mnist", **vision_files)  # fmt: skip
+    assert set(r.summary["metrics"]) == {"fid"}
+    assert r.summary["metrics"]["fid"]["higher_is_better"] is False
+    assert r.summary["target"] == {"metric": "fid", "value": vision.MNIST.target}
+    assert r.summary["final_fid"] == 3.0 and "final_digits_fid" not in r.summary

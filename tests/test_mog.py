@@ -7,9 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+import ogan
+from ogan.errors import ConfigError
 from ogan.metrics.frechet import frechet_distance, gaussian_stats
 from ogan.metrics.modes import mixture_stats, mode_metrics
+from ogan.workloads import nets
 from ogan.workloads.mog import EVAL_SAMPLES, MoGGrid, MoGRing
 
 
@@ -62,3 +66,197 @@ def test_mixture_stats_are_the_exact_moments():
     mu, sigma = mixture_stats(centers, 0.5)
     np.testing.assert_allclose(mu, [0, 0])
     np.testing.assert_allclose(sigma, [[1.25, 0], [0, 0.25]])
+
+
+# -- PacGAN's metric rules, on hand-computed cases ----------------------------------------------
+
+
+def test_pacgan_metrics_on_a_hand_computed_sample():
+    # four modes and std 0.5: every distance below is exact in binary floating point
+    centers, std = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]]), 0.5
+    samples = np.array([
+        [0.0, 0.0], [0.0, 0.0], [0.1, -0.1],  # three high-quality samples at mode 0
+        [5.25, 0.0],                          # 2.5 std from mode 1: high quality
+        [0.0, 5.5],                           # exactly 3 std from mode 2: not (the rule is < 3)
+        [100.0, 100.0],                       # far from every mode
+    ])  # fmt: skip
+    m = mode_metrics(samples, centers, std)
+    assert m["high_quality"] == pytest.approx(4 / 6)
+    assert m["modes"] == 2  # mode 2's only sample is not high quality
+    # q = (3/4, 1/4, 0, 0) over the high-quality samples; KL(q || uniform over 4) = log 4 - H(q)
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert m["reverse_kl"] == pytest.approx(math.log(4) - h, rel=1e-12)
+    assert m["reverse_kl"] == pytest.approx(0.8239592165, abs=1e-9)
+
+
+def test_one_high_quality_sample_captures_a_mode_and_empty_modes_add_nothing_to_the_kl():
+    c, std = MoGGrid.centers(), MoGGrid.std
+    samples = np.concatenate([np.repeat(c[:1], 99, axis=0), c[1:2]])  # 99 at mode 0, 1 at mode 1
+    m = mode_metrics(samples, c, std)
+    assert m["modes"] == 2
+    q = np.array([0.99, 0.01])
+    assert m["reverse_kl"] == pytest.approx(float((q * np.log(q * 25)).sum()), rel=1e-12)
+
+
+def test_samples_spread_evenly_over_every_mode_have_zero_reverse_kl():
+    c = MoGRing.centers()
+    m = mode_metrics(np.repeat(c, 5, axis=0), c, MoGRing.std)
+    assert (m["modes"], m["high_quality"]) == (8, 1.0)
+    assert m["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_reverse_kl_is_undefined_when_no_sample_is_high_quality():
+    m = mode_metrics(np.zeros((10, 2)), MoGRing.centers(), MoGRing.std)  # the ring's centre
+    assert m["modes"] == 0 and m["high_quality"] == 0 and math.isnan(m["reverse_kl"])
+
+
+def test_modes_captured_is_the_primary_metric_with_a_target_of_all_modes_on_the_ring():
+    assert MoGRing.primary_metric == MoGGrid.primary_metric == "modes"
+    assert MoGRing.metrics["modes"].higher_is_better
+    assert MoGRing.target == 8 and MoGGrid.target == 24
+    assert "fd" in MoGRing.metrics and not MoGRing.metrics["fd"].higher_is_better
+
+
+# -- published players ----------------------------------------------------------------------
+
+
+def test_pack_concatenates_row_i_of_each_slice():
+    x = torch.arange(12.0).reshape(6, 2)  # points p0..p5; m = 3 slices of 2
+    packed = nets.pack(x, 3)
+    np.testing.assert_array_equal(packed, [[0, 1, 4, 5, 8, 9], [2, 3, 6, 7, 10, 11]])
+    assert nets.pack(x, 1) is x
+
+
+def test_maxout_equals_a_plain_loop_over_groups_of_pieces():
+    torch.manual_seed(0)
+    layer = nets.Maxout(3, 4, 5)
+    x = torch.randn(7, 3)
+    h = layer.linear(x)
+    want = torch.stack([h[:, 5 * j : 5 * j + 5].max(1).values for j in range(4)], 1)
+    torch.testing.assert_close(layer(x), want, rtol=0, atol=0)
+
+
+def test_pacgan_players_match_the_published_architecture_and_init():
+    torch.manual_seed(0)
+    G, D = nets.pacgan_players(1)
+    linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features, m.bias is not None) for m in linears] == [
+        (2, 400, False), (400, 400, False), (400, 400, False), (400, 400, False), (400, 2, True),
+    ]  # fmt: skip
+    norms = [m for m in G.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert len(norms) == 4 and all((n.eps, n.momentum) == (1e-4, 0.05) for n in norms)
+    assert sum(p.numel() for p in G.parameters()) == 800 + 3 * 160_000 + 4 * 800 + 802
+    maxouts = [m for m in D.modules() if isinstance(m, nets.Maxout)]
+    assert [(m.linear.in_features, m.out_features, m.pieces) for m in maxouts] == [
+        (2, 200, 5), (200, 200, 5), (200, 200, 5),
+    ]  # fmt: skip
+    assert sum(p.numel() for p in D.parameters()) == 3000 + 2 * 201_000 + 201
+    weights = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, nn.Linear)])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.01)
+    biases = [m.bias for m in [*G.modules(), *D.modules()] if isinstance(m, nn.Linear)]
+    assert all((b is None or (b == 0).all()) for b in biases)
+
+
+def test_packed_discriminators_read_m_points_per_example():
+    for players in (nets.pacgan_players, nets.unrolled_players):
+        _, D = players(3)
+        assert D(torch.zeros(12, 2)).shape == (4, 1)
+
+
+def test_pacgan_generator_normalises_each_pack_slot_separately_in_training():
+    torch.manual_seed(0)
+    G, _ = nets.pacgan_players(2)
+    G.train()
+    z = torch.randn(20, 2)
+    twin = nets.pacgan_players(1)[0]
+    twin.load_state_dict(G.net.state_dict())
+    twin.train()
+    torch.testing.assert_close(G(z), torch.cat([twin(z[:10]), twin(z[10:])]))
+    G.eval()  # inference uses the population statistics: the whole batch goes through at once
+    torch.testing.assert_close(G(z), G.net(z))
+
+
+def test_unrolled_players_are_the_demo_tanh_mlps_with_orthogonal_init():
+    torch.manual_seed(0)
+    G, D = nets.unrolled_players(1)
+    assert [m.in_features for m in G.modules() if isinstance(m, nn.Linear)] == [256, 128, 128]
+    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [128, 128, 1]
+    assert any(isinstance(m, nn.Tanh) for m in G.modules())
+    w = [m.weight for m in D.modules() if isinstance(m, nn.Linear)][1]  # 128 x 128
+    torch.testing.assert_close(w @ w.T, 1.4**2 * torch.eye(128), atol=1e-4, rtol=0)
+
+
+# -- options and end to end ---------------------------------------------------------------------
+
+
+def test_published_archs_fix_their_noise_and_evaluation_sizes():
+    pac = MoGRing.parse_options(arch="pacgan")
+    unrolled = MoGRing.parse_options(arch="unrolled")
+    default = MoGRing.parse_options()
+    assert (pac.z_dim, unrolled.z_dim, default.z_dim, default.hidden) == (2, 256, 16, 128)
+    sizes = [MoGRing(o, torch.device("cpu")).eval_samples for o in (pac, unrolled, default)]
+    assert sizes == [2500, 5120, 2500]
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "match"),
+    [
+        (MoGRing, {"arch": "dcgan"}, "arch must be one of default, pacgan, unrolled"),
+        (MoGRing, {"arch": "pacgan", "hidden": 64}, "fixes the players"),
+        (MoGRing, {"arch": "unrolled", "z_dim": 16}, "fixes the players"),
+        (MoGRing, {"packing": 0}, "packing must be an integer >= 1"),
+        (MoGGrid, {"arch": "unrolled"}, "no published protocol"),
+    ],
+)
+def test_bad_arch_options_are_one_line_config_errors(cls, options, match):
+    with pytest.raises(ConfigError, match=match):
+        cls.parse_options(**options)
+
+
+@pytest.mark.parametrize(
+    ("arch", "packing", "batch"), [("pacgan", 2, 8), ("unrolled", 1, 16), ("default", 3, 8)]
+)
+def test_every_arch_trains_and_scores_end_to_end(arch, packing, batch):
+    workload = MoGRing(MoGRing.parse_options(arch=arch, packing=packing), torch.device("cpu"))
+    b = workload.sample(batch, torch.Generator().manual_seed(0))
+    assert b.real.shape == (batch * packing, 2) and b.z.shape[0] == batch * packing
+    r = ogan.train("mog-ring", {"name": "adam", "lr": 1e-3}, steps=3, eval_every=3, seed=0,
+                   device="cpu", batch_size=batch, scheme="simultaneous", arch=arch,
+                   packing=packing)  # fmt: skip
+    assert r.summary["diverged_at"] is None
+    assert set(r.history.columns) >= {"modes", "high_quality", "reverse_kl", "fd"}
+    assert r.summary["metric_info"]["eval_samples"] == workload.eval_samples
+
+
+# -- the published sweep files --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sweep", "workload", "steps", "batch", "lr", "lr_ratio", "betas", "packings"),
+    [
+        ("pacgan-ring", "mog-ring", 400_000, 100, 1e-4, None, (0.8, 0.999), {1, 2, 3, 4}),
+        ("pacgan-grid", "mog-grid", 400_000, 100, 1e-4, None, (0.8, 0.999), {1, 2, 3, 4}),
+        ("pacgan-ring-short", "mog-ring", 1000, 100, 1e-4, None, (0.8, 0.999), {1}),
+        ("pacgan-grid-short", "mog-grid", 1000, 100, 1e-4, None, (0.8, 0.999), {1}),
+        ("unrolled-ring", "mog-ring", 25_000, 512, 1e-3, 0.1, (0.5, 0.999), {None}),
+        ("unrolled-ring-short", "mog-ring", 5000, 512, 1e-3, 0.1, (0.5, 0.999), {None}),
+    ],
+)
+def test_published_sweep_files_hold_the_published_settings(
+    sweep, workload, steps, batch, lr, lr_ratio, betas, packings
+):
+    from bench.config import load_sweep
+
+    specs = load_sweep(sweep, device="cpu").specs
+    assert {s.workload for s in specs} == {workload}
+    assert {s.steps for s in specs} == {steps} and sorted({s.seed for s in specs}) == [*range(10)]
+    options = [dict(s.workload_options) for s in specs]
+    assert {o["batch_size"] for o in options} == {batch}
+    assert {o["scheme"] for o in options} == {"simultaneous"}
+    assert {o.get("packing") for o in options} == packings
+    assert {o["arch"] for o in options} == {sweep.split("-")[0]}
+    for s in specs:
+        opt = dict(s.optimizer)
+        assert (opt["lr"], opt.get("lr_ratio"), tuple(opt["betas"])) == (lr, lr_ratio, betas)
+    short = "short" in sweep
+    assert short == ("SHORTENED" in load_sweep(sweep, device="cpu").description)

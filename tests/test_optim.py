@@ -19,6 +19,7 @@ from ogan.optim import (
     OptimisticAdam,
     Ortho,
     PastExtraAdam,
+    common,
 )
 from ogan.projection import orthogonalize_
 
@@ -265,41 +266,6 @@ def test_ortho_around_extragradient_projects_the_update_against_the_original_poi
     assert not np.allclose(perp(g1, w0), perp(g1, w_half))
 
 
-def test_muon_path_equals_torch_muon_on_matrices_and_torch_adam_on_the_rest():
-    torch.manual_seed(3)
-    w = torch.randn(6, 4)
-    bias = torch.randn(6)
-    ours = [torch.nn.Parameter(w.clone()), torch.nn.Parameter(bias.clone())]
-    ref_w, ref_b = torch.nn.Parameter(w.clone()), torch.nn.Parameter(bias.clone())
-    opt = MuonWithAdam(ours, lr=0.02, weight_decay=0.01, adjust_lr_fn=None)
-    muon = torch.optim.Muon([ref_w], lr=0.02, weight_decay=0.01)
-    adam = torch.optim.Adam([ref_b], lr=0.02, weight_decay=0.01)
-    for step in range(STEPS):
-        gw, gb = torch.randn(6, 4), torch.randn(6)
-        ours[0].grad, ours[1].grad = gw.clone(), gb.clone()
-        ref_w.grad, ref_b.grad = gw.clone(), gb.clone()
-        opt.step()
-        muon.step()
-        adam.step()
-        assert torch.equal(ours[0], ref_w), step
-        assert torch.equal(ours[1], ref_b), step
-
-
-def test_muon_treats_conv_kernels_as_out_by_rest_matrices():
-    torch.manual_seed(4)
-    kernel = torch.nn.Parameter(torch.randn(8, 3, 3, 3))
-    flat = torch.nn.Parameter(kernel.detach().reshape(8, -1).clone())
-    opt = MuonWithAdam([kernel], lr=0.02)
-    ref = torch.optim.Muon([flat], lr=0.02, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
-    for _ in range(STEPS):
-        g = torch.randn(8, 3, 3, 3)
-        kernel.grad = g.clone()
-        flat.grad = g.reshape(8, -1).clone()
-        opt.step()
-        ref.step()
-    assert torch.equal(kernel.detach().reshape(8, -1), flat.detach())
-
-
 # -- torch.optim conventions ------------------------------------------------------------------
 
 NAMES = list(optim.OPTIMIZERS)
@@ -370,6 +336,25 @@ def test_state_dict_between_extrapolation_and_update_resumes_identically(name):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["extra-adam", "extra-sgd", "past-extra-adam"])
+@pytest.mark.parametrize("ortho", [None, "weights"])
+def test_second_extrapolate_before_step_is_refused_and_keeps_the_original_anchor(name, ortho):
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(2))
+    model = _model()
+    opt = optim.build(name, model.parameters(), lr=0.01, ortho=ortho)
+    _drive(opt, model, 2, x)
+    w_t = [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    model(x).pow(2).mean().backward()
+    opt.extrapolate()
+    w_half = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match=r"extrapolate\(\) called twice"):
+        opt.extrapolate()
+    assert all(torch.equal(p, h) for p, h in zip(model.parameters(), w_half))  # did not move
+    opt.restore_anchor()  # the anchor is still w_t, not the extrapolated point
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), w_t))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_closure_is_evaluated_with_grad_enabled_and_its_loss_returned(name):
     model = _model()
@@ -412,13 +397,29 @@ def test_param_groups_keep_their_own_learning_rates(name):
         (OptimisticAdam, {"weight_decay": -0.1}),
         (PastExtraAdam, {"lr": -1.0}),
         (ExtraAdam, {"betas": (0.5, 1.5)}),
+        (OptimisticAdam, {"betas": (0.5,)}),
         (MuonWithAdam, {"momentum": 1.0}),
+        (MuonWithAdam, {"eps": -1.0}),
         (MuonWithAdam, {"adjust_lr_fn": "nope"}),
     ],
 )
 def test_invalid_hyperparameters_raise_value_error(factory, kwargs):
     with pytest.raises(ValueError):
         factory([torch.nn.Parameter(torch.randn(2, 2))], **kwargs)
+
+
+def test_the_shared_adam_direction_is_the_step_torch_adam_takes():
+    torch.manual_seed(7)
+    p = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    adam = torch.optim.Adam([p], lr=0.1, betas=(0.5, 0.9), eps=1e-6)
+    m, v = torch.zeros_like(p), torch.zeros_like(p)
+    for t in range(1, STEPS + 1):
+        p.grad = torch.randn(5, dtype=torch.float64)
+        common.adam_moments_([m], [v], [p.grad], (0.5, 0.9))
+        (d,) = common.adam_direction([m], [v], [t], (0.5, 0.9), 1e-6)
+        before = p.detach().clone()
+        adam.step()
+        torch.testing.assert_close(before - p.detach(), 0.1 * d, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize(

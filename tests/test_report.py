@@ -1,7 +1,7 @@
 """The report end to end, on a tiny real sweep made once per session.
 
 The sweep: bilinear (with a learning rate at which SGD diverges), dirac and mog-ring, each with
-Adam, Adam+⊥Grad and a third variant, two learning rates, three seeds, plus one spec in
+Adam, Adam+⊥Grad and a third optimizer, two learning rates, three seeds, plus one spec in
 sweep.json that never ran. Numbers in the report are checked against an independent pandas
 recomputation from the stored runs.
 """
@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shutil
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,22 +23,23 @@ import pytest
 
 import bench
 import ogan
+from bench import runner, store
 from bench.errors import BenchError
 from bench.report import build_report
-from bench.report.document import mean_pm
+from bench.report.document.formatting import mean_pm
 from bench.spec import RunSpec, freeze
 from bench.store import atomic_write_json, environment, write_run
 
 SEEDS = (0, 1, 2)
 ADAM = {"name": "adam", "betas": [0.5, 0.9]}
-VARIANTS = {
+OPTIMIZERS = {
     "adam": ADAM,
     "adam+ortho": {**ADAM, "ortho": "weights"},
     "adam+surgery": {**ADAM, "surgery": True},
     "sgd": {"name": "sgd"},
 }
 WORKLOADS = {
-    # name: (options, steps, eval_every, variants, lrs by variant)
+    # name: (options, steps, eval_every, optimizers, lrs by optimizer)
     "bilinear": ({"dim": 4}, 40, 10, ("adam", "adam+ortho", "sgd"), {"sgd": (0.05, 10.0)}),
     "dirac": ({}, 30, 10, ("adam", "adam+ortho", "adam+surgery"), {}),
     "mog-ring": (
@@ -51,14 +53,14 @@ WORKLOADS = {
 DEFAULT_LRS = (0.01, 0.1)
 
 
-def _spec(sweep: str, workload: str, variant: str, lr: float, seed: int) -> RunSpec:
+def _spec(sweep: str, workload: str, optimizer: str, lr: float, seed: int) -> RunSpec:
     options, steps, eval_every, _, _ = WORKLOADS[workload]
     return RunSpec(
         sweep=sweep,
         workload=workload,
         workload_options=freeze(options),
-        optimizer=freeze({**VARIANTS[variant], "lr": lr}),
-        label=variant,
+        optimizer=freeze({**OPTIMIZERS[optimizer], "lr": lr}),
+        label=optimizer,
         seed=seed,
         steps=steps,
         eval_every=eval_every,
@@ -68,10 +70,10 @@ def _spec(sweep: str, workload: str, variant: str, lr: float, seed: int) -> RunS
 
 def _specs(sweep: str) -> list[RunSpec]:
     return [
-        _spec(sweep, wl, variant, lr, seed)
-        for wl, (_, _, _, variants, lrs) in WORKLOADS.items()
-        for variant in variants
-        for lr in lrs.get(variant, DEFAULT_LRS)
+        _spec(sweep, wl, optimizer, lr, seed)
+        for wl, (_, _, _, optimizers, lrs) in WORKLOADS.items()
+        for optimizer in optimizers
+        for lr in lrs.get(optimizer, DEFAULT_LRS)
         for seed in SEEDS
     ]
 
@@ -89,9 +91,34 @@ def sweep_dir(tmp_path_factory) -> Path:
     return root
 
 
+def _count_reads(mp: pytest.MonkeyPatch, reads: Counter) -> None:
+    """Count every open of a file by the readers the store uses: text (JSON), parquet bodies
+    and parquet footers."""
+    import pyarrow.parquet as pq
+
+    for owner, name in ((Path, "read_text"), (pd, "read_parquet"), (pq, "read_metadata")):
+        original = getattr(owner, name)
+
+        def counted(path, *args, _original=original, **kwargs):
+            reads[Path(path)] += 1
+            return _original(path, *args, **kwargs)
+
+        mp.setattr(owner, name, counted)
+
+
 @pytest.fixture(scope="session")
-def report(sweep_dir) -> Path:
-    return build_report(sweep_dir)
+def built(sweep_dir) -> tuple[Path, Counter]:
+    """The report of the tiny sweep, and how often each file was opened to build it."""
+    reads: Counter = Counter()
+    with pytest.MonkeyPatch.context() as mp:
+        _count_reads(mp, reads)
+        index = build_report(sweep_dir)
+    return index, reads
+
+
+@pytest.fixture(scope="session")
+def report(built) -> Path:
+    return built[0]
 
 
 class _Links(HTMLParser):
@@ -126,7 +153,7 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
     out = report.parent
     assert report == out / "index.html" and out.name == "report"
     assert (out / "report.md").is_file()
-    for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "failed"):
+    for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "nonfinite"):
         assert (out / f"{name}.csv").is_file(), name
     expected = {"fig-performance-profiles.png", "fig-divergence.png"} | {
         f"fig-{wl}-{kind}.png"
@@ -162,15 +189,77 @@ def test_markdown_figures_exist_next_to_it_and_anchors_resolve(report):
         assert target in anchors
 
 
+# -- the store is read once -------------------------------------------------------------------
+
+
+def _stored_files(sweep_dir: Path) -> list[Path]:
+    return [sweep_dir / "sweep.json", *sorted((sweep_dir / "runs").iterdir())]
+
+
+def test_a_report_opens_sweep_json_and_every_run_file_exactly_once(built, sweep_dir):
+    _, reads = built
+    files = _stored_files(sweep_dir)
+    assert len(files) == 1 + 3 * len(_specs("tiny"))
+    assert {f.name: reads[f] for f in files} == {f.name: 1 for f in files}
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        bench.load,
+        bench.load_runs,
+        bench.load_traces,
+        bench.load_records,
+        lambda d: runner.summary_table(d, tuple(store.read_sweep(d)["specs"])),
+    ],
+    ids=["load", "load_runs", "load_traces", "load_records", "summary_table"],
+)
+def test_each_loader_opens_every_run_file_once(sweep_dir, monkeypatch, read):
+    reads: Counter = Counter()
+    _count_reads(monkeypatch, reads)
+    read(sweep_dir)
+    runs = [f for f in _stored_files(sweep_dir) if f.parent.name == "runs"]
+    assert {f.name: reads[f] for f in runs} == {f.name: 1 for f in runs}
+
+
+def test_a_run_file_that_does_not_read_back_is_left_out_of_every_table_and_named(
+    tmp_path, sweep_dir
+):
+    part = tmp_path / "part"
+    shutil.copytree(sweep_dir / "runs", part / "runs")
+    broken = sorted((part / "runs").glob("*.trace.parquet"))[0]
+    broken.write_bytes(b"garbage")
+    run_id = broken.name.removesuffix(".trace.parquet")
+    results = store.read_results(part)
+    assert [(sweep, rid) for sweep, rid, _ in results.problems] == [("part", run_id)]
+    ids = {r["run_id"] for r in results.records}
+    assert len(ids) == len(_specs("tiny")) - 1 and run_id not in ids
+    assert set(results.history["run_id"]) == set(results.traces["run_id"]) == ids
+    assert set(results.runs["run_id"]) == ids
+    with pytest.warns(UserWarning, match=f"left out 1 run.*{run_id}"):
+        history = bench.load(part)
+    assert run_id not in set(history["run_id"])
+
+
+def test_a_missing_or_malformed_sweep_json_is_a_one_line_bench_error(tmp_path):
+    with pytest.raises(BenchError, match=r"no sweep\.json in .*bench run writes it"):
+        store.read_sweep(tmp_path)
+    (tmp_path / "sweep.json").write_text('{"specs": [{"sweep": "x"}]}')
+    with pytest.raises(BenchError, match=r"cannot read .*sweep\.json: KeyError") as err:
+        build_report(tmp_path)
+    assert "\n" not in str(err.value)
+
+
 # -- numbers against an independent recomputation -----------------------------------------------
 
 
-def _recompute(runs: pd.DataFrame, workload: str, variant: str, metric: str) -> dict:
-    """Best lr on seed 0 (failures worst, then lowest, then smaller lr), reported on seeds 1, 2."""
-    r = runs[(runs["workload"] == workload) & (runs["optimizer"] == variant)]
+def _recompute(runs: pd.DataFrame, workload: str, optimizer: str, metric: str) -> dict:
+    """Best lr on seed 0 (non-finite worst, then best, then smaller lr), reported on seeds 1, 2."""
+    r = runs[(runs["workload"] == workload) & (runs["optimizer"] == optimizer)]
     sel = r[r["seed"] == 0].sort_values("lr")
-    failed = sel["diverged_at"].notna() | ~np.isfinite(sel[f"final_{metric}"])
-    score = sel[f"final_{metric}"].where(~failed, np.inf)
+    nonfinite = sel["diverged_at"].notna() | ~np.isfinite(sel[f"final_{metric}"])
+    sign = -1 if ogan.workloads.get(workload).metrics[metric].higher_is_better else 1
+    score = (sign * sel[f"final_{metric}"]).where(~nonfinite, np.inf)
     best_lr = float(sel.loc[score.idxmin(), "lr"]) if np.isfinite(score.min()) else None
     rep = r[(r["lr"] == best_lr) & r["seed"].isin([1, 2])]
     values = rep[f"final_{metric}"].to_numpy()
@@ -184,22 +273,33 @@ def _recompute(runs: pd.DataFrame, workload: str, variant: str, metric: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("workload", "variant", "metric"),
+    ("workload", "optimizer", "metric"),
     [
-        ("mog-ring", "adam", "fd"),
-        ("mog-ring", "adam+surgery", "fd"),
+        ("mog-ring", "adam", "modes"),
+        ("mog-ring", "adam+surgery", "modes"),
         ("dirac", "adam+ortho", "distance"),
         ("bilinear", "sgd", "distance"),
     ],
 )
-def test_summary_numbers_equal_a_pandas_recomputation(report, sweep_dir, workload, variant, metric):
+def test_summary_numbers_equal_a_pandas_recomputation(
+    report, sweep_dir, workload, optimizer, metric
+):
     runs = bench.load_runs(sweep_dir)
-    want = _recompute(runs, workload, variant, metric)
+    want = _recompute(runs, workload, optimizer, metric)
     summary = pd.read_csv(report.parent / "summary.csv")
-    row = summary[(summary["workload"] == workload) & (summary["variant"] == variant)].iloc[0]
+    row = summary[(summary["workload"] == workload) & (summary["optimizer"] == optimizer)].iloc[0]
     assert row["best_lr"] == want["best_lr"]
-    assert row["final_mean"] == pytest.approx(want["mean"], rel=1e-12)
-    assert (row["final_ci_hi"] - row["final_ci_lo"]) / 2 == pytest.approx(want["half"], rel=1e-9)
+    metric_info = ogan.workloads.get(workload).metrics[metric]
+    values = want["by_seed"].to_numpy()
+    if metric_info.log_scale:  # the geometric mean, and the t-interval of the logs mapped back
+        logs = np.log(values)
+        half = 12.706204736174707 * logs.std(ddof=1) / math.sqrt(2)
+        center, lo, hi = np.exp([logs.mean(), logs.mean() - half, logs.mean() + half])
+    else:  # the mean and the t-interval, cut to the metric's bounds
+        center, lo, hi = want["mean"], want["mean"] - want["half"], want["mean"] + want["half"]
+        lo = max(lo, metric_info.bounds[0])
+    assert row["final_mean"] == pytest.approx(center, rel=1e-12)
+    assert (row["final_ci_lo"], row["final_ci_hi"]) == pytest.approx((lo, hi), rel=1e-9)
     assert row["time_per_step_ms"] == pytest.approx(want["time_per_step_ms"], rel=1e-12)
     shown = mean_pm(row["final_mean"], row["final_ci_lo"], row["final_ci_hi"], int(row["n_finite"]))
     assert f"<td>{shown}</td>" in report.read_text()
@@ -207,17 +307,17 @@ def test_summary_numbers_equal_a_pandas_recomputation(report, sweep_dir, workloa
 
 def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir):
     runs = bench.load_runs(sweep_dir)
-    base = _recompute(runs, "mog-ring", "adam", "fd")["by_seed"]
-    ortho = _recompute(runs, "mog-ring", "adam+ortho", "fd")["by_seed"]
+    base = _recompute(runs, "mog-ring", "adam", "modes")["by_seed"]
+    ortho = _recompute(runs, "mog-ring", "adam+ortho", "modes")["by_seed"]
     diff = (ortho - base).dropna()
     paired = pd.read_csv(report.parent / "paired.csv")
-    row = paired[(paired["workload"] == "mog-ring") & (paired["variant"] == "adam+ortho")].iloc[0]
+    row = paired[(paired["workload"] == "mog-ring") & (paired["projected"] == "adam+ortho")].iloc[0]
     assert (row["kind"], row["base"], row["n_pairs"]) == ("ortho", "adam", 2)
     assert row["mean_diff"] == pytest.approx(diff.mean(), rel=1e-12)
-    assert row["variant_better"] == int((diff < 0).sum())
+    assert row["projected_better"] == int((diff > 0).sum())  # modes: higher is better
     assert "too small" in row["note"]
     # the two means are over the same pairs as the difference, in every row
-    np.testing.assert_allclose(paired["variant_mean"] - paired["base_mean"], paired["mean_diff"],
+    np.testing.assert_allclose(paired["projected_mean"] - paired["base_mean"], paired["mean_diff"],
                                rtol=1e-9, atol=1e-12)  # fmt: skip
     kinds = set(zip(paired["workload"], paired["kind"]))
     assert kinds == {(wl, "ortho") for wl in WORKLOADS} | {
@@ -226,17 +326,17 @@ def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir)
     }
 
 
-def test_diverged_runs_are_counted_and_listed_not_hidden(report, sweep_dir):
+def test_diverged_runs_are_counted_as_nonfinite_and_listed_not_hidden(report, sweep_dir):
     runs = bench.load_runs(sweep_dir)
     diverged = runs[runs["diverged_at"].notna()]
     assert len(diverged) == 3 and set(diverged["lr"]) == {10.0}  # bilinear sgd at lr 10
-    failed = pd.read_csv(report.parent / "failed.csv")
-    assert set(failed["run_id"]) == set(diverged["run_id"])
-    summary = pd.read_csv(report.parent / "summary.csv").set_index(["workload", "variant"])
+    nonfinite = pd.read_csv(report.parent / "nonfinite.csv")
+    assert set(nonfinite["run_id"]) == set(diverged["run_id"])
+    summary = pd.read_csv(report.parent / "summary.csv").set_index(["workload", "optimizer"])
     assert summary.loc[("bilinear", "sgd"), "divergence_rate_all"] == 0.5
     assert summary.loc[("bilinear", "sgd"), "best_lr"] == 0.05
     page = report.read_text()
-    assert "Failed: 3 run(s) diverged" in page
+    assert "Non-finite: 3 run(s) diverged" in page
     for run_id in diverged["run_id"]:
         assert run_id in page
 
@@ -244,7 +344,7 @@ def test_diverged_runs_are_counted_and_listed_not_hidden(report, sweep_dir):
 def test_missing_runs_from_sweep_json_are_named(report):
     missing = pd.read_csv(report.parent / "missing.csv")
     assert len(missing) == 1
-    assert missing.iloc[0][["workload", "variant", "lr", "seed"]].tolist() == [
+    assert missing.iloc[0][["workload", "label", "lr", "seed"]].tolist() == [
         "dirac",
         "adam",
         0.3,
@@ -264,12 +364,59 @@ def test_report_states_the_seed_split_and_how_metrics_were_computed(report):
 
 def test_ranking_follows_the_summary(report):
     summary = pd.read_csv(report.parent / "summary.csv")
-    ranking = pd.read_csv(report.parent / "ranking.csv").set_index("variant")
+    ranking = pd.read_csv(report.parent / "ranking.csv").set_index("optimizer")
     for wl, g in summary.groupby("workload"):
-        g = g.sort_values(["divergence_rate_best", "final_mean"])
-        ranks = ranking.loc[g["variant"], wl].to_numpy()
+        cls = ogan.workloads.get(wl)
+        sign = -1 if cls.metrics[cls.primary_metric].higher_is_better else 1
+        g = g.assign(score=sign * g["final_mean"]).sort_values(["nonfinite_rate_best", "score"])
+        ranks = ranking.loc[g["optimizer"], wl].to_numpy()
         assert (np.diff(ranks) >= 0).all()  # ties share their average rank
-        assert ranks[0] == (1.0 if g["final_mean"].iloc[0] < g["final_mean"].iloc[1] else 1.5)
+        assert ranks[0] == (1.0 if g["score"].iloc[0] < g["score"].iloc[1] else 1.5)
+
+
+def _copy_runs(sweep_dir: Path, dest: Path, specs: list[RunSpec]) -> None:
+    (dest / "runs").mkdir(parents=True)
+    for s in specs:
+        for suffix in (".json", ".parquet", ".trace.parquet"):
+            shutil.copy(sweep_dir / "runs" / f"{s.run_id}{suffix}", dest / "runs")
+
+
+def _edit_summaries(sweep_dir: Path, edit) -> None:
+    for path in (sweep_dir / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        edit(record["summary"])
+        path.write_text(json.dumps(record))
+
+
+def test_metric_names_direction_and_target_come_from_each_runs_own_summary(tmp_path, sweep_dir):
+    """Not from the workload class: a run's metric set can follow its options."""
+    from bench.report import load_sweep
+
+    part = tmp_path / "part"
+    _copy_runs(sweep_dir, part, [s for s in _specs("tiny") if s.workload == "mog-ring"])
+
+    def edit(summary: dict) -> None:
+        summary["metrics"] = {"fd": {"description": "as recorded", "higher_is_better": True}}
+        summary["target"] = {"metric": "fd", "value": 123.0}
+
+    _edit_summaries(part, edit)
+    info = load_sweep(part).workloads["mog-ring"]
+    assert info.metrics == {"fd": ("as recorded", True)}
+    assert (info.primary, info.target, info.target_text()) == ("fd", 123.0, "fd ≥ 123")
+
+
+def test_runs_without_a_metric_table_get_their_final_metrics_and_a_note_on_direction(
+    tmp_path, sweep_dir
+):
+    from bench.report import load_sweep
+
+    part = tmp_path / "part"
+    _copy_runs(sweep_dir, part, [s for s in _specs("tiny") if s.workload == "dirac"])
+    _edit_summaries(part, lambda summary: summary.pop("metrics"))
+    data = load_sweep(part)
+    info = data.workloads["dirac"]
+    assert info.metrics == {"distance": ("", False)} and info.primary == "distance"
+    assert any("dirac: its runs record no metric table" in n for n in data.notes)
 
 
 # -- degraded inputs ------------------------------------------------------------------------------
@@ -307,15 +454,11 @@ def test_partial_single_seed_sweep_renders_with_what_is_missing_named(tmp_path, 
     part = tmp_path / "part"
     specs = [s for s in _specs("tiny") if s.workload == "dirac"]
     atomic_write_json(part / "sweep.json", {"specs": [s.to_dict() for s in specs]})
-    (part / "runs").mkdir()
-    for s in specs:
-        if s.seed == 0:
-            for suffix in (".json", ".parquet", ".trace.parquet"):
-                shutil.copy(sweep_dir / "runs" / f"{s.run_id}{suffix}", part / "runs")
+    _copy_runs(sweep_dir, part, [s for s in specs if s.seed == 0])
     index = build_report(part, out=tmp_path / "out")
     page = index.read_text()
     assert index == tmp_path / "out" / "index.html"
-    assert "± n/a (1 seed)" in page
+    assert "no interval (1 seed)" in page
     assert "dirac: a single seed" in page
     missing = pd.read_csv(tmp_path / "out" / "missing.csv")
     assert len(missing) == len(specs) - len([s for s in specs if s.seed == 0])
@@ -334,13 +477,13 @@ def test_report_of_a_results_root_finds_the_sweep_below_it(tmp_path, sweep_dir):
     data = load_sweep(root)
     assert set(data.workloads) == set(WORKLOADS)
     assert data.expected == len(_specs("tiny")) + 1
-    json.dumps(data.variant_config[("dirac", "adam+ortho")])  # resolved config is plain JSON
-    assert data.variant_config[("dirac", "adam+ortho")]["ortho"] == "weights"
+    json.dumps(data.optimizer_config[("dirac", "adam+ortho")])  # resolved config is plain JSON
+    assert data.optimizer_config[("dirac", "adam+ortho")]["ortho"] == "weights"
 
 
-def test_one_label_covering_two_surgery_settings_becomes_two_paired_variants():
+def test_one_label_covering_two_surgery_settings_becomes_two_paired_optimizers():
     """surgery set in the [[workload]] table: same label, different resolved optimizer configs."""
-    from bench.report.data import _pairs, _variants, _workload_keys
+    from bench.report.data import _optimizers, _pairs, _workload_keys
 
     def record(run_id: str, surgery: bool) -> dict:
         options = {"surgery": True} if surgery else {}
@@ -359,11 +502,11 @@ def test_one_label_covering_two_surgery_settings_becomes_two_paired_variants():
     records = [record("a", False), record("b", True)]
     keys = _workload_keys(records)
     assert keys == {"a": "mog-ring", "b": "mog-ring"}
-    names, _ = _variants(records, keys)
+    names, _ = _optimizers(records, keys)
     assert names == {"a": "adam", "b": "adam+surgery"}
     pairs = _pairs(records, keys, names)
     assert pairs.to_dict("records") == [
-        {"workload": "mog-ring", "kind": "surgery", "base": "adam", "variant": "adam+surgery"}
+        {"workload": "mog-ring", "kind": "surgery", "base": "adam", "projected": "adam+surgery"}
     ]
 
 
@@ -371,3 +514,71 @@ def test_a_workload_that_ignores_the_seed_is_flagged(report):
     # dirac starts from fixed (θ, ψ) and samples nothing random: every seed is the same run.
     assert "dirac: every seed gives the same final metric" in report.read_text()
     assert "mog-ring: every seed gives" not in report.read_text()
+
+
+# -- verdicts -----------------------------------------------------------------------------------
+
+
+def test_every_paired_row_carries_the_fixed_design_verdict_of_its_seed_matched_runs(
+    report, sweep_dir
+):
+    from bench.report import verdicts
+
+    runs = bench.load_runs(sweep_dir)
+    base = _recompute(runs, "dirac", "adam", "distance")["by_seed"]
+    ortho = _recompute(runs, "dirac", "adam+ortho", "distance")["by_seed"]
+    expected = verdicts.paired_verdict(base, ortho, higher_is_better=False, log_scale=True)
+    paired = pd.read_csv(report.parent / "paired.csv")
+    row = paired[(paired["workload"] == "dirac") & (paired["projected"] == "adam+ortho")].iloc[0]
+    assert row["verdict"] == expected.verdict and row["design"] == "fixed"
+    assert row["scale"] == expected.scale == verdicts.LOG_RATIO  # dirac's distance: log scale
+    assert row["delta"] == pytest.approx(math.log1p(verdicts.RELATIVE_MARGIN))
+    assert row["estimate"] == pytest.approx(expected.estimate, rel=1e-12)
+    assert row["estimate_ci_hi"] == pytest.approx(expected.ci_hi, rel=1e-12)
+    assert set(paired["verdict"]) <= set(verdicts.VERDICTS)
+    assert paired["delta_text"].str.contains(r"\((?:difference|log ratio)\)").all()
+
+
+def test_the_findings_lead_with_one_verdict_line_per_paired_comparison(report):
+    md = (report.parent / "report.md").read_text()
+    findings = md.split("Findings at a glance")[-1].split("\n## ", 1)[0]  # after the contents
+    items = [line for line in findings.splitlines() if line.startswith("- ")]
+    paired = pd.read_csv(report.parent / "paired.csv")
+    leading = items[: len(paired)]
+    for line, row in zip(leading, paired.itertuples(index=False), strict=True):
+        assert line.startswith(f"- {row.workload}, {row.projected} vs {row.base}, final "), line
+        assert f"**{row.verdict}**" in line and f"{row.n_pairs} pairs" in line
+        assert "δ = ±" in line and "seeds for 80% power at δ" in line
+    assert "too few seed pairs to tell" not in md
+    assert "TOST" in md
+
+
+def test_the_claim_table_has_a_verdict_per_pair_statistic_and_player(report):
+    claims = pd.read_csv(report.parent / "claims.csv")
+    paired = pd.read_csv(report.parent / "paired.csv")
+    per_pair = claims.groupby(["workload", "base", "projected"])["statistic"].apply(set)
+    assert len(per_pair) == len(paired)
+    for stats in per_pair:
+        assert {"growth_g", "growth_d", "tail_g", "tail_d", "vanishing_g", "exploding_d",
+                "time_to_target", "grad_evals_to_target"} <= stats  # fmt: skip
+    # dirac's ⊥Grad runs vanish on every step (vanishing_g = 1): no log growth; the others have one
+    growth = claims[(claims["statistic"] == "growth_g") & (claims["workload"] != "dirac")]
+    assert (growth["n_pairs"] >= 2).all() and growth["estimate"].notna().all()
+    # the cost rows say how many runs reached the target
+    assert (
+        claims.loc[claims["statistic"] == "time_to_target", "reached"].str.contains("reached").all()
+    )
+
+
+def test_no_interval_in_the_csv_tables_leaves_its_metric_s_range(report):
+    summary = pd.read_csv(report.parent / "summary.csv")
+    for row in summary.itertuples(index=False):
+        metric = ogan.workloads.get(row.workload).metrics[
+            {"bilinear": "distance", "dirac": "distance", "mog-ring": "modes"}[row.workload]
+        ]
+        low, high = metric.bounds
+        if not math.isnan(row.final_ci_lo):
+            assert row.final_ci_lo >= (0 if metric.log_scale else low), row
+            assert high is None or row.final_ci_hi <= high
+    assert (summary.loc[summary["workload"] == "dirac", "final_interval"]).str.contains("log").all()
+    assert (summary["final_ci_lo"].dropna() >= 0).all()  # every metric here is non-negative

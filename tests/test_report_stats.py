@@ -128,37 +128,37 @@ def test_split_seeds_selects_on_the_lowest_half_and_reports_on_the_rest(seeds, s
 
 
 def _runs(rows):
-    return pd.DataFrame(rows, columns=["wl", "lr", "value", "failed"])
+    return pd.DataFrame(rows, columns=["wl", "lr", "value", "nonfinite"])
 
 
-def test_select_best_prefers_fewer_failures_over_a_better_mean():
+def test_select_best_prefers_fewer_nonfinite_runs_over_a_better_mean():
     runs = _runs(
         [
             ("a", 0.1, 0.1, False),
-            ("a", 0.1, math.nan, True),  # best mean, one failure
+            ("a", 0.1, math.nan, True),  # best mean, one non-finite run
             ("a", 0.01, 5.0, False),
-            ("a", 0.01, 6.0, False),  # worse mean, no failure
+            ("a", 0.01, 6.0, False),  # worse mean, none non-finite
         ]
     )
-    best = stats.select_best(runs, ["wl"], "value", "failed")
+    best = stats.select_best(runs, ["wl"], "value", "nonfinite")
     assert best.loc[0, "lr"] == 0.01
-    assert best.loc[0, "fail_rate"] == 0.0
+    assert best.loc[0, "nonfinite_rate"] == 0.0
     assert best.loc[0, "score"] == 5.5
 
 
 def test_select_best_follows_the_metric_direction_and_breaks_ties_by_smaller_lr():
     runs = _runs([("a", 0.1, 2.0, False), ("a", 0.01, 1.0, False), ("a", 0.001, 2.0, False)])
-    assert stats.select_best(runs, ["wl"], "value", "failed").loc[0, "lr"] == 0.01
-    high = stats.select_best(runs, ["wl"], "value", "failed", higher_is_better=True)
+    assert stats.select_best(runs, ["wl"], "value", "nonfinite").loc[0, "lr"] == 0.01
+    high = stats.select_best(runs, ["wl"], "value", "nonfinite", higher_is_better=True)
     assert high.loc[0, "lr"] == 0.001  # 0.1 and 0.001 tie at 2.0: the smaller wins
 
 
-def test_select_best_counts_a_non_finite_metric_as_a_failure():
+def test_select_best_counts_a_non_finite_metric_as_a_nonfinite_run():
     runs = _runs([("a", 0.1, math.inf, False), ("a", 0.01, 9.0, False)])
-    assert stats.select_best(runs, ["wl"], "value", "failed").loc[0, "lr"] == 0.01
+    assert stats.select_best(runs, ["wl"], "value", "nonfinite").loc[0, "lr"] == 0.01
 
 
-def test_performance_ratios_divide_by_the_best_and_keep_failures_and_absences():
+def test_performance_ratios_divide_by_the_best_and_keep_infinite_costs_and_absences():
     costs = pd.DataFrame(
         {
             "A": [1.0, 2.0, 0.0, math.inf],
@@ -191,10 +191,26 @@ def test_performance_profile_refuses_negative_costs():
         stats.performance_profile(pd.DataFrame({"A": [-1.0]}), [1.0])
 
 
-def test_rank_scores_put_failures_last_and_average_ties():
-    fail = pd.Series([0.0, 0.0, 0.5, 0.0, 0.0], index=list("abcde"))
+def test_rank_scores_put_nonfinite_runs_last_and_average_ties():
+    nonfinite = pd.Series([0.0, 0.0, 0.5, 0.0, 0.0], index=list("abcde"))
     score = pd.Series([2.0, 1.0, 0.1, 2.0, math.nan], index=list("abcde"))
-    ranks = stats.rank_scores(fail, score)
+    ranks = stats.rank_scores(nonfinite, score)
     assert ranks.to_dict() == {"a": 2.5, "b": 1.0, "c": 5.0, "d": 2.5, "e": 4.0}
-    high = stats.rank_scores(fail, score, higher_is_better=True)
+    high = stats.rank_scores(nonfinite, score, higher_is_better=True)
     assert high["a"] == 1.5 and high["b"] == 3.0
+
+
+def test_a_workload_with_one_lr_per_optimizer_reports_every_seed():
+    """Nothing to select: halving the seeds would throw away seed pairs for nothing."""
+    from bench.report.tables import seed_splits
+
+    one = pd.DataFrame({"workload": "w", "optimizer": ["a"] * 4 + ["b"] * 4,
+                        "lr": 1e-3, "seed": [0, 1, 2, 3] * 2})  # fmt: skip
+    split = seed_splits(one)["w"]
+    assert (split.selection, split.report, split.selecting) == ([], [0, 1, 2, 3], [0, 1, 2, 3])
+    assert not split.shared and "nothing is selected" in split.describe()
+    two = one.assign(lr=[1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 2e-3, 1e-3, 2e-3])
+    split = seed_splits(two)["w"]
+    assert (split.selection, split.report) == ([0, 1], [2, 3])
+    fixed = seed_splits(one, {"w": [0]})["w"]  # a selection fixed by --until-decided stays
+    assert (fixed.selection, fixed.report) == ([0], [1, 2, 3])

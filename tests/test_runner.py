@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,33 +17,9 @@ import pytest
 import bench
 from bench import runner, store
 from bench.errors import BenchError
+from ogan.files import temporaries
 
-TINY = """
-[sweep]
-name = "tiny"
-seeds = [0, 1]
-
-[[workload]]
-name = "bilinear"
-steps = 30
-eval_every = 10
-
-[[workload]]
-name = "mog-ring"
-hidden = 8
-batch_size = 32
-steps = 20
-eval_every = 10
-
-[[optimizer]]
-name = "adam"
-lr = [1e-3, 1e-2]
-
-[[optimizer]]
-name = "extra-adam"
-lr = 1e-2
-"""
-TINY_RUNS = 2 * 3 * 2
+TINY_RUNS = 2 * 3 * 2  # conftest's tiny sweep: workloads × optimizer settings × seeds
 
 # Long enough per run (~0.5 s) that a signal lands in the middle of the sweep.
 SLOW = """
@@ -66,27 +41,11 @@ betas = [0.5, 0.999]
 """
 SLOW_RUNS = 8
 
-TIMING = {"wall_time", "step_time", "time_per_step", "eval_time", "time_to_target"}
-
-
-def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
 def run(config: Path, out: Path, **kw) -> runner.SweepReport:
     lines: list[str] = []
     report = runner.run_sweep(config, out=out, device="cpu", echo=lines.append, **kw)
     report.lines = lines  # type: ignore[attr-defined]
     return report
-
-
-def without_timing(df: pd.DataFrame) -> pd.DataFrame:
-    """Without what depends on the machine or on how runs were grouped into populations (a
-    resumed sweep trains the missing members as smaller populations)."""
-    machine = [c for c in df.columns if c in TIMING or c == "git_commit"]
-    return df.drop(columns=[*machine, *(c for c in df.columns if c.startswith("population_"))])
 
 
 def bench_cmd(*args: str) -> list[str]:
@@ -102,9 +61,9 @@ def wait_for_runs(runs: Path, proc: subprocess.Popen, timeout: float = 120) -> N
 
 
 @pytest.fixture(scope="module")
-def tiny_results(tmp_path_factory) -> tuple[Path, runner.SweepReport]:
+def tiny_results(tmp_path_factory, tiny_sweep) -> tuple[Path, runner.SweepReport]:
     tmp = tmp_path_factory.mktemp("tiny")
-    report = run(write(tmp, TINY), tmp / "out", jobs=1)
+    report = run(tiny_sweep, tmp / "out", jobs=1)
     return tmp / "out", report
 
 
@@ -125,11 +84,11 @@ def test_a_sweep_stores_every_run_with_spec_summary_environment_and_history(tiny
     assert "final_distance" in record["summary"]
 
 
-def test_sweep_json_holds_every_spec_and_the_config_source(tiny_results):
+def test_sweep_json_holds_every_spec_and_the_config_source(tiny_results, tiny_sweep):
     out, report = tiny_results
     manifest = store.read_sweep(out / "tiny")
     assert manifest["specs"] == list(report.sweep.specs)
-    assert manifest["source"] == textwrap.dedent(TINY)
+    assert manifest["source"] == tiny_sweep.read_text()
     assert store.missing(out / "tiny") == []
 
 
@@ -149,11 +108,12 @@ def test_bench_load_returns_one_tidy_frame_of_every_evaluation(tiny_results):
         "ortho",
         "surgery",
     ]
-    assert set(df["optimizer"]) == {"adam", "extra-adam"}
+    assert set(df["optimizer"]) == {"adam", "extra-adam+ortho"}
+    assert set(df.loc[df["ortho"], "optimizer_name"]) == {"extra-adam"}
     assert df.groupby("run_id")["step"].max().isin([20, 30]).all()
 
 
-def test_the_summary_table_has_runs_diverged_and_mean_final_metric_per_workload_and_label(
+def test_the_summary_table_has_runs_diverged_mean_final_metric_and_failed_per_label(
     tiny_results,
 ):
     out, report = tiny_results
@@ -167,13 +127,14 @@ def test_the_summary_table_has_runs_diverged_and_mean_final_metric_per_workload_
         "metric",
         "final",
         "(mean)",
+        "failed",
     ]
     rows = [line.split() for line in lines[1:]]
     assert [r[:5] for r in rows] == [
         ["bilinear", "adam", "4", "0", "distance"],
-        ["bilinear", "extra-adam", "2", "0", "distance"],
-        ["mog-ring", "adam", "4", "0", "fd"],
-        ["mog-ring", "extra-adam", "2", "0", "fd"],
+        ["bilinear", "extra-adam+ortho", "2", "0", "distance"],
+        ["mog-ring", "adam", "4", "0", "modes"],
+        ["mog-ring", "extra-adam+ortho", "2", "0", "modes"],
     ]
     runs = bench.load_runs(out)
     mean = runs.query("workload == 'bilinear' and optimizer == 'adam'")["final_distance"].mean()
@@ -181,27 +142,25 @@ def test_the_summary_table_has_runs_diverged_and_mean_final_metric_per_workload_
     assert report.lines[-1] == table
 
 
-def test_a_rerun_skips_finished_runs_and_force_recomputes_them(tmp_path):
-    config = write(tmp_path, TINY)
-    first = run(config, tmp_path / "out", jobs=1)
+def test_a_rerun_skips_finished_runs_and_force_recomputes_them(tmp_path, tiny_sweep):
+    first = run(tiny_sweep, tmp_path / "out", jobs=1)
     json_file = tmp_path / "out" / "tiny" / "runs" / f"{first.sweep.specs[0].run_id}.json"
     stamp = json_file.stat().st_mtime_ns
-    again = run(config, tmp_path / "out", jobs=1)
+    again = run(tiny_sweep, tmp_path / "out", jobs=1)
     assert (again.skipped, again.ran) == (TINY_RUNS, 0)
     assert json_file.stat().st_mtime_ns == stamp
-    forced = run(config, tmp_path / "out", jobs=1, force=True)
+    forced = run(tiny_sweep, tmp_path / "out", jobs=1, force=True)
     assert (forced.skipped, forced.ran) == (0, TINY_RUNS)
     assert json_file.stat().st_mtime_ns != stamp
 
 
 def test_corrupt_or_truncated_files_are_reported_and_rerun_and_never_crash_loading(
-    tmp_path, capsys
+    tmp_path, capsys, tiny_sweep, untimed
 ):
-    config = write(tmp_path, TINY)
-    first = run(config, tmp_path / "out", jobs=1)
+    first = run(tiny_sweep, tmp_path / "out", jobs=1)
     runs = tmp_path / "out" / "tiny" / "runs"
     ids = [spec.run_id for spec in first.sweep.specs]
-    reference = without_timing(bench.load(tmp_path / "out"))
+    reference = untimed(bench.load(tmp_path / "out"))
     (runs / f"{ids[0]}.json").write_text('{"run_id": "')  # truncated JSON
     data = (runs / f"{ids[1]}.parquet").read_bytes()
     (runs / f"{ids[1]}.parquet").write_bytes(data[: len(data) // 2])  # truncated parquet
@@ -214,16 +173,15 @@ def test_corrupt_or_truncated_files_are_reported_and_rerun_and_never_crash_loadi
     assert {run_id for run_id, _ in scan.problems} == set(ids[:4])
 
     capsys.readouterr()
-    again = run(config, tmp_path / "out", jobs=1)
+    again = run(tiny_sweep, tmp_path / "out", jobs=1)
     assert (again.skipped, again.ran) == (TINY_RUNS - 4, 4)
     err = capsys.readouterr().err
     assert all(f"run {run_id} is unreadable" in err for run_id in ids[:4])
-    pd.testing.assert_frame_equal(without_timing(bench.load(tmp_path / "out")), reference)
+    pd.testing.assert_frame_equal(untimed(bench.load(tmp_path / "out")), reference)
 
 
-def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    config = write(
-        tmp_path,
+def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, sweep_file):
+    config = sweep_file(
         """
         [sweep]
         name = "boom"
@@ -248,30 +206,84 @@ def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries_it(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, tiny_sweep
 ):
     import ogan
 
     train = ogan.train
 
+    def crash_inside():
+        raise RuntimeError("simulated crash")
+
     def flaky(workload, optimizer, **kw):
         if workload == "bilinear" and optimizer["lr"] == 1e-2 and kw["seed"] == 1:
-            raise RuntimeError("simulated crash")
+            crash_inside()
         return train(workload, optimizer, **kw)
 
-    config = write(tmp_path, TINY)
     monkeypatch.setattr(ogan, "train", flaky)  # jobs=1 trains in this process
-    report = run(config, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
+    report = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
     assert (report.ran, report.failed) == (TINY_RUNS - 2, 2)  # adam and extra-adam at 1e-2
     assert sum("FAILED (RuntimeError: simulated crash)" in line for line in report.lines) == 2
+    failed = [s.run_id for s in report.sweep.specs if s.workload == "bilinear" and s.lr == 1e-2
+              and s.seed == 1]  # fmt: skip
+    runs = tmp_path / "out" / "tiny" / "runs"
+    assert sorted(p.name for p in runs.glob("*.error.txt")) == sorted(
+        f"{i}.error.txt" for i in failed
+    )
+    for run_id in failed:  # the whole traceback, down to the frame that raised
+        text = (runs / f"{run_id}.error.txt").read_text()
+        assert text.startswith("Traceback (most recent call last)") and "crash_inside" in text
+        assert text.rstrip().splitlines()[-1] == "RuntimeError: simulated crash"
+    table = report.lines[-1].splitlines()
+    assert table[0].split()[-2:] == ["failed", "error"]
+    rows = {tuple(line.split()[:2]): line for line in table[1:]}
+    for label in ("adam", "extra-adam+ortho"):
+        assert rows["bilinear", label].endswith(" 1 RuntimeError: simulated crash")
+    assert rows["mog-ring", "adam"].split()[-1] == "0"
+
     monkeypatch.setattr(ogan, "train", train)
-    again = run(config, tmp_path / "out", jobs=1, population=1)
+    again = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
     assert (again.skipped, again.ran, again.failed) == (TINY_RUNS - 2, 2, 0)
+    assert not list(runs.glob("*.error.txt"))  # a successful run of that id removes its error
+    assert "failed" in again.lines[-1] and "error" not in again.lines[-1].splitlines()[0]
 
 
-def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(tmp_path):
-    # one run per process: bit for bit (test_runner_population.py kills a population sweep)
-    config = write(tmp_path, SLOW)
+def test_status_line_and_summary_table_name_the_metric_the_run_recorded(
+    tmp_path, monkeypatch, sweep_file, vision_files
+):
+    # seed-mlp's metrics follow its data option: on MNIST it reports Inception FID, not digits_fid
+    from ogan.workloads.digits import SeedMLP
+
+    monkeypatch.setattr(SeedMLP, "evaluate", lambda self, G, D, gen: {"fid": 7.25})
+    config = sweep_file(
+        f"""
+        [sweep]
+        name = "mlp-mnist"
+        seeds = [0]
+        [[workload]]
+        name = "seed-mlp"
+        data = "mnist"
+        data_dir = "{vision_files["data_dir"]}"
+        fid_weights = "{vision_files["fid_weights"]}"
+        batch_size = 8
+        steps = 2
+        eval_every = 2
+        [[optimizer]]
+        name = "adam"
+        lr = 2e-4
+        """
+    )
+    report = run(config, tmp_path / "out", jobs=1)
+    assert report.lines[1].startswith("[1/1] seed-mlp adam lr=0.0002 seed=0: fid=7.25 (")
+    table = report.lines[-1].splitlines()
+    assert table[1].split()[:6] == ["seed-mlp", "adam", "1", "0", "fid", "7.25"]
+    assert "digits_fid" not in "\n".join(report.lines)
+
+
+def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
+    tmp_path, sweep_file, untimed
+):
+    config = sweep_file(SLOW)
     killed = tmp_path / "killed"
     one = ("--population", "1")
     proc = subprocess.Popen(
@@ -297,19 +309,19 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"{stored} already finished, {SLOW_RUNS - stored} to run" in resumed.stdout
-    assert not list((killed / "slow" / "runs").glob(".*.tmp"))
+    assert not temporaries(killed / "slow" / "runs")
 
     whole = run(config, tmp_path / "whole", jobs=1, population=1)
     assert whole.ran == SLOW_RUNS
     for load in (bench.load, bench.load_traces, bench.load_runs):
         pd.testing.assert_frame_equal(
-            without_timing(load(killed)), without_timing(load(tmp_path / "whole"))
+            untimed(load(killed)), untimed(load(tmp_path / "whole"))
         )
 
 
 @pytest.mark.parametrize("to", ["runner", "process group"])  # a terminal's Ctrl-C: the group
-def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path):
-    config = write(tmp_path, SLOW)
+def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sweep_file):
+    config = sweep_file(SLOW)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         bench_cmd("run", str(config), "--out", str(out), "--jobs", "2", "--device", "cpu"),
@@ -338,29 +350,26 @@ def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path):
     assert again.skipped == len(scan.finished) and again.skipped + again.ran == SLOW_RUNS
 
 
-def test_stale_temporary_files_of_a_killed_writer_are_removed(tmp_path):
-    config = write(tmp_path, TINY)
+def test_stale_temporary_files_of_a_killed_writer_are_removed(tmp_path, tiny_sweep):
     runs = tmp_path / "out" / "tiny" / "runs"
     runs.mkdir(parents=True)
     stale = runs / ".0123456789abcdef.parquet.x1y2.tmp"
     stale.write_bytes(b"half a file")
-    run(config, tmp_path / "out", jobs=1, force=True)
+    run(tiny_sweep, tmp_path / "out", jobs=1, force=True)
     assert not stale.exists()
 
 
-def test_a_second_run_on_the_same_sweep_directory_is_refused(tmp_path):
-    config = write(tmp_path, TINY)
+def test_a_second_run_on_the_same_sweep_directory_is_refused(tmp_path, tiny_sweep):
     sweep_dir = tmp_path / "out" / "tiny"
     sweep_dir.mkdir(parents=True)
     with open(sweep_dir / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(BenchError, match="another `bench run` is writing"):
-            run(config, tmp_path / "out", jobs=1)
+            run(tiny_sweep, tmp_path / "out", jobs=1)
 
 
-def test_dry_run_lists_the_runs_to_do_and_writes_nothing(tmp_path):
-    config = write(tmp_path, TINY)
-    report = run(config, tmp_path / "out", dry_run=True)
+def test_dry_run_lists_the_runs_to_do_and_writes_nothing(tmp_path, tiny_sweep):
+    report = run(tiny_sweep, tmp_path / "out", dry_run=True)
     assert report.ran == 0 and not (tmp_path / "out").exists()
     assert "12 runs, 0 already finished, 12 to run" in report.lines[0]
     assert len(report.lines) == 1 + TINY_RUNS

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import ogan
+from ogan.game import Game
 from ogan.game.config import resolve
-from ogan.game.train import _Game
 
 
 def distances(optimizer: str, eta: float, s: float, steps: int, **kw) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_alternating_gda_is_bounded_and_conserves_its_invariant(a):
     eta, s = a / 1.5, 1.5
     config = resolve("bilinear", "sgd", lr=eta, dim=3, singular_values=[s], scheme="alternating",
                      steps=600, device="cpu")  # fmt: skip
-    game = _Game(config)
+    game = Game(config)
     A = game.d.module.A.double()
 
     def state():

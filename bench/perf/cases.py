@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from ogan.optim import Ortho
 from ogan.projection import orthogonalize_
+from ogan.workloads import nets
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
 
@@ -51,28 +51,14 @@ class Case:
 # -- models -------------------------------------------------------------------------------------
 
 
-def seed_mlp(out: int = 784) -> nn.Module:
+def seed_mlp() -> nn.Module:
     """The seed article's G and D at MNIST size: 14 tensors, 238,645 parameters."""
-    from ogan.workloads.mog import mlp
-
-    G = nn.Sequential(mlp([100, 128, 128, 100, out]), nn.Sigmoid())
-    D = mlp([out, 128, 128, 1])
-    return nn.ModuleList([G, D])
+    return nn.ModuleList(nets.seed_mlp_players(784))
 
 
 def dcgan64() -> nn.Module:
     """Radford et al.'s 64×64 DCGAN G and D, with conv biases: 34 tensors, ~6.3 M parameters."""
-    g_ch, d_ch = [100, 512, 256, 128, 64], [3, 64, 128, 256, 512]
-    G: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(g_ch)):
-        stride, pad = (1, 0) if i == 0 else (2, 1)
-        G += [nn.ConvTranspose2d(a, b, 4, stride, pad), nn.BatchNorm2d(b), nn.ReLU()]
-    G += [nn.ConvTranspose2d(64, 3, 4, 2, 1), nn.Tanh()]
-    D: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(d_ch)):
-        D += [nn.Conv2d(a, b, 4, 2, 1), *([nn.BatchNorm2d(b)] if i else []), nn.LeakyReLU(0.2)]
-    D += [nn.Conv2d(512, 1, 4, 1, 0)]
-    return nn.ModuleList([nn.Sequential(*G), nn.Sequential(*D)])
+    return nn.ModuleList(nets.dcgan_players(channels=3, size=64, z_dim=100, w=64))
 
 
 MODELS = {"mlp": seed_mlp, "dcgan": dcgan64}
@@ -83,6 +69,16 @@ def _params_and_grads(model: str, device: str) -> tuple[list[torch.Tensor], list
     params = [p.detach().to(device) for p in MODELS[model]().parameters()]
     grads = [1e-2 * torch.randn_like(p) for p in params]
     return params, grads
+
+
+def _two_copies(model: str, device: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The model's parameters twice, each copy with the same gradients: subject and baseline."""
+    refs, grads = _params_and_grads(model, device)
+    a = [nn.Parameter(p.clone()) for p in refs]
+    b = [nn.Parameter(p.clone()) for p in refs]
+    for p, q, g in zip(a, b, grads):
+        p.grad, q.grad = g.clone(), g.clone()
+    return a, b
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -127,11 +123,7 @@ def projection_vs_foreach_add(model: str) -> Callable[[Settings], Pair]:
 
 def ortho_adam_vs_adam(model: str) -> Callable[[Settings], Pair]:
     def build(s: Settings) -> Pair:
-        refs, grads = _params_and_grads(model, s.device)
-        a = [nn.Parameter(p.clone()) for p in refs]
-        b = [nn.Parameter(p.clone()) for p in refs]
-        for p, q, g in zip(a, b, grads):
-            p.grad, q.grad = g.clone(), g.clone()
+        a, b = _two_copies(model, s.device)
         ortho = Ortho(torch.optim.Adam(a, lr=1e-5, foreach=True), impl=s.force_impl or "auto")
         adam = torch.optim.Adam(b, lr=1e-5, foreach=True)
         sync = _sync(s.device)
@@ -155,11 +147,7 @@ def optimizer_vs_adam(name: str, model: str) -> Callable[[Settings], Pair]:
     def build(s: Settings) -> Pair:
         from ogan import optim
 
-        refs, grads = _params_and_grads(model, s.device)
-        a = [nn.Parameter(p.clone()) for p in refs]
-        b = [nn.Parameter(p.clone()) for p in refs]
-        for p, q, g in zip(a, b, grads):
-            p.grad, q.grad = g.clone(), g.clone()
+        a, b = _two_copies(model, s.device)
         factory = optim.OPTIMIZERS[name].factory
         # torch.optim picks its for-loop implementation on CPU unless asked for foreach
         multi = {"foreach": True} if "foreach" in inspect.signature(factory).parameters else {}
@@ -234,12 +222,12 @@ def runner_vs_direct(s: Settings) -> Pair:
 
 
 def _seed_mlp_game(s: Settings, record_stats: bool = True):
+    from ogan.game import Game
     from ogan.game.config import resolve
-    from ogan.game.train import _Game
 
     config = resolve("seed-mlp", {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
                      device=s.device, batch_size=64)  # fmt: skip
-    return _Game(config, record_stats=record_stats)
+    return Game(config, record_stats=record_stats)
 
 
 def _kernel_step(game) -> Callable[[], None]:
@@ -312,15 +300,15 @@ def population_vs_single_runs(
     statistics on: the ratio is the time of a member-step over that of a standalone step."""
 
     def build(s: Settings) -> Pair:
+        from ogan.game import Game
         from ogan.game.config import resolve
         from ogan.game.population import PopulationGame
-        from ogan.game.train import _Game
 
         configs = [resolve(workload, optimizer, device=s.device, seed=seed, **options)
                    for seed in range(POPULATION)]  # fmt: skip
         with torch.random.fork_rng():  # building players seeds the global generator
             population = PopulationGame(configs)
-            singles = [_kernel_step(_Game(c)) for c in configs]
+            singles = [_kernel_step(Game(c)) for c in configs]
         counter = [0]
 
         def members() -> None:  # what train_population does per step

@@ -155,7 +155,7 @@ def training(device: torch.device, steps: int = 300) -> dict[str, Any]:
     ):
         t0 = time.perf_counter()
         r = ogan.train(workload, opt, steps=steps, eval_every=steps, device=str(device))
-        primary = ogan.workloads.get(workload).primary_metric
+        primary = r.summary["target"]["metric"]  # the run's own (options may change it)
         out[workload] = {
             "optimizer": opt,
             "steps": steps,

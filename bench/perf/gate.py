@@ -24,7 +24,7 @@ import torch
 from bench.errors import BenchError
 from bench.perf.cases import CASES, Settings
 from bench.perf.measure import Measurement, interleaved
-from bench.store import atomic_write_bytes
+from ogan.files import atomic_write_bytes
 
 DEFAULT = Settings()
 TOLERANCE = 0.5

@@ -5,8 +5,33 @@
 
 Pipeline: :mod:`~bench.report.data` loads and checks the runs, :mod:`~bench.report.tables`
 selects learning rates and computes every number (with :mod:`~bench.report.stats`),
-:mod:`~bench.report.figures` draws the PNGs, :mod:`~bench.report.document` lays them out and
+:mod:`~bench.report.figures` draws the PNGs (a module per kind of figure),
+:mod:`~bench.report.document` lays them out as prose and formatted tables, and
 :mod:`~bench.report.html` writes ``index.html`` (self-contained) and ``report.md``.
+
+Glossary: one word per concept, in the code, the column names and the prose.
+
+- *optimizer*: an optimizer configuration, everything but the swept learning rate: a row of
+  the tables, a colour of the figures. Its name is its ``label`` (the sweep's ``label`` key,
+  by default the registry name and flags, e.g. ``adam+ortho``), with ``+ortho``/``+surgery``
+  or ``#n`` appended where one label covers several configurations on a workload.
+- *label*: the spec's own name for an optimizer (``bench.load``'s ``optimizer`` column); the
+  report shows it only for runs it has no record of (missing runs).
+- *optimizer name* (``optimizer_name``): the registry entry an optimizer wraps (``adam``).
+- *base* and *projected*: the two sides of a paired comparison, an optimizer without and with a
+  projection (⊥Grad or D gradient surgery), identical otherwise.
+- *workload*: the registered name, with the options that differ appended where one name ran
+  with several option sets (``workload_name`` is the registered name alone).
+- *diverged*: a non-finite loss or gradient stopped the run (``summary["diverged_at"]``).
+- *non-finite* (``nonfinite``): diverged, or ended with a non-finite final primary metric. A
+  non-finite run counts as worse than any finite value when learning rates are selected and
+  optimizers ranked, and is left out of means.
+- *failed*: the run raised an error. It has no record: the report lists it as missing, and
+  the next ``python -m bench run`` retries it.
+- *missing*: listed in ``sweep.json`` without a finished run; *unreadable*: a run whose files
+  do not read back (left out of everything, re-run by the next ``bench run``).
+- *selection seeds* choose each optimizer's learning rate; every claim is made on the
+  *report seeds* (disjoint from two seeds on).
 """
 
 from __future__ import annotations
@@ -18,7 +43,16 @@ from bench.report.tables import Analysis, analyse
 
 __all__ = ["Analysis", "SweepData", "analyse", "build_report", "load_sweep"]
 
-CSV_TABLES = ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "failed")
+CSV_TABLES = (
+    "summary",
+    "paired",
+    "claims",
+    "ranking",
+    "best_lr",
+    "grad_norms",
+    "missing",
+    "nonfinite",
+)
 """The numeric tables written next to the report as ``<name>.csv`` (full precision)."""
 
 
@@ -33,7 +67,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
     Raises:
         BenchError: ``path`` holds no finished run (the message names it and what is missing).
     """
-    from bench.report import document, figures, html, tables
+    from bench.report import document, figures, html, provenance, published
 
     path = Path(path)
     data = load_sweep(path)
@@ -50,19 +84,21 @@ def build_report(path: Path, out: Path | None = None) -> Path:
     numeric = {
         "summary": a.summary,
         "paired": a.paired,
+        "claims": a.claims,
         "ranking": a.ranking,
         "best_lr": a.best,
         "grad_norms": a.grad_norms,
         "missing": data.missing,
-        "failed": data.runs.loc[
-            data.runs["failed"],
-            ["workload", "variant", "lr", "seed", "diverged_at", "final", "run_id"],
+        "nonfinite": data.runs.loc[
+            data.runs["nonfinite"],
+            ["workload", "optimizer", "lr", "seed", "diverged_at", "final", "run_id"],
         ],
     }
     for name in CSV_TABLES:
         numeric[name].to_csv(out / f"{name}.csv", index=False)
 
-    doc = document.compose(a, drawn, notes, tables.provenance(data))
+    doc = document.compose(a, drawn, notes, provenance.provenance(data))
+    doc.sections[1:1] = published.sections(a)  # after the findings
     index = out / "index.html"
     index.write_text(html.render_html(doc, out), encoding="utf-8")
     (out / "report.md").write_text(html.render_markdown(doc), encoding="utf-8")

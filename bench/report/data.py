@@ -1,8 +1,10 @@
 """Everything the report reads from a results directory, loaded once and checked.
 
-The store's loaders (``bench.load*``) give tidy frames; this module adds what the report needs
-on top: which runs failed, which variant is the ⊥Grad or surgery version of which base, the
-workloads' metadata, and which runs the sweep asked for but did not finish.
+:func:`bench.store.read_results` reads the directory once (the same tidy frames as
+``bench.load*``); this module adds what the report needs on top: the name of each optimizer,
+which runs are non-finite, which optimizer is the ⊥Grad or surgery twin of which base, each
+workload's metrics as its runs recorded them, and which runs the sweep asked for but did not
+finish. The words are those of the glossary in :mod:`bench.report`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import pandas as pd
 
 from bench import store
 from bench.errors import BenchError
-from bench.spec import RunSpec
 
-SWEEP_FILE = "sweep.json"
+SEQUENTIAL_FILE = "sequential.json"
+"""Written by ``bench run --until-decided`` (:mod:`bench.sequential`): its design and looks."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,20 @@ class WorkloadInfo:
     metrics: dict[str, tuple[str, bool]]  # metric -> (description, higher_is_better)
     primary: str
     target: float | None
-    registered: bool  # False: not in ogan.workloads; metadata inferred from the runs
+    scales: dict[str, tuple[tuple[float | None, float | None], bool]] = field(default_factory=dict)
+    """metric -> (bounds, log_scale) as the runs recorded them (absent: unbounded, linear)."""
 
     @property
     def higher_is_better(self) -> bool:
         return self.metrics[self.primary][1]
+
+    def bounds(self, metric: str | None = None) -> tuple[float | None, float | None]:
+        """The (lo, hi) range of ``metric`` (default: the primary); None: no bound."""
+        return self.scales.get(metric or self.primary, ((None, None), False))[0]
+
+    def log_scale(self, metric: str | None = None) -> bool:
+        """Whether ``metric`` (default: the primary) is positive and compared by ratio."""
+        return self.scales.get(metric or self.primary, ((None, None), False))[1]
 
     def target_text(self) -> str:
         if self.target is None:
@@ -49,8 +60,9 @@ class WorkloadInfo:
 class SweepData:
     """One results directory, loaded.
 
-    ``runs``: one row per finished run (``bench.load_runs`` plus ``workload_name``, ``variant``,
-    ``failed``, ``final``: the workload's final primary metric). ``history`` and ``traces``
+    ``runs``: one row per finished run (``bench.load_runs`` with its ``optimizer`` column, the
+    spec's label, renamed ``label``; plus ``workload_name``, ``optimizer``, ``diverged``,
+    ``nonfinite``, ``final``: the workload's final primary metric). ``history`` and ``traces``
     carry the same identity columns. ``workload`` is the report's workload key: the name, or
     the name with its options when one workload appears with several option sets.
     """
@@ -62,83 +74,71 @@ class SweepData:
     traces: pd.DataFrame
     records: list[dict[str, Any]]
     workloads: dict[str, WorkloadInfo]  # by report workload key
-    variant_config: dict[tuple[str, str], dict[str, Any]]  # (workload, variant) -> optimizer config
-    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"), base, variant
+    optimizer_config: dict[tuple[str, str], dict[str, Any]]  # (workload, optimizer) -> config
+    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"), base, projected
     missing: pd.DataFrame  # specs listed in sweep.json without a finished run
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
+    selection_seeds: dict[str, list[int]] = field(default_factory=dict)
+    """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
 
 
-def sweep_dirs(path: Path) -> list[Path]:
-    """The sweep directories at ``path``: itself, its parent if it is ``runs``, or its children."""
-    if path.name == store.RUNS:
-        return [path.parent]
-    if (path / store.RUNS).is_dir() or (path / SWEEP_FILE).is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    return sorted(
-        p for p in path.iterdir() if (p / store.RUNS).is_dir() or (p / SWEEP_FILE).is_file()
-    )
+def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[WorkloadInfo, str]:
+    """The metrics of workload ``wl`` (registered as ``name``) as its runs recorded them.
 
-
-def _read_sweep_file(sweep_dir: Path) -> list[RunSpec] | None:
-    path = sweep_dir / SWEEP_FILE
-    if not path.is_file():
-        return None
-    try:
-        return [RunSpec.from_dict(d) for d in json.loads(path.read_text())["specs"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-
-
-def _workload_info(name: str, runs: pd.DataFrame, records: list[dict[str, Any]]) -> WorkloadInfo:
+    Every run stores its own metric table and target (``summary["metrics"]``,
+    ``summary["target"]``): a run's metric set can follow its workload options (seed-mlp on
+    MNIST), so it is read from the runs, never from the workload class. Records written before
+    ogan stored the table have only their ``final_<metric>`` values: lower is assumed better,
+    and the returned note says so (as it says when the runs' tables disagree).
+    """
     from ogan import workloads
     from ogan.errors import ConfigError
 
     try:
-        cls = workloads.get(name)
-        recorded = next((r["summary"] for r in records if "metrics" in r["summary"]), None)
-        if recorded is not None:  # the runs' own table: metrics can follow a workload's options
-            return WorkloadInfo(
-                name=name,
-                description=cls.description,
-                metrics={
-                    m: (v["description"], v["higher_is_better"])
-                    for m, v in recorded["metrics"].items()
-                },
-                primary=recorded["target"]["metric"],
-                target=float(recorded["target"]["value"]),
-                registered=True,
-            )
+        description = workloads.get(name).description
     except ConfigError:
-        finals = sorted(c.removeprefix("final_") for c in runs.columns if c.startswith("final_"))
-        finals = [m for m in finals if runs[f"final_{m}"].notna().any()]
-        primary = (
-            runs["target_metric"].dropna().iloc[0]
-            if runs["target_metric"].notna().any()
-            else finals[0]
+        description = "(not a registered workload)"
+    summaries = [r["summary"] for r in records]
+    target = summaries[0].get("target") or {}
+    if "metrics" in summaries[0]:
+        metrics = {
+            m: (v["description"], v["higher_is_better"]) for m, v in summaries[0]["metrics"].items()
+        }
+        scales = {
+            m: (tuple(v.get("bounds") or (None, None)), bool(v.get("log_scale", False)))
+            for m, v in summaries[0]["metrics"].items()
+        }
+        tables = {_canonical([s.get("metrics"), s.get("target")]) for s in summaries}
+        note = (
+            f"{wl}: its runs record different metric tables or targets; the first run's is used."
+            if len(tables) > 1
+            else ""
         )
-        target = runs["target_value"].dropna()
-        return WorkloadInfo(
-            name=name,
-            description=(
-                "(not a registered workload: metrics taken from the runs, lower assumed better)"
-            ),
-            metrics={m: ("", False) for m in finals},
-            primary=primary,
-            target=float(target.iloc[0]) if len(target) else None,
-            registered=False,
+    else:
+        finals = sorted(
+            k.removeprefix("final_")
+            for k in {k for s in summaries for k, v in s.items() if v is not None}
+            if k.startswith("final_")
         )
-    return WorkloadInfo(
+        metrics = {m: ("", False) for m in finals}
+        scales = {}
+        note = (
+            f"{wl}: its runs record no metric table (written by an older ogan), so lower is "
+            f"assumed better for {', '.join(finals)}."
+        )
+    primary = target.get("metric") or next(iter(metrics))
+    value = target.get("value")
+    info = WorkloadInfo(
         name=name,
-        description=cls.description,
-        metrics={m: (v.description, v.higher_is_better) for m, v in cls.metrics.items()},
-        primary=cls.primary_metric,
-        target=float(cls.target),
-        registered=True,
+        description=description,
+        metrics=metrics,
+        primary=primary,
+        target=None if value is None else float(value),
+        scales=scales,
     )
+    return info, note
 
 
 def _canonical(d: dict[str, Any]) -> str:
@@ -158,7 +158,7 @@ def _workload_keys(records: list[dict[str, Any]]) -> dict[str, str]:
     opts: dict[str, dict[str, dict[str, Any]]] = {}
     for r in records:
         spec = r["spec"]
-        # surgery may be set in the [[workload]] table; it is part of the variant (the resolved
+        # surgery may be set in the [[workload]] table; it is part of the optimizer (the resolved
         # optimizer config carries it), not of the workload.
         options = {k: v for k, v in spec["workload_options"].items() if k != "surgery"}
         setting = {**options, "steps": spec["steps"], "eval_every": spec["eval_every"]}
@@ -178,10 +178,10 @@ def _workload_keys(records: list[dict[str, Any]]) -> dict[str, str]:
     return keys
 
 
-def _variants(
+def _optimizers(
     records: list[dict[str, Any]], wl_key: dict[str, str]
 ) -> tuple[dict[str, str], dict[tuple[str, str], dict[str, Any]]]:
-    """run_id -> variant name, and each variant's optimizer config (lr dropped).
+    """run_id -> optimizer name, and each optimizer's resolved config (lr dropped).
 
     The name is the spec's label. When one label covers several configs on a workload (e.g.
     surgery set in the workload table), "+ortho"/"+surgery" is appended, else a number.
@@ -211,13 +211,13 @@ def _variants(
 
 
 def _pairs(
-    records: list[dict[str, Any]], wl_key: dict[str, str], variant: dict[str, str]
+    records: list[dict[str, Any]], wl_key: dict[str, str], optimizer: dict[str, str]
 ) -> pd.DataFrame:
-    """(workload, kind, base, variant) for every variant whose ⊥Grad- or surgery-free twin ran."""
+    """(workload, kind, base, projected) for every optimizer whose projection-free twin ran."""
     keys: dict[tuple[str, str], str] = {}
     flags: dict[tuple[str, str], dict[str, Any]] = {}
     for r in records:
-        wv = (wl_key[r["run_id"]], variant[r["run_id"]])
+        wv = (wl_key[r["run_id"]], optimizer[r["run_id"]])
         opt = r["config"]["optimizer"]
         keys[wv] = _optimizer_key(opt)
         flags[wv] = opt
@@ -227,22 +227,39 @@ def _pairs(
         if opt.get("ortho"):
             base = by_key.get((wl, _optimizer_key(opt, drop=("ortho",))))
             if base is not None:
-                rows.append({"workload": wl, "kind": "ortho", "base": base, "variant": v})
+                rows.append({"workload": wl, "kind": "ortho", "base": base, "projected": v})
         if opt.get("surgery"):
             base = by_key.get((wl, _optimizer_key({**opt, "surgery": False})))
             if base is not None:
-                rows.append({"workload": wl, "kind": "surgery", "base": base, "variant": v})
-    return pd.DataFrame(rows, columns=["workload", "kind", "base", "variant"])
+                rows.append({"workload": wl, "kind": "surgery", "base": base, "projected": v})
+    return pd.DataFrame(rows, columns=["workload", "kind", "base", "projected"])
 
 
-def _relabel(frame: pd.DataFrame, wl_key: dict[str, str], variant: dict[str, str]) -> pd.DataFrame:
+def _relabel(
+    frame: pd.DataFrame, wl_key: dict[str, str], optimizer: dict[str, str]
+) -> pd.DataFrame:
+    """The report's workload and optimizer names; the store's names stay as workload_name, label."""
     if frame.empty:
         return frame
-    frame = frame.copy()
+    frame = frame.rename(columns={"optimizer": "label"})
     frame.insert(frame.columns.get_loc("workload") + 1, "workload_name", frame["workload"])
     frame["workload"] = frame["run_id"].map(wl_key)
-    frame.insert(frame.columns.get_loc("optimizer") + 1, "variant", frame["run_id"].map(variant))
+    frame.insert(frame.columns.get_loc("label") + 1, "optimizer", frame["run_id"].map(optimizer))
     return frame
+
+
+def _read_selection_seeds(sweep_dir: Path) -> dict[str, list[int]]:
+    """The selection seeds ``--until-decided`` fixed per workload (empty without its file)."""
+    path = sweep_dir / SEQUENTIAL_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return {
+            wl: [int(s) for s in seeds]
+            for wl, seeds in json.loads(path.read_text())["selection_seeds"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 
 
 def load_sweep(path: Path) -> SweepData:
@@ -253,28 +270,17 @@ def load_sweep(path: Path) -> SweepData:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"no results directory {path}; run python -m bench run first")
-    dirs = sweep_dirs(path)
-    if not dirs:
+    results = store.read_results(path)
+    if not results.sweep_dirs:
         raise BenchError(
             f"no finished runs under {path} (no runs/ directory); run python -m bench run first"
         )
-
-    expected_specs: list[RunSpec] = []
-    has_sweep_file = False
-    finished: set[str] = set()
-    problems = []
-    for d in dirs:
-        specs = _read_sweep_file(d)
-        if specs is not None:
-            has_sweep_file = True
-            expected_specs.extend(specs)
-        scanned = store.scan(d)
-        finished |= scanned.finished
-        problems += [
-            {"sweep": d.name, "run_id": rid, "problem": what} for rid, what in scanned.problems
-        ]
-
-    if not finished:
+    expected_specs = [spec for m in results.manifests.values() for spec in m["specs"]]
+    has_sweep_file = bool(results.manifests)
+    problems = [
+        {"sweep": sweep, "run_id": rid, "problem": what} for sweep, rid, what in results.problems
+    ]
+    if not results.records:
         detail = []
         if has_sweep_file:
             detail.append(f"sweep.json lists {len(expected_specs)} runs, none finished")
@@ -283,19 +289,20 @@ def load_sweep(path: Path) -> SweepData:
         extra = f" ({'; '.join(detail)})" if detail else ""
         raise BenchError(f"no finished runs under {path}{extra}; run python -m bench run first")
 
-    records = store.load_records(path)
-    runs = store.load_runs(path)
+    records = list(results.records)
     wl_key = _workload_keys(records)
-    variant, variant_config = _variants(records, wl_key)
-    runs = _relabel(runs, wl_key, variant)
-    history = _relabel(store.load(path), wl_key, variant)
-    traces = _relabel(store.load_traces(path), wl_key, variant)
+    optimizer, optimizer_config = _optimizers(records, wl_key)
+    runs = _relabel(results.runs, wl_key, optimizer)
+    history = _relabel(results.history, wl_key, optimizer)
+    traces = _relabel(results.traces, wl_key, optimizer)
 
     workloads = {}
     by_id = {r["run_id"]: r for r in records}
+    notes = []
     for wl, group in runs.groupby("workload", sort=True):
         group_records = [by_id[i] for i in group["run_id"]]
-        workloads[wl] = _workload_info(group["workload_name"].iloc[0], group, group_records)
+        workloads[wl], note = _workload_info(wl, group["workload_name"].iloc[0], group_records)
+        notes += [note] if note else []
     final = pd.Series(math.nan, index=runs.index)
     for wl, info in workloads.items():
         rows = runs["workload"] == wl
@@ -304,14 +311,14 @@ def load_sweep(path: Path) -> SweepData:
             final[rows] = runs.loc[rows, column].astype(float)
     runs["final"] = final
     runs["diverged"] = runs["diverged_at"].notna()
-    runs["failed"] = runs["diverged"] | ~np.isfinite(runs["final"])
+    runs["nonfinite"] = runs["diverged"] | ~np.isfinite(runs["final"])
 
     seen = set(runs["run_id"])
     missing = [
         {
             "sweep": s.sweep,
             "workload": s.workload,
-            "variant": s.label,
+            "label": s.label,
             "lr": s.lr,
             "seed": s.seed,
             "run_id": s.run_id,
@@ -320,29 +327,31 @@ def load_sweep(path: Path) -> SweepData:
         if s.run_id not in seen
     ]
     missing_df = pd.DataFrame(
-        missing, columns=["sweep", "workload", "variant", "lr", "seed", "run_id"]
+        missing, columns=["sweep", "workload", "label", "lr", "seed", "run_id"]
     )
     missing_df = missing_df.drop_duplicates("run_id").sort_values(
-        ["workload", "variant", "lr", "seed"]
+        ["workload", "label", "lr", "seed"]
     )
-    notes = []
     if not has_sweep_file:
         notes.append(
-            f"No {SWEEP_FILE} under {path}: runs that the sweep asked for but did not finish "
+            f"No {store.SWEEP} under {path}: runs that the sweep asked for but did not finish "
             "cannot be listed."
         )
     return SweepData(
         path=path,
-        sweep_dirs=dirs,
+        sweep_dirs=list(results.sweep_dirs),
         runs=runs,
         history=history,
         traces=traces,
         records=records,
         workloads=workloads,
-        variant_config=variant_config,
-        pairs=_pairs(records, wl_key, variant),
+        optimizer_config=optimizer_config,
+        pairs=_pairs(records, wl_key, optimizer),
         missing=missing_df.reset_index(drop=True),
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
         notes=notes,
+        selection_seeds={
+            wl: s for d in results.sweep_dirs for wl, s in _read_selection_seeds(d).items()
+        },
     )

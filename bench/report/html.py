@@ -11,8 +11,8 @@ import base64
 import html
 from pathlib import Path
 
-from bench.report.document import Block, Bullets, Document, Section, Table
-from bench.report.figures import FigureFile, slug
+from bench.report.document.model import Block, Bullets, Document, Section, Table
+from bench.report.figures.canvas import FigureFile, slug
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto;

@@ -1,9 +1,9 @@
-"""The report's numbers: best lr per variant, summaries, paired comparisons, ranking, provenance.
+"""The report's numbers: best lr per optimizer, summaries, paired comparisons, ranking.
 
 Every table here is a numeric DataFrame (the CSV files next to the report); formatting for
 HTML and Markdown happens in :mod:`bench.report.html`.
 
-The honesty rule: the best learning rate of a (workload, variant) is chosen on the *selection*
+The honesty rule: the best learning rate of a (workload, optimizer) is chosen on the *selection*
 seeds and every claim (means, CIs, paired tests, profiles, ranking) is made on the *report*
 seeds, which are disjoint whenever the workload has two or more seeds (see
 :func:`bench.report.stats.split_seeds`).
@@ -11,20 +11,18 @@ seeds, which are disjoint whenever the workload has two or more seeds (see
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.report import stats
+from bench.report import decisions, intervals, stats
 from bench.report.data import SweepData
 
 SELECTION_RULE = (
-    "For each workload and optimizer variant, the learning rate with the lowest fraction of "
-    "failed runs (diverged, or a non-finite final primary metric: a failure counts as worse "
+    "For each workload and optimizer, the learning rate with the lowest fraction of non-finite "
+    "runs (diverged, or a non-finite final primary metric: a non-finite run counts as worse "
     "than any finite value), then the best mean final primary metric, over the selection "
     "seeds; ties go to the smaller learning rate."
 )
@@ -40,9 +38,19 @@ class SeedSplit:
         """True when selection and report use the same seeds (a single-seed workload)."""
         return set(self.selection) == set(self.report)
 
+    @property
+    def selecting(self) -> list[int]:
+        """The seeds the lr is chosen on: every seed when there is one lr (nothing to choose)."""
+        return self.selection or self.report
+
     def describe(self) -> str:
         sel = ", ".join(map(str, self.selection))
         rep = ", ".join(map(str, self.report))
+        if not self.selection:
+            return (
+                f"one learning rate per optimizer: nothing is selected, so every seed ({rep}) "
+                "is reported"
+            )
         if self.shared:
             return (
                 f"one seed ({rep}): the learning rate is selected on the seed it is reported on, "
@@ -57,48 +65,60 @@ class Analysis:
 
     data: SweepData
     splits: dict[str, SeedSplit]
-    best: pd.DataFrame  # workload, variant, lr, fail_rate, score, n (on the selection seeds)
+    best: pd.DataFrame  # workload, optimizer, lr, nonfinite_rate, score, n (selection seeds)
     reported: pd.DataFrame  # the runs at the best lr on the report seeds
     summary: pd.DataFrame
     paired: pd.DataFrame
     ranking: pd.DataFrame
     profile_costs: dict[str, pd.DataFrame]
     grad_norms: pd.DataFrame
-    reference: dict[str, str | None]  # workload -> the Adam variant overheads are relative to
+    claims: pd.DataFrame  # the claim's verdicts (bench.report.decisions.claim_table)
+    reference: dict[str, str | None]  # workload -> the Adam optimizer overheads are relative to
 
 
-def seed_splits(runs: pd.DataFrame) -> dict[str, SeedSplit]:
-    return {
-        wl: SeedSplit(*stats.split_seeds(group["seed"].unique()))
-        for wl, group in runs.groupby("workload", sort=True)
-    }
+def seed_splits(
+    runs: pd.DataFrame, selection: dict[str, list[int]] | None = None
+) -> dict[str, SeedSplit]:
+    """Per workload; ``selection``: selection seeds fixed by workload (SweepData's).
+
+    A workload on which every optimizer ran one learning rate needs no selection: all its seeds
+    are report seeds (halving them would throw away seed pairs for nothing).
+    """
+    selection = selection or {}
+    splits = {}
+    for wl, group in runs.groupby("workload", sort=True):
+        one_lr = wl not in selection and group.groupby("optimizer")["lr"].nunique().max() == 1
+        fixed = [] if one_lr else selection.get(wl)
+        splits[wl] = SeedSplit(*stats.split_seeds(group["seed"].unique(), fixed))
+    return splits
 
 
 def best_lrs(runs: pd.DataFrame, splits: dict[str, SeedSplit], data: SweepData) -> pd.DataFrame:
     parts = []
     for wl, split in splits.items():
-        sel = runs[(runs["workload"] == wl) & runs["seed"].isin(split.selection)]
+        sel = runs[(runs["workload"] == wl) & runs["seed"].isin(split.selecting)]
         hib = data.workloads[wl].higher_is_better
-        parts.append(stats.select_best(sel, ["workload", "variant"], "final", "failed", hib))
+        parts.append(stats.select_best(sel, ["workload", "optimizer"], "final", "nonfinite", hib))
     return pd.concat(parts, ignore_index=True)
 
 
 def reported_runs(
     runs: pd.DataFrame, best: pd.DataFrame, splits: dict[str, SeedSplit]
 ) -> pd.DataFrame:
-    """The runs every claim is made on: each variant at its selected lr, on the report seeds."""
-    chosen = runs.merge(best[["workload", "variant", "lr"]], on=["workload", "variant", "lr"])
+    """The runs every claim is made on: each optimizer at its selected lr, on the report seeds."""
+    keys = ["workload", "optimizer", "lr"]
+    chosen = runs.merge(best[keys], on=keys)
     keep = [s in splits[wl].report for wl, s in zip(chosen["workload"], chosen["seed"])]
     return chosen[keep].reset_index(drop=True)
 
 
 def adam_reference(data: SweepData, workload: str) -> str | None:
-    """The plain Adam variant of a workload (overheads are relative to it), if one ran."""
-    variants = sorted(data.runs.loc[data.runs["workload"] == workload, "variant"].unique())
-    if "adam" in variants:
+    """The plain Adam optimizer of a workload (overheads are relative to it), if one ran."""
+    names = sorted(data.runs.loc[data.runs["workload"] == workload, "optimizer"].unique())
+    if "adam" in names:
         return "adam"
-    for v in variants:
-        cfg = data.variant_config[(workload, v)]
+    for v in names:
+        cfg = data.optimizer_config[(workload, v)]
         if cfg.get("name") == "adam" and not cfg.get("ortho") and not cfg.get("surgery"):
             return v
     return None
@@ -111,19 +131,19 @@ def population_sizes(runs: pd.DataFrame) -> pd.Series:
     return runs["population_size"].fillna(1).astype(int)
 
 
-def overhead(variant: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, int | None]:
-    """(mean time per step of ``variant`` / that of ``reference``, the population size).
+def overhead(runs: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, int | None]:
+    """(mean time per step of ``runs`` / that of ``reference``, the population size).
 
     A run's time per step is its share of its population's step, which depends on the size:
     both means are taken over the runs of one population size both ran at, the size most of
-    the variant's runs used (ties: the smaller). (NaN, None) when they share no size.
+    the runs's runs used (ties: the smaller). (NaN, None) when they share no size.
     """
-    sizes, ref_sizes = population_sizes(variant), population_sizes(reference)
+    sizes, ref_sizes = population_sizes(runs), population_sizes(reference)
     counts = sizes[sizes.isin(set(ref_sizes))].value_counts()
     if counts.empty:
         return math.nan, None
     size = int(min(counts.index, key=lambda n: (-counts[n], n)))
-    ratio = (variant.loc[sizes == size, "time_per_step"].mean()
+    ratio = (runs.loc[sizes == size, "time_per_step"].mean()
              / reference.loc[ref_sizes == size, "time_per_step"].mean())  # fmt: skip
     return float(ratio), size
 
@@ -135,32 +155,34 @@ def _median_inf(values: pd.Series) -> float:
 
 
 def summary_table(a: Analysis) -> pd.DataFrame:
-    """One row per workload × variant: the reported numbers."""
+    """One row per workload × optimizer: the reported numbers."""
     runs, rep = a.data.runs, a.reported
     rows = []
-    for (wl, variant), chosen in a.best.groupby(["workload", "variant"], sort=True):
+    for (wl, optimizer), chosen in a.best.groupby(["workload", "optimizer"], sort=True):
         lr = float(chosen["lr"].iloc[0])
-        r = rep[(rep["workload"] == wl) & (rep["variant"] == variant)]
-        every = runs[(runs["workload"] == wl) & (runs["variant"] == variant)]
-        ok = r[~r["failed"]]
-        ci = stats.mean_ci(ok["final"])
+        r = rep[(rep["workload"] == wl) & (rep["optimizer"] == optimizer)]
+        every = runs[(runs["workload"] == wl) & (runs["optimizer"] == optimizer)]
+        ok = r[~r["nonfinite"]]
+        info = a.data.workloads[wl]
+        ci = intervals.metric_ci(ok["final"], bounds=info.bounds(), log_scale=info.log_scale())
         tps = stats.mean_ci(every["time_per_step"])
         ref = a.reference.get(wl)
-        ref_runs = runs[(runs["workload"] == wl) & (runs["variant"] == ref)] if ref else None
+        ref_runs = runs[(runs["workload"] == wl) & (runs["optimizer"] == ref)] if ref else None
         ratio, size = overhead(every, ref_runs) if ref_runs is not None else (math.nan, None)
         rows.append(
             {
                 "workload": wl,
-                "variant": variant,
+                "optimizer": optimizer,
                 "best_lr": lr,
                 "lrs_tried": int(every["lr"].nunique()),
                 "n_report": len(r),
-                "final_mean": ci.mean,
+                "final_mean": ci.center,  # the geometric mean for a log-scale metric
                 "final_ci_lo": ci.lo,
                 "final_ci_hi": ci.hi,
+                "final_interval": ci.method,
                 "n_finite": ci.n,
-                "diverged_best": int(r["failed"].sum()),
-                "divergence_rate_best": float(r["failed"].mean()) if len(r) else math.nan,
+                "nonfinite_best": int(r["nonfinite"].sum()),
+                "nonfinite_rate_best": float(r["nonfinite"].mean()) if len(r) else math.nan,
                 "divergence_rate_all": float(every["diverged"].mean()),
                 "n_all": len(every),
                 "time_per_step_ms": 1e3 * tps.mean,
@@ -183,79 +205,84 @@ def summary_table(a: Analysis) -> pd.DataFrame:
 def paired_table(a: Analysis) -> pd.DataFrame:
     """Seed-matched base vs base+ortho and base vs surgery, each at its own selected lr."""
     rep = a.reported
+    designs = decisions.sequential_designs(a.data)
     rows = []
     for p in a.data.pairs.itertuples(index=False):
         info = a.data.workloads[p.workload]
 
-        def by_seed(variant: str, workload: str = p.workload) -> pd.DataFrame:
-            r = rep[(rep["workload"] == workload) & (rep["variant"] == variant)]
+        def by_seed(optimizer: str, workload: str = p.workload) -> pd.DataFrame:
+            r = rep[(rep["workload"] == workload) & (rep["optimizer"] == optimizer)]
             return r.set_index("seed")
 
-        base, var = by_seed(p.base), by_seed(p.variant)
-        common = base.index.intersection(var.index)
-        failed = int((base.loc[common, "failed"] | var.loc[common, "failed"]).sum())
-        base_ok, var_ok = base.loc[~base["failed"], "final"], var.loc[~var["failed"], "final"]
-        cmp = stats.compare_paired(base_ok, var_ok, info.higher_is_better)
+        base, proj = by_seed(p.base), by_seed(p.projected)
+        common = base.index.intersection(proj.index)
+        nonfinite = int((base.loc[common, "nonfinite"] | proj.loc[common, "nonfinite"]).sum())
+        base_ok = base.loc[~base["nonfinite"], "final"]
+        proj_ok = proj.loc[~proj["nonfinite"], "final"]
+        cmp = stats.compare_paired(base_ok, proj_ok, info.higher_is_better)
         # the means are over the pairs the difference is over, so that they subtract to it
-        paired = stats.paired_differences(base_ok, var_ok).index
-        lr = a.best.set_index(["workload", "variant"])["lr"]
+        paired = stats.paired_differences(base_ok, proj_ok).index
+        lr = a.best.set_index(["workload", "optimizer"])["lr"]
+        design = designs.get((p.workload, p.kind, p.base, p.projected), {})
+        v, how = decisions.final_verdict(base_ok, proj_ok, a.data, p.workload, design)
         rows.append(
             {
                 "workload": p.workload,
                 "kind": p.kind,
                 "base": p.base,
-                "variant": p.variant,
+                "projected": p.projected,
                 "metric": info.primary,
                 "higher_is_better": info.higher_is_better,
                 "lr_base": float(lr[(p.workload, p.base)]),
-                "lr_variant": float(lr[(p.workload, p.variant)]),
+                "lr_projected": float(lr[(p.workload, p.projected)]),
                 "seeds": ", ".join(map(str, sorted(common))),
                 "n_pairs": cmp.n,
-                "dropped_failed": failed,
+                "dropped_nonfinite": nonfinite,
                 "base_mean": float(base_ok.loc[paired].mean()),
-                "variant_mean": float(var_ok.loc[paired].mean()),
+                "projected_mean": float(proj_ok.loc[paired].mean()),
                 "mean_diff": cmp.mean_diff,
                 "diff_ci_lo": cmp.ci_lo,
                 "diff_ci_hi": cmp.ci_hi,
-                "variant_better": cmp.b_better,
+                "projected_better": cmp.b_better,
                 "wilcoxon_stat": cmp.statistic,
                 "p_value": cmp.pvalue,
                 "note": cmp.note,
+                **decisions.verdict_columns(v, how),
             }
         )
     return pd.DataFrame(rows)
 
 
 def ranking_table(a: Analysis) -> pd.DataFrame:
-    """Rank per workload (1 = best: fewest failures at the best lr, then best mean); mean rank."""
+    """Rank per workload (1 = best: fewest non-finite runs at the best lr, then best mean)."""
     s = a.summary
     ranks = {}
     for wl, g in s.groupby("workload", sort=True):
         hib = a.data.workloads[wl].higher_is_better
         ranks[wl] = pd.Series(
-            stats.rank_scores(g["divergence_rate_best"], g["final_mean"], hib).to_numpy(),
-            index=g["variant"],
+            stats.rank_scores(g["nonfinite_rate_best"], g["final_mean"], hib).to_numpy(),
+            index=g["optimizer"],
         )
     table = pd.DataFrame(ranks)
-    table.index.name = "variant"
+    table.index.name = "optimizer"
     table.insert(0, "mean_rank", table.mean(axis=1))
     table.insert(1, "workloads", table.iloc[:, 1:].notna().sum(axis=1))
     return table.sort_values(["mean_rank", "workloads"], ascending=[True, False]).reset_index()
 
 
 def _profile_costs(a: Analysis) -> dict[str, pd.DataFrame]:
-    """Workload × variant costs (lower is better; inf = failed or target not reached)."""
+    """Workload × optimizer costs (lower is better; inf = non-finite or target not reached)."""
     s = a.summary
     final = {}
     for row in s.itertuples(index=False):
         hib = a.data.workloads[row.workload].higher_is_better
-        if row.diverged_best > 0 or not math.isfinite(row.final_mean):
+        if row.nonfinite_best > 0 or not math.isfinite(row.final_mean):
             cost = math.inf
         elif hib:
             cost = 1 / row.final_mean if row.final_mean > 0 else math.inf
         else:
             cost = row.final_mean
-        final[(row.workload, row.variant)] = cost
+        final[(row.workload, row.optimizer)] = cost
 
     def table(values: dict[tuple[str, str], float]) -> pd.DataFrame:
         return pd.Series(values).unstack()
@@ -263,10 +290,10 @@ def _profile_costs(a: Analysis) -> dict[str, pd.DataFrame]:
     return {
         "final": table(final),
         "grad_evals_to_target": table(
-            {(r.workload, r.variant): r.grad_evals_to_target for r in s.itertuples(index=False)}
+            {(r.workload, r.optimizer): r.grad_evals_to_target for r in s.itertuples(index=False)}
         ),
         "time_to_target": table(
-            {(r.workload, r.variant): r.time_to_target_s for r in s.itertuples(index=False)}
+            {(r.workload, r.optimizer): r.time_to_target_s for r in s.itertuples(index=False)}
         ),
     }
 
@@ -279,11 +306,11 @@ def grad_norm_table(a: Analysis) -> pd.DataFrame:
         for k in ("median", "p99", "max", "vanishing_frac", "exploding_frac")
     ]
     cols = [c for c in cols if c in a.reported]
-    return a.reported.groupby(["workload", "variant"], sort=True)[cols].mean().reset_index()
+    return a.reported.groupby(["workload", "optimizer"], sort=True)[cols].mean().reset_index()
 
 
 def analyse(data: SweepData) -> Analysis:
-    splits = seed_splits(data.runs)
+    splits = seed_splits(data.runs, data.selection_seeds)
     best = best_lrs(data.runs, splits, data)
     a = Analysis(
         data=data,
@@ -295,6 +322,7 @@ def analyse(data: SweepData) -> Analysis:
         ranking=pd.DataFrame(),
         profile_costs={},
         grad_norms=pd.DataFrame(),
+        claims=pd.DataFrame(),
         reference={wl: adam_reference(data, wl) for wl in splits},
     )
     a.summary = summary_table(a)
@@ -302,94 +330,5 @@ def analyse(data: SweepData) -> Analysis:
     a.ranking = ranking_table(a)
     a.profile_costs = _profile_costs(a)
     a.grad_norms = grad_norm_table(a)
+    a.claims = decisions.claim_table(a)
     return a
-
-
-# -- how the metrics were computed ------------------------------------------------------------
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{key}."))
-        else:
-            out[key] = json.dumps(v) if isinstance(v, list | tuple) else v
-    return out
-
-
-def _distinct(values: list[Any]) -> str:
-    seen = sorted({str(v) for v in values})
-    return "; ".join(seen)
-
-
-def provenance(data: SweepData) -> dict[str, pd.DataFrame]:
-    """How every number was produced: metric definitions, metric_info, game config, environment."""
-    by_run = {r["run_id"]: r for r in data.records}
-    wl_of = dict(zip(data.runs["run_id"], data.runs["workload"]))
-    metric_rows, info_rows, config_rows = [], [], []
-    for wl, info in data.workloads.items():
-        for m, (desc, hib) in info.metrics.items():
-            metric_rows.append(
-                {
-                    "workload": wl,
-                    "metric": m,
-                    "primary": m == info.primary,
-                    "better": "higher" if hib else "lower",
-                    "target": f"{info.target:g}"
-                    if m == info.primary and info.target is not None
-                    else "",
-                    "definition": desc,
-                }
-            )
-        recs = [by_run[rid] for rid, w in wl_of.items() if w == wl]
-        infos = [_flatten(r["summary"].get("metric_info") or {}) for r in recs]
-        for key in sorted({k for i in infos for k in i}):
-            info_rows.append(
-                {"workload": wl, "key": key, "value": _distinct([i.get(key) for i in infos])}
-            )
-        if not any(infos):
-            info_rows.append(
-                {
-                    "workload": wl,
-                    "key": "(none)",
-                    "value": "computed in closed form from the parameters",
-                }
-            )
-        configs = [
-            _flatten({k: v for k, v in r["config"].items() if k not in ("optimizer", "seed")})
-            for r in recs
-        ]
-        for key in sorted({k for c in configs for k in c}):
-            config_rows.append(
-                {"workload": wl, "key": key, "value": _distinct([c.get(key) for c in configs])}
-            )
-    envs = [_flatten(r.get("env") or {}) for r in data.records]
-    env_rows = [
-        {"key": key, "value": _distinct([e.get(key) for e in envs])}
-        for key in sorted({k for e in envs for k in e})
-    ]
-    # The update scheme differs between variants (extrapolation methods are always
-    # simultaneous), which matters when comparing them, so it is listed per variant.
-    schemes: dict[tuple[str, str], set[str]] = {}
-    for r in data.runs.itertuples(index=False):
-        config = by_run[r.run_id]["config"]
-        scheme = f"{config.get('scheme')} (d_steps={config.get('d_steps')})"
-        schemes.setdefault((r.workload, r.variant), set()).add(scheme)
-    variant_rows = [
-        {
-            "workload": wl,
-            "variant": v,
-            "scheme": "; ".join(sorted(schemes.get((wl, v), ()))),
-            "optimizer config (lr swept)": json.dumps(cfg, sort_keys=True),
-        }
-        for (wl, v), cfg in sorted(data.variant_config.items())
-    ]
-    return {
-        "metrics": pd.DataFrame(metric_rows),
-        "metric_info": pd.DataFrame(info_rows),
-        "config": pd.DataFrame(config_rows),
-        "variants": pd.DataFrame(variant_rows),
-        "environment": pd.DataFrame(env_rows),
-    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,20 +10,24 @@ from typing import Any
 
 import torch
 
-from ogan import optim, workloads
+from ogan import optim
 from ogan.errors import ConfigError
 from ogan.game.losses import LOSSES
+from ogan.registry import resolve_name
 
 SCHEMES = ("simultaneous", "alternating")
 GAME_OPTIMIZER_KEYS = ("name", "lr_ratio", "surgery")
 """Keys of an optimizer spec that belong to the game rather than to one player's optimizer."""
+GAME_OPTIONS = ("scheme", "d_steps", "loss", "r1", "batch_size", "fresh_batch")
+"""Options of :func:`resolve` that shape the game, neither the workload's nor the optimizer's:
+what a sweep's ``[[workload]]`` table may set besides the workload's own options."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """A fully resolved training run: every default filled in, every value checked."""
 
-    workload: str
+    workload: str  # the name as given (an import path for an object passed by value)
     options: dict[str, Any]  # the workload's options, defaults included
     optimizer: dict[str, Any]  # name, lr, lr_ratio, surgery and the optimizer's hyperparameters
     steps: int
@@ -38,6 +41,9 @@ class TrainConfig:
     batch_size: int
     fresh_batch: bool  # extrapolation methods: a new minibatch for the update half-step
     threads: int | None  # torch intra-op threads during the run; None leaves torch's setting
+    sources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Where each name's code came from (``ogan.registry.Origin`` as dicts): ``workload``,
+    ``optimizer`` and, for a wrapper, ``optimizer.<key>`` (e.g. ``optimizer.base``)."""
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -64,27 +70,30 @@ def _nonneg_float(name: str, value: Any, *, strictly: bool = False) -> float:
     return x
 
 
-def _default_lr(name: str, spec: Mapping[str, Any]) -> float:
-    if name == "lookahead":
-        return _default_lr(spec.get("base", "adam"), {})
-    factory = optim.OPTIMIZERS[name].factory
-    return float(inspect.signature(factory).parameters["lr"].default)
-
-
-def resolve_optimizer(optimizer: str | Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The resolved optimizer spec and its extrapolation kind (None, "extragradient", "past")."""
-    spec = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+def resolve_optimizer(
+    optimizer: Any | Mapping[str, Any],
+) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+    """The resolved optimizer spec, its extrapolation kind (None, "extragradient", "past") and
+    where its code came from (see :attr:`TrainConfig.sources`)."""
+    spec = dict(optimizer) if isinstance(optimizer, Mapping) else {"name": optimizer}
     if "name" not in spec:
         raise ConfigError("optimizer spec needs a 'name', e.g. {'name': 'adam', 'lr': 2e-4}")
-    name = spec["name"]
+    entry = resolve_name("optimizer", spec["name"])
+    spec["name"] = name = entry.name  # a string, also for an object passed by value
+    sources = {"optimizer": entry.origin.to_dict()}
+    inner = optim.wrapped(name, spec)
+    if inner is not None:
+        key = entry.wraps[0]
+        spec[key] = inner.name
+        sources[f"optimizer.{key}"] = inner.origin.to_dict()
     valid = (*GAME_OPTIMIZER_KEYS, *optim.hyperparameters(name, spec))
     unknown = sorted(set(spec) - set(valid))
-    if unknown:
+    if unknown and not (inner or entry).open_keys:
         raise ConfigError(
             f"Unknown key(s) {', '.join(unknown)} for optimizer {name!r}; valid: {', '.join(valid)}"
         )
-    entry = optim.OPTIMIZERS[name]
-    spec["lr"] = _nonneg_float("lr", spec.get("lr", _default_lr(name, spec)), strictly=True)
+    lr = spec["lr"] if "lr" in spec else optim.default_lr(name, spec)
+    spec["lr"] = _nonneg_float("lr", lr, strictly=True)
     spec["lr_ratio"] = _nonneg_float(
         "lr_ratio", spec.get("lr_ratio", entry.game_defaults.get("lr_ratio", 1.0)), strictly=True
     )
@@ -94,14 +103,14 @@ def resolve_optimizer(optimizer: str | Mapping[str, Any]) -> tuple[dict[str, Any
         trial = optim.build(name, [torch.zeros(1, requires_grad=True)], **hparams)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"optimizer {name!r}: {exc}") from None
-    return spec, getattr(trial, "extrapolation", None)
+    except Exception as exc:  # a user's optimizer may raise anything for a bad value
+        raise ConfigError(f"optimizer {name!r}: {type(exc).__name__}: {exc}") from None
+    return spec, getattr(trial, "extrapolation", None), sources
 
 
 def resolve(
-    workload: str,
-    optimizer: str | Mapping[str, Any],
+    workload: Any,
+    optimizer: Any | Mapping[str, Any],
     *,
     steps: int | None = None,
     eval_every: int | None = None,
@@ -121,13 +130,15 @@ def resolve(
 ) -> TrainConfig:
     """Check and complete a run's configuration; raises ConfigError/MissingDataError, runs nothing.
 
-    ``lr`` and ``lr_ratio`` given here override the optimizer spec's.
+    ``workload`` and the optimizer's name are anything :func:`ogan.registry.resolve_name`
+    accepts; ``lr`` and ``lr_ratio`` given here override the optimizer spec's.
     """
-    cls = workloads.get(workload)
+    entry = resolve_name("workload", workload)
+    cls, workload = entry.obj, entry.name
     parsed = cls.parse_options(**options)
-    spec = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    spec = dict(optimizer) if isinstance(optimizer, Mapping) else {"name": optimizer}
     spec.update({k: v for k, v in (("lr", lr), ("lr_ratio", lr_ratio)) if v is not None})
-    spec, extrapolation = resolve_optimizer(spec)
+    spec, extrapolation, sources = resolve_optimizer(spec)
     if surgery is not None:
         spec["surgery"] = bool(surgery)
 
@@ -193,4 +204,5 @@ def resolve(
         batch_size=batch_size,
         fresh_batch=bool(fresh_batch),
         threads=threads,
+        sources={"workload": entry.origin.to_dict(), **sources},
     )

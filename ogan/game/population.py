@@ -9,7 +9,7 @@ optimistic and extrapolation methods, Lookahead) are thereby exactly per member;
 act per member through the parameter group's ``members`` key (:class:`ogan.optim.Ortho`,
 :class:`ogan.optim.MuonWithAdam`); D gradient surgery projects each member's slices here.
 
-The step follows ``ogan.game.train._Game.step`` scheme for scheme, with per-member losses and
+The step follows :meth:`ogan.game.Game.step` scheme for scheme, with per-member losses and
 statistics; tests/test_population.py holds the two to the same numbers.
 """
 
@@ -27,23 +27,32 @@ from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig
 from ogan.game.losses import LOSSES, r1_from_gradient
 from ogan.game.stacked import Stacked, take_members
-from ogan.game.train import TINY, _find, _seeds
-from ogan.optim.wrappers import Lookahead, Ortho
+from ogan.game.train import TINY, _find, _may_write_grad, _seeds
+from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho, set_mode
 from ogan.projection import member_slices, orthogonalize_, tensor_norms
 from ogan.workloads.base import Batch, Workload
 
 
 @dataclass
 class _Player:
+    """A population's :class:`ogan.game.Player`: the members' stacked networks and one optimizer."""
+
     net: Stacked
     lr: float
     optimizer: Optimizer
     ortho: Ortho | None
     lookahead: Lookahead | None
+    probe: GradNormProbe | None
 
     @property
     def params(self) -> list[Tensor]:
         return self.net.trainable
+
+
+def _rows(norms: Tensor, members: int, n: int) -> Tensor:
+    """Per-tensor norms of every member's tensors that had a gradient, member by member, as one
+    row per member over the player's ``n`` tensors (``gstats.pad``: the others are missing)."""
+    return torch.stack([gstats.pad(row, n) for row in norms.view(members, -1)])
 
 
 def _stack(tensors: list[Tensor | None]) -> Tensor | None:
@@ -88,7 +97,11 @@ class PopulationGame:
         lookahead = _find(opt, Lookahead)
         if lookahead is not None:
             lookahead.auto_sync = False  # both players synchronise together (see step)
-        return _Player(net, lr, opt, _find(opt, Ortho), lookahead)
+        ortho = _find(opt, Ortho)
+        if ortho is None and _may_write_grad(self.config.sources):
+            opt = GradNormProbe(opt)
+        set_mode(opt, "train")  # schedule-free optimizers start in eval mode
+        return _Player(net, lr, opt, ortho, lookahead, _find(opt, GradNormProbe))
 
     def _sample(self) -> Batch:
         """Each member's batch from its own generator, stacked."""
@@ -123,9 +136,12 @@ class PopulationGame:
 
     def _surgery(self, real_term: Tensor, fake_term: Tensor, params: list[Tensor]) -> None:
         """PCGrad between each member's real-data and fake-data gradients, per tensor."""
-        kw = {"allow_unused": True, "materialize_grads": True}
-        g_real = list(torch.autograd.grad(real_term.sum(), params, **kw))
-        g_fake = list(torch.autograd.grad(fake_term.sum(), params, **kw))
+        g_real = list(torch.autograd.grad(real_term.sum(), params, allow_unused=True))
+        g_fake = list(torch.autograd.grad(fake_term.sum(), params, allow_unused=True))
+        # a parameter neither term reaches keeps no gradient, as without surgery
+        unused = [a is None and b is None for a, b in zip(g_real, g_fake)]
+        g_real = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_real)]
+        g_fake = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_fake)]
         P = self.size
         before = tensor_norms(member_slices(torch._foreach_add(g_real, g_fake), P)).view(P, -1)
         original_real = torch._foreach_mul(g_real, 1.0)
@@ -134,8 +150,8 @@ class PopulationGame:
         s_fake = orthogonalize_(member_slices(g_fake, P), member_slices(original_real, P),
                                 renorm=False, conflict_only=True)  # fmt: skip
         torch._foreach_add_(g_real, g_fake)
-        for p, g in zip(params, g_real):
-            p.grad = g
+        for p, g, none in zip(params, g_real, unused):
+            p.grad = None if none else g
 
         def squares(norms: Tensor) -> Tensor:
             return norms.view(P, -1).square().sum(1)
@@ -166,18 +182,20 @@ class PopulationGame:
     # -- one step ---------------------------------------------------------------------------
 
     def _projection_norms(self, player: _Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
-        """Per member (removed (P,), after (P, n), before (P, n)); see ``_Game``."""
-        ortho = player.ortho
+        """Per member (removed (P,), after (P, n), before (P, n)); see :class:`ogan.game.Game`."""
+        ortho, P, n = player.ortho, self.size, len(player.params)
         if ortho is None or ortho.last_stats is None:
+            probe = player.probe
+            after = None if probe is None else _rows(probe.last_norms, P, n)
             if surgery is None:
-                return None, None, None
-            return surgery[0], None, surgery[1]
-        s, P = ortho.last_stats, self.size  # member by member (Ortho's members group)
+                return None, after, after
+            return surgery[0], after, surgery[1]
+        s = ortho.last_stats  # member by member (Ortho's members group)
         projected, before = s.norm_projected.view(P, -1), s.norm_before.view(P, -1)
         removed = 1 - projected.square().sum(1) / before.square().sum(1).clamp_min(TINY)
-        after = s.norm_applied(ortho.renorm, player.params[0].dtype).view(P, -1)
+        after = _rows(s.norm_applied(ortho.renorm, player.params[0].dtype), P, n)
         if surgery is None:
-            return removed, after, before
+            return removed, after, _rows(before, P, n)
         return 1 - (1 - surgery[0]) * (1 - removed), after, surgery[1]
 
     def _record(self, loss_g: Tensor, loss_d: Tensor) -> Tensor:
@@ -189,14 +207,16 @@ class PopulationGame:
         self._surgery_stats = None
         unread = [p for p, (_, after, _) in zip(players, parts) if after is None]
         if unread:  # the gradients still in .grad are the ones the optimizers used
-            grads = [s for p in unread for s in member_slices([q.grad for q in p.params], P)]
-            current = tensor_norms(grads)  # one fused call for every member's tensors
+            grads = {id(p): [q.grad for q in p.params if q.grad is not None] for p in unread}
+            current = tensor_norms(  # one fused call for every member's tensors
+                [s for p in unread for s in member_slices(grads[id(p)], P)]
+            )
             start = 0
             for i, (player, (removed, after, before)) in enumerate(zip(players, parts)):
                 if after is None:
-                    n = P * len(player.params)
-                    after = current[start : start + n].view(P, -1)
-                    start += n
+                    k = P * len(grads[id(player)])
+                    after = _rows(current[start : start + k], P, len(player.params))
+                    start += k
                     parts[i] = (removed, after, after if before is None else before)
         (removed_g, after_g, before_g), (removed_d, after_d, before_d) = parts
         zero = torch.zeros(P, device=self.device)
@@ -250,17 +270,24 @@ class PopulationGame:
         """The metrics of the member at ``slot``, as a plain module pair in eval mode."""
         if not all(torch.isfinite(p[slot]).all() for p in self.g.params + self.d.params):
             return {key: math.nan for key in self.workload.metrics}
-        G, D = self.g.net.load(slot), self.d.net.load(slot)
-        self.eval_gen.manual_seed(self.eval_seeds[slot])  # the same noise at every evaluation
-        modes = G.training, D.training
-        G.eval()
-        D.eval()
+        # schedule-free: the members' evaluation point (the averaged iterate) before loading
+        set_mode(self.g.optimizer, "eval")
+        set_mode(self.d.optimizer, "eval")
         try:
-            with torch.no_grad():
-                return self.workload.evaluate(G, D, self.eval_gen)
+            G, D = self.g.net.load(slot), self.d.net.load(slot)
+            self.eval_gen.manual_seed(self.eval_seeds[slot])  # the same noise at every evaluation
+            modes = G.training, D.training
+            G.eval()
+            D.eval()
+            try:
+                with torch.no_grad():
+                    return self.workload.evaluate(G, D, self.eval_gen)
+            finally:
+                G.train(modes[0])
+                D.train(modes[1])
         finally:
-            G.train(modes[0])
-            D.train(modes[1])
+            set_mode(self.g.optimizer, "train")
+            set_mode(self.d.optimizer, "train")
 
     def keep(self, slots: list[int]) -> None:
         """Continue with the members at ``slots`` only (the others stopped): their parameters,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ogan import optim
 from ogan.errors import ConfigError
 from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig, resolve
@@ -53,6 +54,14 @@ def train_population(
                 device=device, **options)
         for seed in seeds
     ]  # fmt: skip
+    spec = configs[0].optimizer
+    if not optim.acts_per_member(spec["name"], configs[0].hparams):
+        raise ConfigError(
+            f"optimizer {spec['name']!r} is not known to update each member of a population "
+            "as it would that member alone; train the seeds one at a time (ogan.train, or "
+            "bench run --population 1), or set elementwise = True on it if its update is "
+            "element by element"
+        )
     with _threads(configs[0].threads):
         return _run(configs)
 

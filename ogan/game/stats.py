@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from ogan.projection import tensor_norms
+
+MISSING = -1.0
+"""The recorded norm of a parameter that got no gradient in a step (``.grad`` None). Such a
+parameter is skipped by every optimizer (torch.optim's contract) and left out of the step's
+norms and layer extremes; a finite, impossible norm keeps the divergence check unchanged."""
 VANISHING = 1e-8
 """A step's global gradient norm below this is vanishing."""
 EXPLODING = 1e3
@@ -21,7 +29,9 @@ class RowLayout:
     ``after_*``/``before_*`` are the per-tensor gradient norms after and before any projection
     (``n_g`` and ``n_d`` entries) and ``removed_*`` the fraction of the squared norm removed.
     Recording per-tensor norms costs one foreach reduction per step; the global norms, layer
-    extremes and summaries are computed once, vectorised over all steps.
+    extremes and summaries are computed once, vectorised over all steps. A player's entries
+    are in no particular order (every derived column is a sum or an extreme); parameters
+    without a gradient are :data:`MISSING`, at the end (see :func:`pad`).
     """
 
     def __init__(self, n_g: int, n_d: int):
@@ -36,12 +46,34 @@ class RowLayout:
         for p, n, removed in (("g", self.n_g, rows[:, 2]), ("d", self.n_d, rows[:, 3])):
             after, before = rows[:, start : start + n], rows[:, start + n : start + 2 * n]
             start += 2 * n
-            out[f"grad_norm_{p}"] = after.square().sum(1).sqrt()
-            out[f"grad_norm_{p}_pre"] = before.square().sum(1).sqrt()
-            out[f"layer_min_{p}"] = after.min(1).values
-            out[f"layer_max_{p}"] = after.max(1).values
+            missing = after == MISSING
+            none = missing.all(1)  # no gradient at all: no extremes (NaN), norm 0
+            out[f"grad_norm_{p}"] = after.masked_fill(missing, 0).square().sum(1).sqrt()
+            out[f"grad_norm_{p}_pre"] = (
+                before.masked_fill(before == MISSING, 0).square().sum(1).sqrt()
+            )
+            low = after.masked_fill(missing, math.inf).min(1).values
+            out[f"layer_min_{p}"] = low.masked_fill(none, math.nan)
+            out[f"layer_max_{p}"] = after.max(1).values.masked_fill(none, math.nan)
             out[f"removed_frac_{p}"] = removed
         return {k: v.numpy() for k, v in out.items()}
+
+
+def pad(norms: Tensor, n: int) -> Tensor:
+    """A player's per-tensor norms over its ``n`` parameters, :data:`MISSING` for the rest."""
+    if len(norms) == n:
+        return norms
+    missing = norms.new_full((n - len(norms),), MISSING, dtype=torch.float32)
+    return torch.cat([norms.float(), missing])
+
+
+def grad_norms(params: list[Tensor]) -> Tensor:
+    """The per-tensor norms of the parameters' current gradients (:func:`pad` for those with
+    none)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.full((len(params),), MISSING, device=params[0].device)
+    return pad(tensor_norms(grads), len(params))
 
 
 def window_summary(columns: dict[str, np.ndarray]) -> dict[str, float]:
@@ -106,10 +138,7 @@ def run_summary(
             summary[f"grad_norm_{player}_{key}"] = value
         summary[f"removed_frac_{player}_mean"] = float(trace[f"removed_frac_{player}"].mean())
     # The run's own metric table: a workload's metrics may follow its options (seed-mlp on MNIST).
-    summary["metrics"] = {
-        name: {"description": m.description, "higher_is_better": m.higher_is_better}
-        for name, m in workload.metrics.items()
-    }
+    summary["metrics"] = {name: dataclasses.asdict(m) for name, m in workload.metrics.items()}
     primary = workload.primary_metric
     hit = _reached(history, primary, workload.target, workload.metrics[primary].higher_is_better)
     summary["target"] = {"metric": primary, "value": workload.target}

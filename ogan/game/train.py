@@ -30,7 +30,7 @@ from ogan import optim, workloads
 from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig, resolve
 from ogan.game.losses import LOSSES, r1_penalty
-from ogan.optim.wrappers import Lookahead, Ortho
+from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho, set_mode
 from ogan.projection import orthogonalize_, tensor_norms
 from ogan.workloads.base import Batch, Workload
 
@@ -58,12 +58,26 @@ class TrainResult:
 
 
 @dataclass
-class _Player:
+class Player:
+    """One player of a :class:`Game`: its network, the parameters it trains, its optimizer chain.
+
+    ``ortho``, ``lookahead`` and ``probe`` are the :class:`Ortho` / :class:`Lookahead` /
+    :class:`GradNormProbe` links of that chain (None where absent), found once so the step does
+    not search the chain every time.
+    """
+
     module: nn.Module
     params: list[Tensor]
     optimizer: torch.optim.Optimizer
     ortho: Ortho | None
     lookahead: Lookahead | None
+    probe: GradNormProbe | None  # optimizers that may write .grad: the norms before their step
+
+
+def _may_write_grad(sources: Mapping[str, Any]) -> bool:
+    """Whether an optimizer's code is other than ogan's and torch's, which never write .grad."""
+    targets = [s["target"] for k, s in sources.items() if k.startswith("optimizer")]
+    return any(not t.startswith(("ogan.", "torch.")) for t in targets)
 
 
 def _find(opt: torch.optim.Optimizer, kind: type) -> Any:
@@ -93,7 +107,25 @@ def _seeds(seed: int) -> tuple[int, int, int]:
     return int(init), int(data), int(evaluation)
 
 
-class _Game:
+class Game:
+    """The two-player game of one run, stepped and evaluated one generator update at a time.
+
+    :func:`train` drives it (timing, divergence, history); it is public so that code which needs
+    the step on its own — the perf cases that time it, the tests that check its maths against
+    closed forms — builds the exact game a run trains rather than a copy of it.
+
+    Args:
+        config: a resolved configuration (:func:`ogan.game.resolve`).
+        record_stats: False skips the per-step gradient statistics (the record is then just the
+            two losses); only to measure what the statistics cost.
+
+    Attributes:
+        workload: the workload instance, built from ``config.options``.
+        g, d: the generator's and the discriminator's :class:`Player`.
+        layout: the column layout of the raw record :meth:`step` returns.
+        grad_evals: gradient evaluations so far, ``[G, D]``.
+    """
+
     def __init__(self, config: TrainConfig, record_stats: bool = True):
         self.config = config
         # Off only to measure what the statistics cost (bench perf); the trainer always records.
@@ -120,13 +152,17 @@ class _Game:
         self._surgery_stats: tuple[Tensor, Tensor] | None = None  # (removed, norms before)
         self._zero = torch.zeros((), device=self.device)
 
-    def _player(self, module: nn.Module, name: str, lr: float) -> _Player:
+    def _player(self, module: nn.Module, name: str, lr: float) -> Player:
         params = [p for p in module.parameters() if p.requires_grad]
         opt = optim.build(name, params, lr=lr, **self.config.hparams)
         lookahead = _find(opt, Lookahead)
         if lookahead is not None:
             lookahead.auto_sync = False  # both players synchronise together (see step)
-        return _Player(module, params, opt, _find(opt, Ortho), lookahead)
+        ortho = _find(opt, Ortho)  # ⊥Grad records the norms before the step itself
+        if ortho is None and _may_write_grad(self.config.sources):
+            opt = GradNormProbe(opt)
+        set_mode(opt, "train")  # schedule-free optimizers start in eval mode
+        return Player(module, params, opt, ortho, lookahead, _find(opt, GradNormProbe))
 
     # -- gradients --------------------------------------------------------------------------
 
@@ -155,16 +191,19 @@ class _Game:
 
     def _surgery(self, real_term: Tensor, fake_term: Tensor, params: list[Tensor]) -> None:
         """PCGrad between D's real-data and fake-data gradients, per tensor; applies their sum."""
-        kw = {"allow_unused": True, "materialize_grads": True}
-        g_real = list(torch.autograd.grad(real_term, params, **kw))
-        g_fake = list(torch.autograd.grad(fake_term, params, **kw))
+        g_real = list(torch.autograd.grad(real_term, params, allow_unused=True))
+        g_fake = list(torch.autograd.grad(fake_term, params, allow_unused=True))
+        # a parameter neither term reaches keeps no gradient, as without surgery
+        unused = [a is None and b is None for a, b in zip(g_real, g_fake)]
+        g_real = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_real)]
+        g_fake = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_fake)]
         before = torch.stack(torch._foreach_norm(torch._foreach_add(g_real, g_fake)))  # unprojected
         original_real = torch._foreach_mul(g_real, 1.0)
         s_real = orthogonalize_(g_real, g_fake, renorm=False, conflict_only=True)
         s_fake = orthogonalize_(g_fake, original_real, renorm=False, conflict_only=True)
         torch._foreach_add_(g_real, g_fake)
-        for p, g in zip(params, g_real):
-            p.grad = g
+        for p, g, none in zip(params, g_real, unused):
+            p.grad = None if none else g
         kept = s_real.norm_projected.square().sum() + s_fake.norm_projected.square().sum()
         total = s_real.norm_before.square().sum() + s_fake.norm_before.square().sum()
         self._surgery_stats = (1 - kept / total.clamp_min(TINY), before)
@@ -188,22 +227,24 @@ class _Game:
 
     # -- one step ---------------------------------------------------------------------------
 
-    def _projection_norms(self, player: _Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
+    def _projection_norms(self, player: Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
         """(removed fraction, norms after, norms before) of a player's last update.
 
         ``after`` is None when it must be read from the current gradients (no ⊥Grad: the
         gradients the optimizer used are still in ``.grad``).
         """
-        ortho = player.ortho
+        ortho, n = player.ortho, len(player.params)
         if ortho is None or ortho.last_stats is None:
+            probe = player.probe
+            after = None if probe is None else gstats.pad(probe.last_norms, n)
             if surgery is None:
-                return None, None, None
-            return surgery[0], None, surgery[1]
+                return None, after, after
+            return surgery[0], after, surgery[1]
         s = ortho.last_stats
         removed = 1 - s.norm_projected.square().sum() / s.norm_before.square().sum().clamp_min(TINY)
-        after = s.norm_applied(ortho.renorm, player.params[0].dtype)
+        after = gstats.pad(s.norm_applied(ortho.renorm, player.params[0].dtype), n)
         if surgery is None:
-            return removed, after, s.norm_before
+            return removed, after, gstats.pad(s.norm_before, n)
         # surgery, then ⊥Grad: the norm before both; the removed fractions compose
         return 1 - (1 - surgery[0]) * (1 - removed), after, surgery[1]
 
@@ -218,12 +259,14 @@ class _Game:
         self._surgery_stats = None
         unread = [p for p, (_, after, _) in zip((self.g, self.d), parts) if after is None]
         if unread:  # the gradients still in .grad are the ones the optimizers used
-            current = tensor_norms([q.grad for p in unread for q in p.params])
+            grads = {id(p): [q.grad for q in p.params if q.grad is not None] for p in unread}
+            current = tensor_norms([g for gs in grads.values() for g in gs])
             start = 0
             for i, (player, (removed, after, before)) in enumerate(zip((self.g, self.d), parts)):
                 if after is None:
-                    after = current[start : start + len(player.params)]
-                    start += len(player.params)
+                    k = len(grads[id(player)])
+                    after = gstats.pad(current[start : start + k], len(player.params))
+                    start += k
                     parts[i] = (removed, after, after if before is None else before)
         (removed_g, after_g, before_g), (removed_d, after_d, before_d) = parts
         zero = self._zero
@@ -275,6 +318,7 @@ class _Game:
     # -- evaluation -------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
+        """The workload's metrics at the current point (all NaN if a parameter is not finite)."""
         G, D = self.g.module, self.d.module
         params = self.g.params + self.d.params
         if not all(torch.isfinite(p).all() for p in params):
@@ -283,17 +327,21 @@ class _Game:
         modes = G.training, D.training
         G.eval()
         D.eval()
+        set_mode(self.g.optimizer, "eval")  # schedule-free: evaluate the averaged iterate
+        set_mode(self.d.optimizer, "eval")
         try:
             with torch.no_grad():
                 return self.workload.evaluate(G, D, self.eval_gen)
         finally:
             G.train(modes[0])
             D.train(modes[1])
+            set_mode(self.g.optimizer, "train")
+            set_mode(self.d.optimizer, "train")
 
 
 def train(
-    workload: str,
-    optimizer: str | Mapping[str, Any],
+    workload: str | type[Workload],
+    optimizer: Any | Mapping[str, Any],
     *,
     steps: int | None = None,
     seed: int = 0,
@@ -301,12 +349,15 @@ def train(
     device: str | None = None,
     **options: Any,
 ) -> TrainResult:
-    """Train a two-player game with a registered optimizer and record what it cost.
+    """Train a two-player game with an optimizer and record what it cost.
 
     Args:
-        workload: a name from ``ogan.workloads.WORKLOADS``.
-        optimizer: a name, or a spec ``{"name": ..., "lr": ..., <hyperparameters>}``; the spec
-            may also hold ``ortho="weights"`` (⊥Grad), ``lr_ratio`` (lr_D = lr * lr_ratio) and
+        workload: a name from ``ogan.workloads.WORKLOADS`` or an installed entry point, an
+            import path ``"package.module:Class"``, or a :class:`Workload` subclass itself.
+        optimizer: a name (as for ``ogan.optim.build``: registered, installed, an import path
+            such as ``"torch.optim:RAdam"``, or the class or factory itself), or a spec
+            ``{"name": ..., "lr": ..., <hyperparameters>}``; the spec may also hold
+            ``ortho="weights"`` (⊥Grad), ``lr_ratio`` (lr_D = lr * lr_ratio) and
             ``surgery=True`` (D gradient surgery).
         steps: generator updates (workload default if None).
         seed: seeds initialisation, batches and evaluation noise (bit-identical reruns on CPU
@@ -328,7 +379,7 @@ def train(
 def _run(config: TrainConfig) -> TrainResult:
     import pandas as pd
 
-    game = _Game(config)
+    game = Game(config)
     sync = game.device.type == "cuda"
     rows = torch.full((config.steps, game.layout.width), math.nan)
     step_times = np.full(config.steps, math.nan)

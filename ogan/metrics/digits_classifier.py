@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ogan.data.digits import load_digits
 from ogan.errors import MissingDataError
+from ogan.files import atomic_write_bytes
 from ogan.metrics.fid import DEFAULT_BATCH_SIZE, draw_samples, fid_record
 from ogan.metrics.frechet import RunningGaussianStats
 from ogan.metrics.inception import sha256_file
@@ -268,14 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if test_accuracy < MIN_TEST_ACCURACY:
         print(f"below {MIN_TEST_ACCURACY:.2f}: not writing {args.out}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     # Serialise to memory first: torch.save names the archive after the file it writes, and the
     # temporary name (for an atomic rename) would otherwise change the bytes and so the sha256.
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    tmp = args.out.with_name(f"{args.out.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, args.out)
+    atomic_write_bytes(args.out, buffer.getvalue())
     digest = sha256_file(args.out)
     print(f"wrote {args.out}")
     print(f"sha256: {digest}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ogan.errors import ConfigError
+from ogan.files import atomic_open
 from ogan.metrics.frechet import RunningGaussianStats, frechet_distance
 
 DEFAULT_BATCH_SIZE = 250
@@ -81,14 +81,15 @@ def reference_stats(
         _check_images(batch, "reference images")
         stats.update(extractor(batch))
     mu, sigma = stats.finalize()
-    _save_npz_atomic(
-        path,
-        mu=mu,
-        sigma=sigma,
-        n=np.int64(n),
-        extractor=np.str_(extractor.name),
-        extractor_sha256=np.str_(extractor.sha256),
-    )
+    with atomic_open(path) as f:  # another worker of the sweep may be reading the cache
+        np.savez(
+            f,
+            mu=mu,
+            sigma=sigma,
+            n=np.int64(n),
+            extractor=np.str_(extractor.name),
+            extractor_sha256=np.str_(extractor.sha256),
+        )
     return mu, sigma
 
 
@@ -183,16 +184,3 @@ def _check_dims(mu: np.ndarray, extractor: FeatureExtractor, what: str) -> None:
             f"{what} have {mu.shape[-1]} dims but {extractor.name} gives {extractor.dims}; "
             "recompute them with the same extractor"
         )
-
-
-def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    # A reader (another worker of the same sweep) must never see a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

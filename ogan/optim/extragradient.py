@@ -11,7 +11,7 @@ Protocol: set ``.grad`` to :math:`F(w_t)`, call :meth:`extrapolate`; set ``.grad
 :math:`F(w_{t+1/2})`, call :meth:`step`. The original point is stored by value, and
 ``state_dict`` carries it (``"anchors"``), so a checkpoint taken between the two half-steps
 resumes exactly. ``step`` without a preceding ``extrapolate`` is a plain step of the underlying
-method.
+method; a second ``extrapolate`` before ``step`` is an error (it would move the anchor).
 
 The attribute ``extrapolation`` tells the game what :meth:`extrapolate` needs: ``"extragradient"``
 needs fresh gradients at :math:`w_t` (two gradient evaluations per update); ``"past"`` reuses the
@@ -26,6 +26,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 from torch.optim import SGD, Adam
+
+from ogan.optim.common import adam_direction, call_closure
 
 
 class _Anchored:
@@ -52,6 +54,12 @@ class _Anchored:
         return self.__dict__.setdefault("_anchor_map", {})
 
     def _save_anchor(self, params: list[Tensor]) -> None:
+        if self._anchors:
+            # A second extrapolation would anchor at w_{t+1/2} and the step would start there.
+            raise RuntimeError(
+                "extrapolate() called twice before step(); call step() (or restore_anchor()) "
+                "between two extrapolations"
+            )
         buffers = self.__dict__.setdefault("_anchor_buffers", {})
         for p in params:
             if p not in buffers:
@@ -71,10 +79,7 @@ class _Anchored:
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Return to the anchor w_t if an extrapolation is pending, then step the base method."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         self.restore_anchor()
         super().step()  # type: ignore[misc]
         return loss
@@ -173,14 +178,9 @@ class PastExtraAdam(_Anchored, Adam):
             if not params:
                 continue
             states = [self.state[p] for p in params]
-            beta1, beta2 = group["betas"]
-            steps = [float(s["step"]) for s in states]
-            # torch's Adam arithmetic (denominator, bias corrections) without the moment update.
             second = "max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"
-            denom = torch._foreach_sqrt([s[second] for s in states])
-            torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
-            torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(
-                params, [s["exp_avg"] for s in states], denom,
-                [-group["lr"] / (1 - beta1**t) for t in steps],
+            direction = adam_direction(
+                [s["exp_avg"] for s in states], [s[second] for s in states],
+                [float(s["step"]) for s in states], group["betas"], group["eps"],
             )  # fmt: skip
+            torch._foreach_add_(params, direction, alpha=-group["lr"])

@@ -37,6 +37,8 @@ from torch.optim._muon import (
 )
 from torch.optim.adam import adam
 
+from ogan.optim.common import call_closure, check_hyperparameters
+
 
 def _as_matrix(t: Tensor, members: bool = False) -> Tensor:
     """(out, -1): a matrix, or with ``members`` one matrix per member, (P, out, -1)."""
@@ -85,7 +87,8 @@ class MuonWithAdam(Optimizer):
     """Muon on every parameter with ``ndim >= 2`` (viewed as (out, -1)), Adam on the others.
 
     Args:
-        params: parameters or parameter groups; each group is split in two (``use_muon``).
+        params: parameters or parameter groups; each group is split in two (``use_muon``), as
+            are the groups :meth:`add_param_group` adds later.
         lr: learning rate of both parts (default 1e-3).
         momentum: Muon momentum (default 0.95, torch's).
         nesterov: Nesterov momentum for Muon (default True).
@@ -107,14 +110,9 @@ class MuonWithAdam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ):
-        if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"Invalid beta parameters: {betas}")
+        check_hyperparameters(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum=momentum
+        )
         if adjust_lr_fn not in (None, "original", "match_rms_adamw", "spectral_unclamped"):
             raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
         defaults = {
@@ -122,25 +120,32 @@ class MuonWithAdam(Optimizer):
             "adjust_lr_fn": adjust_lr_fn, "betas": tuple(betas), "eps": eps,
             "weight_decay": weight_decay, "ns_coefficients": (DEFAULT_A, DEFAULT_B, DEFAULT_C),
         }  # fmt: skip
-        groups = list(params)
-        if groups and not isinstance(groups[0], dict):
-            groups = [{"params": groups}]
-        split = []
-        for group in groups:
-            ps = list(group["params"])
-            lead = 1 if group.get("members") is not None else 0  # the member dimension
-            for use_muon in (True, False):
-                chosen = [p for p in ps if (p.ndim - lead >= 2) == use_muon]
-                if chosen:
-                    split.append({**group, "params": chosen, "use_muon": use_muon})
-        super().__init__(split, defaults)
+        super().__init__(params, defaults)  # each group goes through add_param_group
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, split in two: Muon for its ``ndim >= 2`` tensors, Adam for the others.
+
+        A group that already says ``use_muon`` is kept whole: ``False`` puts matrices on Adam
+        (e.g. embeddings); ``True`` is refused for a tensor Muon cannot orthogonalise. In a
+        population's group (``members`` set) each tensor's first dimension is the member, so a
+        member's matrix is a tensor of ``ndim >= 3``.
+        """
+        params = param_group["params"]
+        lead = 1 if param_group.get("members") is not None else 0  # the member dimension
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if "use_muon" in param_group:
+            if param_group["use_muon"] and any(p.ndim - lead < 2 for p in params):
+                raise ValueError("use_muon=True needs ndim >= 2 tensors; set it False for the rest")
+            super().add_param_group({**param_group, "params": params})
+            return
+        for use_muon in (True, False):
+            chosen = [p for p in params if (p.ndim - lead >= 2) == use_muon]
+            if chosen:
+                super().add_param_group({**param_group, "params": chosen, "use_muon": use_muon})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:

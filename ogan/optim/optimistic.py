@@ -14,12 +14,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-
-def _check(lr: float, weight_decay: float) -> None:
-    if not lr >= 0.0:  # also rejects NaN
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not weight_decay >= 0.0:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+from ogan.optim.common import adam_direction, adam_moments_, call_closure, check_hyperparameters
 
 
 class _Optimistic(Optimizer):
@@ -30,10 +25,7 @@ class _Optimistic(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -67,7 +59,7 @@ class OGDA(_Optimistic):
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3, weight_decay: float = 0.0):
-        _check(lr, weight_decay)
+        check_hyperparameters(lr=lr, weight_decay=weight_decay)
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
 
     def _direction(self, group, params, grads):
@@ -98,16 +90,11 @@ class OptimisticAdam(_Optimistic):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ):
-        _check(lr, weight_decay)
-        if not eps >= 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"Invalid beta parameters: {betas}")
+        check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
 
     def _direction(self, group, params, grads):
-        beta1, beta2 = group["betas"]
         exp_avgs, exp_avg_sqs, steps = [], [], []
         for p in params:
             state = self.state[p]
@@ -119,12 +106,5 @@ class OptimisticAdam(_Optimistic):
             steps.append(state["step"])
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
-        torch._foreach_add_(denom, group["eps"])
-        direction = torch._foreach_div(exp_avgs, denom)
-        torch._foreach_div_(direction, [1 - beta1**t for t in steps])
-        return direction
+        adam_moments_(exp_avgs, exp_avg_sqs, grads, group["betas"])
+        return adam_direction(exp_avgs, exp_avg_sqs, steps, group["betas"], group["eps"])

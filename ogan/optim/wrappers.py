@@ -1,7 +1,9 @@
-"""Optimizers that wrap another optimizer: ⊥Grad (:class:`Ortho`) and :class:`Lookahead`.
+"""Optimizers that wrap another optimizer: ⊥Grad (:class:`Ortho`), :class:`Lookahead` and
+:class:`GradNormProbe`.
 
 A wrapper shares the base optimizer's ``param_groups`` (the same dicts), so learning-rate
-schedulers and ``zero_grad`` act on both. Its ``state_dict`` nests the base's.
+schedulers and ``zero_grad`` act on both. Its ``state_dict`` nests the base's, and it forwards
+``train()``/``eval()`` to a base that has modes (schedule-free optimizers: see :func:`set_mode`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,23 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ogan.projection import EPS, ProjectionStats, member_slices, orthogonalize_
+from ogan.optim.common import call_closure
+from ogan.projection import EPS, ProjectionStats, member_slices, orthogonalize_, tensor_norms
+
+
+def set_mode(optimizer: Optimizer, mode: str) -> None:
+    """Call ``optimizer.train()`` or ``optimizer.eval()`` where it has them.
+
+    Schedule-free optimizers (Defazio et al. 2024, the ``schedulefree`` package) keep the
+    weights at a training point and must be switched to their evaluation point, the averaged
+    iterate, before evaluating (``eval()``) and back before the next step (``train()``);
+    torch.optim's optimizers have no modes, and this is a no-op for them.
+    """
+    if mode not in ("train", "eval"):
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    method = getattr(optimizer, mode, None)
+    if callable(method):
+        method()
 
 
 class _Wrapper(Optimizer):
@@ -42,6 +60,25 @@ class _Wrapper(Optimizer):
         restore = getattr(self.base, "restore_anchor", None)
         if restore is not None:
             restore()
+
+    def train(self) -> None:
+        """Put the base optimizer in training mode, if it has modes (see :func:`set_mode`)."""
+        set_mode(self.base, "train")
+
+    def eval(self) -> None:
+        """Put the base optimizer in evaluation mode, if it has modes (see :func:`set_mode`)."""
+        set_mode(self.base, "eval")
+
+    def _params_with_grad(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+
+    def _members(self) -> int | None:
+        """A population's member count (its groups' ``members`` key), None for one model."""
+        members = {group.get("members") for group in self.param_groups}
+        if len(members) != 1:
+            raise ValueError(f"parameter groups of one population differ in 'members': {members}")
+        (count,) = members
+        return count
 
     def _own_state(self) -> dict[str, Any]:
         return {}
@@ -126,20 +163,13 @@ class Ortho(_Wrapper):
 
     def _pairs(self) -> tuple[list[Tensor], list[Tensor]]:
         """(gradients, references) to project: whole tensors, or each member's slices in turn."""
-        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
-        members = {group.get("members") for group in self.param_groups}
-        if members == {None}:
+        params, count = self._params_with_grad(), self._members()
+        if count is None:
             return [p.grad for p in params], params
-        if len(members) != 1:
-            raise ValueError(f"parameter groups of one population differ in 'members': {members}")
-        (count,) = members
         return member_slices([p.grad for p in params], count), member_slices(params, count)
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         # After an extrapolation the update starts from w_t, not from the extrapolated point where
         # the gradients were taken: w_t is the reference to project against.
         self.restore_anchor()
@@ -231,3 +261,30 @@ class Lookahead(_Wrapper):
 
     def __repr__(self) -> str:
         return f"Lookahead({self.base!r}, k={self.k}, alpha={self.alpha})"
+
+
+class GradNormProbe(_Wrapper):
+    """Records the gradients' per-tensor norms just before each step of the base optimizer.
+
+    torch.optim's optimizers never write ``.grad``; others may (schedule-free AdamW divides it
+    by its second-moment estimate in place), so what ``.grad`` holds after their step is not the
+    gradient they used. :attr:`last_norms` is: the norms of the parameters that had a gradient,
+    in parameter-group order (an empty vector when none had); for a population (``members``
+    groups), each member's slices in turn, member by member.
+    """
+
+    def __init__(self, base: Optimizer):
+        super().__init__(base)
+        self.last_norms: Tensor | None = None
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = call_closure(closure)
+        params, count = self._params_with_grad(), self._members()
+        if params:
+            grads = [p.grad for p in params]
+            self.last_norms = tensor_norms(grads if count is None else member_slices(grads, count))
+        else:
+            device = self.param_groups[0]["params"][0].device
+            self.last_norms = torch.empty(0, device=device)
+        self.base.step()
+        return loss

@@ -1,10 +1,15 @@
-"""The workload registry: names mapped to classes, imported on first use."""
+"""The workload registry: names mapped to classes, imported on first use.
+
+Names are resolved by :func:`ogan.registry.resolve_name`: these, installed packages' (the
+``ogan.workloads`` entry-point group) and import paths ``"package.module:Class"`` of any
+:class:`Workload` subclass.
+"""
 
 from __future__ import annotations
 
-import importlib
+from typing import Any
 
-from ogan.errors import ConfigError
+from ogan.registry import resolve_name
 from ogan.workloads.base import Batch, Metric, Workload
 
 __all__ = ["WORKLOADS", "Batch", "Metric", "Workload", "get"]
@@ -14,16 +19,13 @@ WORKLOADS: dict[str, str] = {
     "dirac": "ogan.workloads.toy:Dirac",
     "mog-ring": "ogan.workloads.mog:MoGRing",
     "mog-grid": "ogan.workloads.mog:MoGGrid",
-    "digits": "ogan.workloads.images:Digits",
-    "seed-mlp": "ogan.workloads.images:SeedMLP",
-    "mnist": "ogan.workloads.images:MNIST",
-    "cifar10": "ogan.workloads.images:CIFAR10",
+    "digits": "ogan.workloads.digits:Digits",
+    "seed-mlp": "ogan.workloads.digits:SeedMLP",
+    "mnist": "ogan.workloads.vision:MNIST",
+    "cifar10": "ogan.workloads.vision:CIFAR10",
 }
 
 
-def get(name: str) -> type[Workload]:
-    """The workload class registered under ``name``."""
-    if name not in WORKLOADS:
-        raise ConfigError(f"Unknown workload {name!r}; valid names: {', '.join(WORKLOADS)}")
-    module, cls = WORKLOADS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+def get(name: str | type[Workload] | Any) -> type[Workload]:
+    """The workload class a name (or import path, or the class itself) stands for."""
+    return resolve_name("workload", name).obj

@@ -21,8 +21,27 @@ from ogan.errors import ConfigError
 
 @dataclass(frozen=True)
 class Metric:
+    """What a metric measures, which way is better, and the range the statistics must respect.
+
+    A run records all of it (``summary["metrics"]``): the report reads it from there.
+    """
+
     description: str
     higher_is_better: bool = False
+    bounds: tuple[float | None, float | None] = (None, None)
+    """The least and greatest values the metric can take (None: unbounded): no interval the
+    report draws leaves them, e.g. (0, None) for a distance, (0, 1) for a fraction."""
+    log_scale: bool = False
+    """Positive and spread multiplicatively (FID, distances, KL): summarised by the geometric
+    mean with a t-interval on the log scale, and compared by log ratio (so that "10% better"
+    means the same at FID 5 as at FID 500, and intervals stay above zero)."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.bounds
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"metric bounds must have lo < hi, got {self.bounds}")
+        if self.log_scale and (lo is None or lo < 0):
+            raise ValueError("a log-scale metric is positive: give it bounds=(0, ...)")
 
 
 @dataclass(frozen=True)
@@ -44,13 +63,21 @@ class Workload(abc.ABC):
     Subclasses set the class attributes and implement :meth:`build_players`, :meth:`sample` and
     :meth:`evaluate`. ``G(batch.z)`` gives fakes; ``D(x)`` gives the discriminator's outputs on
     which the game's loss is computed.
+
+    ``metrics``, ``primary_metric`` and ``target`` belong to the instance: a class attribute is
+    their default, and ``__init__`` may change them from the options (seed-mlp on MNIST measures
+    Inception FID). Read them from a workload object, or from what a run recorded of them
+    (``summary["metrics"]`` and ``summary["target"]``), never from the class.
     """
 
     name: ClassVar[str]
+    """How messages name it (default: its import path ``"module:Class"``)."""
     description: ClassVar[str]
-    metrics: ClassVar[dict[str, Metric]]
-    primary_metric: ClassVar[str]
-    target: ClassVar[float]
+    """One line for ``bench list`` (default: the docstring's first line)."""
+    metrics: dict[str, Metric]
+    """What :meth:`evaluate` returns, by name (per instance: options may change it)."""
+    primary_metric: str
+    target: float
     """Threshold on the primary metric for "time to target" (reached when at least as good)."""
     Options: ClassVar[type] = NoOptions
     default_scheme: ClassVar[str] = "alternating"
@@ -60,6 +87,14 @@ class Workload(abc.ABC):
     default_eval_every: ClassVar[int] = 100
     default_batch_size: ClassVar[int] = 64
     has_real_data: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A user's workload need not name or describe itself: its import path and docstring.
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = f"{cls.__module__}:{cls.__qualname__}"
+        if "description" not in cls.__dict__:
+            cls.description = ((cls.__doc__ or "").strip().splitlines() or [cls.name])[0]
 
     def __init__(self, options: Any, device: torch.device):
         self.options = options

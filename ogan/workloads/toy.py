@@ -66,7 +66,13 @@ class Bilinear(Workload):
 
     name = "bilinear"
     description = "min_x max_y xᵀAy, A with given singular values; metric: distance to equilibrium"
-    metrics = {"distance": Metric("‖(x, y) − (x*, y*)‖, the distance to the equilibrium (0, 0)")}
+    metrics = {
+        "distance": Metric(
+            "‖(x, y) − (x*, y*)‖, the distance to the equilibrium (0, 0)",
+            bounds=(0, None),
+            log_scale=True,
+        )
+    }
     primary_metric = "distance"
     target = 1.0  # from ‖z0‖ ≈ 2.8 (dim 4): Adam-type methods need thousands of steps
     Options = BilinearOptions
@@ -142,7 +148,11 @@ class Dirac(Workload):
 
     name = "dirac"
     description = "Dirac-GAN: data δ₀, G = δ_θ, D(x) = ψx; metric: distance to (0, 0)"
-    metrics = {"distance": Metric("‖(θ, ψ)‖, the distance to the equilibrium (0, 0)")}
+    metrics = {
+        "distance": Metric(
+            "‖(θ, ψ)‖, the distance to the equilibrium (0, 0)", bounds=(0, None), log_scale=True
+        )
+    }
     primary_metric = "distance"
     target = 1e-2
     Options = DiracOptions

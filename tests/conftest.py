@@ -1,0 +1,82 @@
+"""What several test modules share: sweep files, timing-free result tables, fake image data."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_vision_data import fake_mnist
+
+from ogan.metrics.inception import INCEPTION_FILENAME
+
+TINY_SWEEP = """
+[sweep]
+name = "tiny"
+seeds = [0, 1]
+
+[[workload]]
+name = "bilinear"
+steps = 30
+eval_every = 10
+
+[[workload]]
+name = "mog-ring"
+hidden = 8
+batch_size = 32
+steps = 20
+eval_every = 10
+
+[[optimizer]]
+name = "adam"
+lr = [1e-3, 1e-2]
+
+[[optimizer]]
+name = "extra-adam"
+lr = 1e-2
+ortho = "weights"
+"""
+"""Two workloads × three optimizer settings × two seeds = 12 runs of well under a second each."""
+
+TIMING = ("wall_time", "step_time", "time_per_step", "eval_time", "time_to_target", "git_commit")
+"""Columns that differ between two otherwise identical runs (clock readings, the checkout)."""
+
+
+def _write(directory: Path, text: str, name: str) -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """The tiny sweep's TOML file (read-only: write results elsewhere)."""
+    return _write(tmp_path_factory.mktemp("sweeps"), TINY_SWEEP, "tiny.toml")
+
+
+@pytest.fixture
+def sweep_file(tmp_path) -> Callable[..., Path]:
+    """``sweep_file(text, name="sweep.toml")``: a sweep TOML (dedented) in this test's tmp_path."""
+    return lambda text, name="sweep.toml": _write(tmp_path, text, name)
+
+
+@pytest.fixture(scope="session")
+def untimed() -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``untimed(df)``: ``df`` without the :data:`TIMING` columns and the ``population_*`` ones
+    (how runs were grouped: a resumed sweep trains its missing members as smaller populations),
+    to compare two runs exactly."""
+    return lambda df: df.drop(
+        columns=[c for c in df.columns if c in TIMING or c.startswith("population_")]
+    )
+
+
+@pytest.fixture
+def vision_files(tmp_path, monkeypatch) -> dict[str, str]:
+    """Tiny MNIST files and a (fake) FID weights file; nothing real, nothing downloaded."""
+    fake_mnist(tmp_path / "data", n_train=40, n_test=8)
+    weights = tmp_path / INCEPTION_FILENAME
+    weights.write_bytes(b"not really inception")
+    monkeypatch.setenv("OGAN_CACHE_DIR", str(tmp_path / "cache"))
+    return {"data_dir": str(tmp_path / "data"), "fid_weights": str(weights)}
