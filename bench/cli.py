@@ -183,6 +183,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verdicts(args: argparse.Namespace) -> int:
+    from bench.report.stability import compare_verdicts, summary
+
+    table = compare_verdicts(args.a, args.b)
+    print(summary(table))
+    return EXIT_FAILED_RUNS if table["flipped"].any() else EXIT_OK
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from bench import perf
 
@@ -268,6 +276,17 @@ def _parser() -> argparse.ArgumentParser:
         "dir", nargs="?", default=DEFAULT_REPORT_DIR, help=f"default: {DEFAULT_REPORT_DIR}"
     )
     report.set_defaults(func=cmd_report)
+
+    verdicts = sub.add_parser(
+        "verdicts",
+        help="compare the verdicts of two reports of one sweep (exit 1 if any flipped)",
+        description="Compare the verdicts of two report directories of the same sweep and "
+        "seeds (e.g. run on two machines): which differ, and whether any went from better to "
+        "worse or back (exit code 1).",
+    )
+    verdicts.add_argument("a", metavar="REPORT_A", help="a report directory (…/report)")
+    verdicts.add_argument("b", metavar="REPORT_B", help="another report directory")
+    verdicts.set_defaults(func=cmd_verdicts)
 
     perf = sub.add_parser(
         "perf", help="performance benchmarks (arguments go to bench.perf)", add_help=False

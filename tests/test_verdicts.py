@@ -25,7 +25,10 @@ CASES = [
     # detectably different, yet shown to be within ±6: equivalence takes precedence
     ([2, 3, 4, 5], True, 6.0, v.EQUIVALENT, 3.5 - T975_3 * SE_2345, 3.5 - T95_3 * SE_2345),
     ([0, 0, 0], True, 0.0, v.EQUIVALENT, 0.0, 0.0),  # identical: equivalent even at δ = 0
-    ([1, 1, 1], True, 0.5, v.BETTER, 1.0, 1.0),  # a constant difference has no spread
+    # a constant difference has no spread: the sign test decides, 2 · 2⁻ⁿ < α from n = 6
+    ([1, 1, 1], True, 0.5, v.UNDECIDED, 1.0, 1.0),
+    ([1] * 6, True, 0.5, v.BETTER, 1.0, 1.0),
+    ([-2] * 6, True, 0.5, v.WORSE, -2.0, -2.0),
     ([1, 1, 1], False, 2.0, v.EQUIVALENT, 1.0, 1.0),
 ]
 
@@ -40,6 +43,14 @@ def test_decide_gives_the_hand_computed_verdict_and_intervals(
     assert got.n == len(diffs) and got.estimate == pytest.approx(mean)
     assert (got.ci_lo, got.ci_hi) == pytest.approx((ci_lo, 2 * mean - ci_lo), rel=1e-9)
     assert (got.eq_lo, got.eq_hi) == pytest.approx((eq_lo, 2 * mean - eq_lo), rel=1e-9)
+
+
+def test_a_constant_difference_is_decided_by_the_exact_sign_test():
+    two = v.decide(np.array([-0.84, -0.84]), higher_is_better=False, margin=0.1)
+    assert two.verdict == v.UNDECIDED and "sign test's p = 0.5 ≥ 0.05" in two.reason
+    six = v.decide(np.full(6, -0.84), higher_is_better=False, margin=0.1)
+    assert six.verdict == v.BETTER and "p = 0.031 < 0.05" in six.reason
+    assert sps.binomtest(6, 6).pvalue == pytest.approx(2 * 0.5**6)  # the exact sign test
 
 
 def test_fewer_than_two_pairs_are_undecided():

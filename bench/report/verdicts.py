@@ -38,6 +38,12 @@ the definition of δ, one that does not matter. So the verdicts exclude each oth
 construction. Identical variants (every d_i exactly 0) are *equivalent* for any δ ≥ 0 (both
 intervals are the point 0) and never better or worse. Fewer than two pairs are *undecided*.
 
+Every d_i the same nonzero value (quantised measurements: steps to a target counted at
+evaluation points, or members of one population sharing its step time) leaves the t-test
+without a spread: se = 0 and its statistic is infinite for any n. There the verdict is the
+exact two-sided sign test's instead: better or worse when 2 · 2⁻ⁿ < α (n ≥ 6 at α = 0.05),
+else undecided (two pairs that agree are not evidence). Equivalence is decided as above.
+
 Errors, for normal differences: P(better or worse | no difference) ≤ α and
 P(equivalent | |true difference| ≥ δ) ≤ α. The signed-rank test of :mod:`bench.report.stats`
 stays beside the verdict as a check that does not assume normality.
@@ -185,6 +191,9 @@ def decide(
     c = float(sps.t.ppf(1 - alpha / 2, n - 1)) if c is None else c
     b = float(sps.t.ppf(1 - alpha, n - 1)) if b is None else b
     verdict = classify(mean, se, c=c, b=b, margin=margin, higher_is_better=higher_is_better).item()
+    constant = se == 0 and mean != 0  # no spread: the sign test decides (module docstring)
+    if constant and verdict in (BETTER, WORSE) and 2 * 0.5**n >= alpha:
+        verdict = UNDECIDED
     half_c, half_b = (0.0, 0.0) if se == 0 else (c * se, b * se)
     ci, eq = (mean - half_c, mean + half_c), (mean - half_b, mean + half_b)
     return Verdict(
@@ -197,8 +206,17 @@ def decide(
         margin,
         alpha,
         seeds_for_power(sd, margin, alpha),
-        _reason(verdict, ci, eq, margin, identical=bool(se == 0 and mean == 0)),
+        _constant_reason(verdict, n, mean, alpha)
+        if constant and verdict != EQUIVALENT
+        else _reason(verdict, ci, eq, margin, identical=bool(se == 0 and mean == 0)),
     )
+
+
+def _constant_reason(verdict: str, n: int, mean: float, alpha: float) -> str:
+    p = 2 * 0.5**n
+    same = f"all {n} differences are {mean:.3g}: no spread for the t-test; "
+    same += f"the sign test's p = {p:.2g}"
+    return same + (f" < {alpha:g}" if verdict != UNDECIDED else f" ≥ {alpha:g}")
 
 
 def _reason(
