@@ -28,8 +28,9 @@ from ogan import optim, workloads
 from ogan.errors import ConfigError
 from ogan.game import Game
 from ogan.game.config import resolve
+from ogan.game.game import _seeds
 from ogan.game.population import PopulationGame
-from ogan.game.train import _seeds, _threads
+from ogan.game.train import _threads
 from ogan.metrics.inception import INCEPTION_FILENAME
 from ogan.workloads.base import Batch
 from ogan.workloads.mog import MoGRing

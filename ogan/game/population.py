@@ -25,9 +25,9 @@ from torch.optim import Optimizer
 from ogan import optim, workloads
 from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig
+from ogan.game.game import TINY, _find, _may_write_grad, _seeds
 from ogan.game.losses import LOSSES, r1_from_gradient
 from ogan.game.stacked import Stacked, take_members
-from ogan.game.train import TINY, _find, _may_write_grad, _seeds
 from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho, set_mode
 from ogan.projection import member_slices, orthogonalize_, tensor_norms
 from ogan.workloads.base import Batch, Workload

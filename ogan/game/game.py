@@ -1,0 +1,304 @@
+"""One run's two-player game: :class:`Game`, stepped and evaluated one generator update at a time.
+
+One *step* is one generator update. Per scheme:
+
+* ``simultaneous``: both players' gradients at the same point (one minibatch), then both update;
+* ``alternating``: ``d_steps`` discriminator updates, each on a fresh minibatch, then one
+  generator update on fresh noise against the updated discriminator;
+* extrapolation methods (extra-*, past-extra-adam): both players extrapolate, both are evaluated
+  at the extrapolated point, both update from the original point (Gidel et al. 2019).
+
+Design rules against the usual GAN bugs: fakes are detached for D; the G step back-propagates
+into G's parameters only, so D never receives a gradient from it; evaluation runs in eval mode
+under ``no_grad`` with its own, re-seeded noise, so evaluating never changes training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ogan import optim, workloads
+from ogan.game import stats as gstats
+from ogan.game.config import TrainConfig
+from ogan.game.losses import LOSSES, r1_penalty
+from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho, set_mode
+from ogan.projection import orthogonalize_, tensor_norms
+from ogan.workloads.base import Batch, Workload
+
+TINY = torch.finfo(torch.float32).tiny  # guards 0/0 in removed fractions of zero gradients
+
+
+@dataclass
+class Player:
+    """One player of a :class:`Game`: its network, the parameters it trains, its optimizer chain.
+
+    ``ortho``, ``lookahead`` and ``probe`` are the :class:`Ortho` / :class:`Lookahead` /
+    :class:`GradNormProbe` links of that chain (None where absent), found once so the step does
+    not search the chain every time.
+    """
+
+    module: nn.Module
+    params: list[Tensor]
+    optimizer: torch.optim.Optimizer
+    ortho: Ortho | None
+    lookahead: Lookahead | None
+    probe: GradNormProbe | None  # optimizers that may write .grad: the norms before their step
+
+
+def _may_write_grad(sources: Mapping[str, Any]) -> bool:
+    """Whether an optimizer's code is other than ogan's and torch's, which never write .grad."""
+    targets = [s["target"] for k, s in sources.items() if k.startswith("optimizer")]
+    return any(not t.startswith(("ogan.", "torch.")) for t in targets)
+
+
+def _find(opt: torch.optim.Optimizer, kind: type) -> Any:
+    while opt is not None:
+        if isinstance(opt, kind):
+            return opt
+        opt = getattr(opt, "base", None)
+    return None
+
+
+def _seeds(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for initialisation, training batches and evaluation noise."""
+    init, data, evaluation = np.random.SeedSequence(seed).generate_state(3)
+    return int(init), int(data), int(evaluation)
+
+
+class Game:
+    """The two-player game of one run, stepped and evaluated one generator update at a time.
+
+    :func:`ogan.train` drives it (timing, divergence, history); it is public so that code which
+    needs the step on its own — the perf cases that time it, the tests that check its maths
+    against closed forms — builds the exact game a run trains rather than a copy of it.
+
+    Args:
+        config: a resolved configuration (:func:`ogan.game.resolve`).
+        record_stats: False skips the per-step gradient statistics (the record is then just the
+            two losses); only to measure what the statistics cost.
+
+    Attributes:
+        workload: the workload instance, built from ``config.options``.
+        g, d: the generator's and the discriminator's :class:`Player`.
+        layout: the column layout of the raw record :meth:`step` returns.
+        grad_evals: gradient evaluations so far, ``[G, D]``.
+    """
+
+    def __init__(self, config: TrainConfig, record_stats: bool = True):
+        self.config = config
+        # Off only to measure what the statistics cost (bench perf); the trainer always records.
+        self.record_stats = record_stats
+        self.device = torch.device(config.device)
+        cls = workloads.get(config.workload)
+        self.workload: Workload = cls(cls.parse_options(**config.options), self.device)
+        init_seed, data_seed, self.eval_seed = _seeds(config.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            G, D = self.workload.build_players()
+        self.gen = torch.Generator(self.device).manual_seed(data_seed)
+        self.eval_gen = torch.Generator(self.device)
+        spec = config.optimizer
+        lr_d = spec["lr"] * spec["lr_ratio"]
+        self.g = self._player(G, spec["name"], spec["lr"])
+        self.d = self._player(D, spec["name"], lr_d)
+        probe = self.g.optimizer
+        self.extrapolation: str | None = getattr(probe, "extrapolation", None)
+        self.loss = LOSSES[config.loss] if config.loss else None
+        self.surgery = bool(spec["surgery"])
+        self.grad_evals = [0, 0]  # G, D
+        self.layout = gstats.RowLayout(len(self.g.params), len(self.d.params))
+        self._surgery_stats: tuple[Tensor, Tensor] | None = None  # (removed, norms before)
+        self._zero = torch.zeros((), device=self.device)
+
+    def _player(self, module: nn.Module, name: str, lr: float) -> Player:
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = optim.build(name, params, lr=lr, **self.config.hparams)
+        lookahead = _find(opt, Lookahead)
+        if lookahead is not None:
+            lookahead.auto_sync = False  # both players synchronise together (see step)
+        ortho = _find(opt, Ortho)  # ⊥Grad records the norms before the step itself
+        if ortho is None and _may_write_grad(self.config.sources):
+            opt = GradNormProbe(opt)
+        set_mode(opt, "train")  # schedule-free optimizers start in eval mode
+        return Player(module, params, opt, ortho, lookahead, _find(opt, GradNormProbe))
+
+    # -- gradients --------------------------------------------------------------------------
+
+    def _d_backward(self, batch: Batch, fake: Tensor) -> Tensor:
+        """D's gradients into .grad (fakes detached); returns D's loss."""
+        D, params = self.d.module, self.d.params
+        d_fake = D(fake.detach())
+        if self.loss is None:
+            loss, _ = self.workload.objective(d_fake)
+            loss.backward(inputs=params)
+            return loss.detach()
+        real = batch.real
+        if self.config.r1:
+            real = real.detach().requires_grad_(True)
+        d_real = D(real)
+        real_term = self.loss.real(d_real)
+        if self.config.r1:
+            real_term = real_term + r1_penalty(d_real, real, self.config.r1)
+        fake_term = self.loss.fake(d_fake)
+        loss = real_term + fake_term
+        if self.surgery:
+            self._surgery(real_term, fake_term, params)
+        else:
+            loss.backward(inputs=params)
+        return loss.detach()
+
+    def _surgery(self, real_term: Tensor, fake_term: Tensor, params: list[Tensor]) -> None:
+        """PCGrad between D's real-data and fake-data gradients, per tensor; applies their sum."""
+        g_real = list(torch.autograd.grad(real_term, params, allow_unused=True))
+        g_fake = list(torch.autograd.grad(fake_term, params, allow_unused=True))
+        # a parameter neither term reaches keeps no gradient, as without surgery
+        unused = [a is None and b is None for a, b in zip(g_real, g_fake)]
+        g_real = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_real)]
+        g_fake = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_fake)]
+        before = torch.stack(torch._foreach_norm(torch._foreach_add(g_real, g_fake)))  # unprojected
+        original_real = torch._foreach_mul(g_real, 1.0)
+        s_real = orthogonalize_(g_real, g_fake, renorm=False, conflict_only=True)
+        s_fake = orthogonalize_(g_fake, original_real, renorm=False, conflict_only=True)
+        torch._foreach_add_(g_real, g_fake)
+        for p, g, none in zip(params, g_real, unused):
+            p.grad = None if none else g
+        kept = s_real.norm_projected.square().sum() + s_fake.norm_projected.square().sum()
+        total = s_real.norm_before.square().sum() + s_fake.norm_before.square().sum()
+        self._surgery_stats = (1 - kept / total.clamp_min(TINY), before)
+
+    def _g_backward(self, fake: Tensor) -> Tensor:
+        d_out = self.d.module(fake)
+        loss = self.loss.g(d_out) if self.loss is not None else self.workload.objective(d_out)[1]
+        loss.backward(inputs=self.g.params)  # D's parameters get no gradient
+        return loss.detach()
+
+    def _both_grads(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Both players' gradients at the current point, from one batch; returns their losses."""
+        self.g.optimizer.zero_grad(set_to_none=True)
+        self.d.optimizer.zero_grad(set_to_none=True)
+        fake = self.g.module(batch.z)
+        loss_d = self._d_backward(batch, fake)
+        loss_g = self._g_backward(fake)
+        self.grad_evals[0] += 1
+        self.grad_evals[1] += 1
+        return loss_g, loss_d
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def _projection_norms(self, player: Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
+        """(removed fraction, norms after, norms before) of a player's last update.
+
+        ``after`` is None when it must be read from the current gradients (no ⊥Grad: the
+        gradients the optimizer used are still in ``.grad``).
+        """
+        ortho, n = player.ortho, len(player.params)
+        if ortho is None or ortho.last_stats is None:
+            probe = player.probe
+            after = None if probe is None else gstats.pad(probe.last_norms, n)
+            if surgery is None:
+                return None, after, after
+            return surgery[0], after, surgery[1]
+        s = ortho.last_stats
+        removed = 1 - s.norm_projected.square().sum() / s.norm_before.square().sum().clamp_min(TINY)
+        after = gstats.pad(s.norm_applied(ortho.renorm, player.params[0].dtype), n)
+        if surgery is None:
+            return removed, after, gstats.pad(s.norm_before, n)
+        # surgery, then ⊥Grad: the norm before both; the removed fractions compose
+        return 1 - (1 - surgery[0]) * (1 - removed), after, surgery[1]
+
+    def _record(self, loss_g: Tensor, loss_d: Tensor) -> Tensor:
+        """The step's raw record (see ``RowLayout``): one fused norm call and three small ops."""
+        if not self.record_stats:
+            return torch.stack([loss_g, loss_d])
+        parts = [
+            self._projection_norms(self.g, None),
+            self._projection_norms(self.d, self._surgery_stats),
+        ]
+        self._surgery_stats = None
+        unread = [p for p, (_, after, _) in zip((self.g, self.d), parts) if after is None]
+        if unread:  # the gradients still in .grad are the ones the optimizers used
+            grads = {id(p): [q.grad for q in p.params if q.grad is not None] for p in unread}
+            current = tensor_norms([g for gs in grads.values() for g in gs])
+            start = 0
+            for i, (player, (removed, after, before)) in enumerate(zip((self.g, self.d), parts)):
+                if after is None:
+                    k = len(grads[id(player)])
+                    after = gstats.pad(current[start : start + k], len(player.params))
+                    start += k
+                    parts[i] = (removed, after, after if before is None else before)
+        (removed_g, after_g, before_g), (removed_d, after_d, before_d) = parts
+        zero = self._zero
+        head = torch.stack([
+            loss_g, loss_d,
+            zero if removed_g is None else removed_g, zero if removed_d is None else removed_d,
+        ])  # fmt: skip
+        return torch.cat([head.float(), after_g, before_g, after_d, before_d])
+
+    def step(self, index: int) -> Tensor:
+        """One generator update (and its discriminator updates); returns the step's record."""
+        g, d = self.g, self.d
+        if self.extrapolation is not None:
+            batch = self.workload.sample(self.config.batch_size, self.gen)
+            if self.extrapolation == "extragradient":
+                self._both_grads(batch)
+                self._surgery_stats = None  # the update's gradients are the ones recorded
+            d.optimizer.extrapolate()
+            g.optimizer.extrapolate()
+            if self.config.fresh_batch:
+                batch = self.workload.sample(self.config.batch_size, self.gen)
+            loss_g, loss_d = self._both_grads(batch)
+            d.optimizer.step()
+            g.optimizer.step()
+        elif self.config.scheme == "simultaneous":
+            batch = self.workload.sample(self.config.batch_size, self.gen)
+            loss_g, loss_d = self._both_grads(batch)
+            d.optimizer.step()
+            g.optimizer.step()
+        else:
+            for _ in range(self.config.d_steps):
+                batch = self.workload.sample(self.config.batch_size, self.gen)
+                d.optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    fake = g.module(batch.z)
+                loss_d = self._d_backward(batch, fake)
+                self.grad_evals[1] += 1
+                d.optimizer.step()
+            batch = self.workload.sample(self.config.batch_size, self.gen)
+            g.optimizer.zero_grad(set_to_none=True)
+            loss_g = self._g_backward(g.module(batch.z))
+            self.grad_evals[0] += 1
+            g.optimizer.step()
+        if g.lookahead is not None and (index + 1) % g.lookahead.k == 0:
+            g.lookahead.sync()
+            d.lookahead.sync()
+        return self._record(loss_g, loss_d)
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, float]:
+        """The workload's metrics at the current point (all NaN if a parameter is not finite)."""
+        G, D = self.g.module, self.d.module
+        params = self.g.params + self.d.params
+        if not all(torch.isfinite(p).all() for p in params):
+            return {key: math.nan for key in self.workload.metrics}
+        self.eval_gen.manual_seed(self.eval_seed)  # the same noise at every evaluation
+        modes = G.training, D.training
+        G.eval()
+        D.eval()
+        set_mode(self.g.optimizer, "eval")  # schedule-free: evaluate the averaged iterate
+        set_mode(self.d.optimizer, "eval")
+        try:
+            with torch.no_grad():
+                return self.workload.evaluate(G, D, self.eval_gen)
+        finally:
+            G.train(modes[0])
+            D.train(modes[1])
+            set_mode(self.g.optimizer, "train")
+            set_mode(self.d.optimizer, "train")
