@@ -323,8 +323,10 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
 def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sweep_file):
     config = sweep_file(SLOW)
     out = tmp_path / "out"
+    # one run per process: in populations of four, both would land together, and the sweep end
     proc = subprocess.Popen(
-        bench_cmd("run", str(config), "--out", str(out), "--jobs", "2", "--device", "cpu"),
+        bench_cmd("run", str(config), "--out", str(out), "--jobs", "2", "--device", "cpu",
+                  "--population", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
