@@ -321,7 +321,9 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
 
 @pytest.mark.parametrize("to", ["runner", "process group"])  # a terminal's Ctrl-C: the group
 def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sweep_file):
-    config = sweep_file(SLOW)
+    # 24 runs of ~0.5 s on two workers: SIGINT lands mid-sweep even on an idle machine
+    config = sweep_file(SLOW.replace("seeds = [0, 1, 2, 3]", f"seeds = {list(range(12))}"))
+    n_runs = 3 * SLOW_RUNS
     out = tmp_path / "out"
     # one run per process: in populations of four, both would land together, and the sweep end
     proc = subprocess.Popen(
@@ -347,9 +349,9 @@ def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sw
     assert "interrupted" in stdout and "run the same command again" in stdout
     assert "Traceback" not in stderr
     scan = store.scan(out / "slow")
-    assert scan.problems == () and 1 <= len(scan.finished) < SLOW_RUNS
+    assert scan.problems == () and 1 <= len(scan.finished) < n_runs
     again = run(config, out, jobs=1)
-    assert again.skipped == len(scan.finished) and again.skipped + again.ran == SLOW_RUNS
+    assert again.skipped == len(scan.finished) and again.skipped + again.ran == n_runs
 
 
 def test_stale_temporary_files_of_a_killed_writer_are_removed(tmp_path, tiny_sweep):
