@@ -163,3 +163,82 @@ def test_seeds_for_power_without_an_effect_or_a_spread():
     assert v.seeds_for_power(math.nan, 1.0) is None
     assert v.seeds_for_power(0.0, 1.0) == 2
     assert v.seeds_for_power(1e6, 1e-6) is None  # more than MAX_POWER_SEEDS
+
+
+# -- costs to a target, some runs never reaching it --------------------------------------------
+
+
+def _costs(costs, budget=1000.0):
+    """A cost frame: NaN cost = not reached within ``budget`` (a scalar or one per seed)."""
+    return pd.DataFrame({"cost": np.asarray(costs, float), "budget": budget})
+
+
+def test_a_cost_without_a_censored_pair_is_the_log_ratio_t_rule():
+    base = _costs([100, 200, 300, 400, 500])
+    variant = _costs([110, 190, 330, 380, 560])
+    got = v.censored_cost_verdict(base, variant)
+    want = v.paired_verdict(base["cost"], variant["cost"], higher_is_better=False, log_scale=True)
+    assert got == want and got.scale == v.LOG_RATIO
+
+
+def test_a_pair_where_only_one_run_reached_counts_for_the_one_that_did():
+    # 8 pairs where the variant is 1.5x dearer, 2 where it never reached: all 10 say "dearer"
+    base = _costs(np.arange(1, 11) * 50.0)
+    variant = _costs([np.nan, np.nan, *(np.arange(3, 11) * 75.0)])
+    got = v.censored_cost_verdict(base, variant)
+    assert got.verdict == v.WORSE and got.n == 10
+    assert "2 pair(s) where only one run reached" in got.reason
+    assert "p = 0.002 < 0.05" in got.reason  # 2 · 2⁻¹⁰
+    assert got.estimate == pytest.approx(math.log(1.5))  # the median log ratio
+    # n = 10: the order-statistic interval is [d_(2), d_(9)] (coverage 1 − 2·11/1024 ≈ 97.9%)
+    assert got.ci_lo == pytest.approx(math.log(1.5)) and got.ci_hi == math.inf
+    assert math.isnan(got.eq_lo) and got.seeds_for_power is None
+    # dropping the censored pairs, as a test on reached pairs only must, hides two of them:
+    # 8 identical ratios are still "worse" (8 ≥ 6), but with 4 pairs it would be undecided
+    short = v.censored_cost_verdict(base.iloc[:6], variant.iloc[:6])
+    assert short.verdict == v.WORSE and short.n == 6  # 6 known orders: 2 · 2⁻⁶ < 0.05
+    reached_only = v.paired_verdict(
+        base["cost"].iloc[:6], variant["cost"].iloc[:6], higher_is_better=False, log_scale=True
+    )
+    assert reached_only.n == 4 and reached_only.verdict == v.UNDECIDED
+
+
+def test_the_order_is_unknown_when_the_other_run_stopped_first_or_neither_reached():
+    base = _costs([np.nan, 100, np.nan, 100, 100, 100], budget=[50, 1e3, 1e3, 1e3, 1e3, 1e3])
+    variant = _costs([100, 120, np.nan, np.nan, 90, 80], budget=[1e3, 1e3, 1e3, 90, 1e3, 1e3])
+    # seed 0: base stopped at 50 without reaching, the variant reached at 100: unknown
+    # seed 2: neither reached: unknown; seed 3: the variant stopped at 90 < 100: unknown
+    got = v.censored_cost_verdict(base, variant)
+    assert got.n == 3 and got.verdict == v.UNDECIDED  # no censored pair with a known order
+    variant.loc[3, "budget"] = 1e3  # now seed 3's variant ran past the base's 100: dearer
+    got = v.censored_cost_verdict(base, variant)
+    assert got.n == 4 and "1 pair(s) where only one run reached" in got.reason
+    assert "(2 variant cheaper, 2 base cheaper, 0 ties): p = 1" in got.reason
+    assert got.verdict == v.UNDECIDED
+
+
+def test_identical_variants_are_never_different_however_many_never_reached():
+    costs = [100, np.nan, 300, np.nan, 500, 600, np.nan, 800]
+    got = v.censored_cost_verdict(_costs(costs), _costs(costs))
+    assert got.verdict == v.EQUIVALENT and got.n == 5
+
+
+def test_with_no_true_difference_a_censored_cost_is_rarely_called_different():
+    # 1,000 studies of 10 pairs; both sides draw lognormal costs from one law and stop at the
+    # same budget, so ~30% of runs never reach: "better" or "worse" in at most α of them
+    rng = np.random.default_rng(0)
+    called = 0
+    for _ in range(1000):
+        b, w = rng.lognormal(0, 1, (2, 10))
+        b[b > 1.7], w[w > 1.7] = np.nan, np.nan
+        got = v.censored_cost_verdict(_costs(b, 1.7), _costs(w, 1.7))
+        called += got.verdict in (v.BETTER, v.WORSE)
+    assert called / 1000 < 0.05
+
+
+def test_the_median_interval_is_the_sign_tests_and_takes_infinite_ends():
+    d = np.sort(np.array([-np.inf, -1, 0, 1, 2, 3, 4, 5, 6, np.inf]))
+    assert v._median_interval(d, 0.05) == (-1.0, 6.0)  # j = 2 for n = 10
+    assert v._median_interval(d[:5], 0.05) == (-math.inf, math.inf)  # n = 5: P(X = 0) > 2.5%
+    assert v._median(d) == 2.5 and v._median(np.array([-np.inf, np.inf])) != 0
+    assert math.isnan(v._median(np.array([-np.inf, np.inf])))

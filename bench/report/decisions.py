@@ -15,8 +15,11 @@ and train faster", is tested by the same rule on per-run statistics (:data:`CLAI
   difference, δ = log 1.1);
 - ``p99 / median`` of the norm (a heavy upper tail: spikes), from the run summary;
 - the vanishing and exploding fractions of steps (``ogan.game.stats``), from the run summary;
-- time and gradient evaluations to the target, on the pairs where *both* runs reached it (a run
-  that never reached has no cost to compare); how many runs reached is stated beside it.
+- time and gradient evaluations to the target. A run that never reached it is right-censored at
+  what it spent in all (a diverged run never reaches it): when only one run of a pair reached
+  the target, the pair still says which was cheaper, and the verdict is the sign test's
+  (:func:`~bench.report.verdicts.censored_cost_verdict`); how many runs reached is stated
+  beside it.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ CLAIM_STATISTICS: tuple[tuple[str, str, bool], ...] = (
     ("exploding_{p}", "fraction of steps with exploding {P} gradient", False),
 )
 COSTS = (
-    ("time_to_target", "time to target (s; pairs where both reached)"),
-    ("grad_evals_to_target", "gradient evaluations to target (pairs where both reached)"),
+    ("time_to_target", "time to target (s)"),
+    ("grad_evals_to_target", "gradient evaluations to target"),
 )
+BUDGETS = {"time_to_target": "wall_time", "grad_evals_to_target": "grad_evals"}
+"""What a run spent in all, for each cost: a run that never reached the target cost more."""
 
 
 def sequential_designs(data: SweepData) -> dict[tuple[str, str, str, str], dict[str, Any]]:
@@ -188,9 +193,14 @@ def claim_table(a: Any) -> pd.DataFrame:
             margin = 0.01 if stat.startswith(("vanishing", "exploding")) else None
             if stat.startswith("growth"):  # a log ratio already: δ = log 1.1 as for ratios
                 margin = math.log1p(verdicts.RELATIVE_MARGIN)
-            verdict = verdicts.paired_verdict(
-                b, v, higher_is_better=False, log_scale=log, margin=margin
-            )
+            if stat in BUDGETS:
+                verdict = verdicts.censored_cost_verdict(
+                    _cost_frame(base, stat), _cost_frame(proj, stat)
+                )
+            else:
+                verdict = verdicts.paired_verdict(
+                    b, v, higher_is_better=False, log_scale=log, margin=margin
+                )
             reached = ""
             if stat in dict(COSTS):
                 reached = (
@@ -215,3 +225,12 @@ def claim_table(a: Any) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _cost_frame(runs: pd.DataFrame, stat: str) -> pd.DataFrame:
+    """``cost`` (NaN: the target not reached) and ``budget`` (inf for a run that diverged)."""
+    budget = runs[BUDGETS[stat]].astype(float) if BUDGETS[stat] in runs else math.inf
+    frame = pd.DataFrame({"cost": runs[stat].astype(float), "budget": budget}, index=runs.index)
+    if "diverged_at" in runs:
+        frame.loc[runs["diverged_at"].notna().to_numpy(), "budget"] = math.inf
+    return frame

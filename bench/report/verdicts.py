@@ -294,3 +294,102 @@ def seeds_for_power(
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if power_at(mid, sd, delta, alpha) >= power else (mid, hi)
     return hi
+
+
+# -- costs to a target, with runs that never reached it -------------------------------------
+
+
+def censored_cost_verdict(
+    base: pd.DataFrame,
+    variant: pd.DataFrame,
+    *,
+    margin: float | None = None,
+    alpha: float = ALPHA,
+) -> Verdict:
+    """The verdict on a cost to reach a target (lower is better) when some runs never reached it.
+
+    ``base`` and ``variant`` are indexed by seed with columns ``cost`` (time or gradient
+    evaluations to the target; NaN: not reached) and ``budget`` (what the run spent in all;
+    ``inf`` for a run that diverged, which never reaches the target). A run that did not reach
+    the target is *right-censored* at its budget: its cost is known only to exceed it.
+
+    Per seed pair:
+
+    - both reached: d = log(variant cost / base cost), known;
+    - one reached, and the other's budget is at least that cost: the one that reached is the
+      cheaper, d = ∓∞ (the order is known, the ratio is not);
+    - otherwise (neither reached, or the other stopped sooner): unknown, left out.
+
+    Leaving out the pairs where only one run reached the target, as a plain paired test must,
+    drops exactly the seeds where the two differ most, in a direction that favours the side that
+    reaches it less often. So when the known pairs include such a pair, the verdict is the exact
+    two-sided sign test on the order of every known pair (``scipy.stats.binomtest``; the sign
+    test needs no value, only which run was cheaper: it is the paired test that stays valid
+    under censoring, Conover 1999, "Practical Nonparametric Statistics", §3.4): *better* or
+    *worse* when p < α, else *undecided*. The estimate is the median of the d_i and its interval
+    the distribution-free order-statistic interval for a median at ≥ 1 − α (the one the sign
+    test inverts; its ends may be ±∞). Equivalence is not assessed there: a pair where one run
+    reached the target and the other never did is no evidence that the costs are within ±δ.
+    Without such a pair the rule is :func:`decide`'s on the log ratios (δ = log(1 + margin),
+    10% by default), as for any other log-scale statistic.
+    """
+    joined = pd.concat({"base": base, "variant": variant}, axis=1, join="inner").astype(float)
+    b_cost, v_cost = joined[("base", "cost")], joined[("variant", "cost")]
+    both = b_cost.notna() & v_cost.notna()
+    only_base = b_cost.notna() & v_cost.isna() & (joined[("variant", "budget")] >= b_cost)
+    only_variant = v_cost.notna() & b_cost.isna() & (joined[("base", "budget")] >= v_cost)
+    delta = math.log1p(RELATIVE_MARGIN if margin is None else margin)
+    bb, vv = b_cost[both].to_numpy(), v_cost[both].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):  # a cost of 0: reached at step 0
+        ratios = np.where((bb == 0) & (vv == 0), 0.0, np.log(vv) - np.log(bb))
+    censored = int(only_base.sum() + only_variant.sum())
+    if censored == 0 and np.isfinite(ratios).all():
+        return decide(ratios, higher_is_better=False, margin=delta, scale=LOG_RATIO, alpha=alpha)
+    d = np.sort(
+        np.concatenate(
+            [ratios, [np.inf] * int(only_base.sum()), [-np.inf] * int(only_variant.sum())]
+        )
+    )
+    n = len(d)
+    cheaper, dearer = int((d < 0).sum()), int((d > 0).sum())
+    p = float(sps.binomtest(cheaper, cheaper + dearer, 0.5).pvalue) if cheaper + dearer else 1.0
+    verdict = UNDECIDED
+    if p < alpha:
+        verdict = BETTER if cheaper > dearer else WORSE
+    lo, hi = _median_interval(d, alpha)
+    why = (
+        f"{censored} pair(s) where only one run reached the target"
+        if censored
+        else ("a cost of 0 on one side")
+    )
+    reason = (
+        f"{why}: the exact sign test on the order of {n} pairs ({cheaper} variant cheaper, "
+        f"{dearer} base cheaper, {n - cheaper - dearer} ties): p = {p:.2g} "
+        + ("<" if p < alpha else "≥")
+        + f" {alpha:g}"
+    )
+    nan = math.nan
+    return Verdict(verdict, n, LOG_RATIO, _median(d), lo, hi, nan, nan, delta, alpha, None, reason)
+
+
+def _median(sorted_values: np.ndarray) -> float:
+    """The median of sorted extended reals (the midpoint of two infinite middles of opposite
+    sign is undefined: NaN)."""
+    n = len(sorted_values)
+    lo, hi = sorted_values[(n - 1) // 2], sorted_values[n // 2]
+    if lo == hi:
+        return float(lo)
+    return float((lo + hi) / 2) if np.isfinite(lo) and np.isfinite(hi) else math.nan
+
+
+def _median_interval(sorted_values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """[d_(j), d_(n+1−j)] (1-based order statistics): the distribution-free interval for the
+    median with coverage ≥ 1 − α, j the largest with P(Bin(n, ½) < j) ≤ α/2; (−∞, ∞) when no
+    j ≥ 1 qualifies (too few pairs)."""
+    n = len(sorted_values)
+    j = 0
+    while j < n and sps.binom.cdf(j, n, 0.5) <= alpha / 2:
+        j += 1
+    if j < 1:
+        return -math.inf, math.inf
+    return float(sorted_values[j - 1]), float(sorted_values[n - j])

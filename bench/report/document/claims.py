@@ -51,9 +51,13 @@ def claims_section(a: Analysis) -> Section:
         "growth = log(median applied |g| over the last 10% of the traced steps / over the "
         "first 10%), compared by difference with δ = log 1.1; p99/median of |g| by log ratio; "
         "the vanishing and exploding fractions of steps (ogan.game.stats) by difference with "
-        "δ = 0.01 (1% of the steps). Time and gradient evaluations to the target are compared "
-        "on the pairs where both runs reached the target only (a run that never reached it "
-        "has no cost); the 'reached' column counts the runs that did."
+        "δ = 0.01 (1% of the steps). Time and gradient evaluations to the target by log ratio; "
+        "a run that never reached the target is censored at what it spent in all (a diverged "
+        "run never reaches it), so a pair where only one run reached it still says which was "
+        "cheaper. Where there is such a pair, the verdict is the exact sign test's on the order "
+        "of every pair (equivalence is not assessed there), its effect the median log ratio "
+        "with its distribution-free interval (ends may be ∞); the 'reached' column counts the "
+        "runs that reached the target."
     ]
     c = a.claims
     if c.empty:

@@ -15,12 +15,12 @@ MAX_LISTED_RUNS = 200
 """Longer lists of missing or non-finite runs are cut (the CSV next to the report has them all)."""
 
 
-
 def _at_population(size: float | None) -> str:
     """Where an overhead was measured on members of populations: at which size (both sides)."""
     if size is None or (isinstance(size, float) and math.isnan(size)) or int(size) == 1:
         return ""
     return f" (population {int(size)})"
+
 
 def results_section(a: Analysis) -> Section:
     s = a.summary
