@@ -72,7 +72,87 @@ def _seeds(seed: int) -> tuple[int, int, int]:
     return int(init), int(data), int(evaluation)
 
 
-class Game:
+class _Schedule:
+    """The update schedule that :class:`Game` and the population game
+    (:class:`ogan.game.population.PopulationGame`) share: which gradients one step takes, on
+    which batches, in which order (the module docstring's schemes), so that the two cannot
+    drift apart. A subclass supplies the batches, the generator's forward pass, each player's
+    backward pass and the step's record; ``g`` and ``d`` have ``optimizer`` and ``lookahead``.
+    """
+
+    config: TrainConfig
+    g: Any  # a Player (the population's: its stacked networks)
+    d: Any
+    extrapolation: str | None
+    grad_evals: list[int]
+    _surgery_stats: Any
+
+    def _sample(self) -> Batch:
+        raise NotImplementedError
+
+    def _generate(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _d_backward(self, batch: Batch, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _g_backward(self, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _record(self, loss_g: Tensor, loss_d: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _both_grads(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Both players' gradients at the current point, from one batch; returns their losses."""
+        self.g.optimizer.zero_grad(set_to_none=True)
+        self.d.optimizer.zero_grad(set_to_none=True)
+        fake = self._generate(batch.z)
+        loss_d = self._d_backward(batch, fake)
+        loss_g = self._g_backward(fake)
+        self.grad_evals[0] += 1
+        self.grad_evals[1] += 1
+        return loss_g, loss_d
+
+    def step(self, index: int) -> Tensor:
+        """One generator update (and its discriminator updates); returns the step's record."""
+        g, d = self.g, self.d
+        if self.extrapolation is not None:
+            batch = self._sample()
+            if self.extrapolation == "extragradient":
+                self._both_grads(batch)
+                self._surgery_stats = None  # the update's gradients are the ones recorded
+            d.optimizer.extrapolate()
+            g.optimizer.extrapolate()
+            if self.config.fresh_batch:
+                batch = self._sample()
+            loss_g, loss_d = self._both_grads(batch)
+            d.optimizer.step()
+            g.optimizer.step()
+        elif self.config.scheme == "simultaneous":
+            loss_g, loss_d = self._both_grads(self._sample())
+            d.optimizer.step()
+            g.optimizer.step()
+        else:
+            for _ in range(self.config.d_steps):
+                batch = self._sample()
+                d.optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    fake = self._generate(batch.z)
+                loss_d = self._d_backward(batch, fake)
+                self.grad_evals[1] += 1
+                d.optimizer.step()
+            batch = self._sample()
+            g.optimizer.zero_grad(set_to_none=True)
+            loss_g = self._g_backward(self._generate(batch.z))
+            self.grad_evals[0] += 1
+            g.optimizer.step()
+        if g.lookahead is not None and (index + 1) % g.lookahead.k == 0:
+            g.lookahead.sync()
+            d.lookahead.sync()
+        return self._record(loss_g, loss_d)
+
+
+class Game(_Schedule):
     """The two-player game of one run, stepped and evaluated one generator update at a time.
 
     :func:`ogan.train` drives it (timing, divergence, history); it is public so that code which
@@ -131,6 +211,12 @@ class Game:
 
     # -- gradients --------------------------------------------------------------------------
 
+    def _sample(self) -> Batch:
+        return self.workload.sample(self.config.batch_size, self.gen)
+
+    def _generate(self, z: Tensor) -> Tensor:
+        return self.g.module(z)
+
     def _d_backward(self, batch: Batch, fake: Tensor) -> Tensor:
         """D's gradients into .grad (fakes detached); returns D's loss."""
         D, params = self.d.module, self.d.params
@@ -178,17 +264,6 @@ class Game:
         loss = self.loss.g(d_out) if self.loss is not None else self.workload.objective(d_out)[1]
         loss.backward(inputs=self.g.params)  # D's parameters get no gradient
         return loss.detach()
-
-    def _both_grads(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Both players' gradients at the current point, from one batch; returns their losses."""
-        self.g.optimizer.zero_grad(set_to_none=True)
-        self.d.optimizer.zero_grad(set_to_none=True)
-        fake = self.g.module(batch.z)
-        loss_d = self._d_backward(batch, fake)
-        loss_g = self._g_backward(fake)
-        self.grad_evals[0] += 1
-        self.grad_evals[1] += 1
-        return loss_g, loss_d
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -240,45 +315,6 @@ class Game:
             zero if removed_g is None else removed_g, zero if removed_d is None else removed_d,
         ])  # fmt: skip
         return torch.cat([head.float(), after_g, before_g, after_d, before_d])
-
-    def step(self, index: int) -> Tensor:
-        """One generator update (and its discriminator updates); returns the step's record."""
-        g, d = self.g, self.d
-        if self.extrapolation is not None:
-            batch = self.workload.sample(self.config.batch_size, self.gen)
-            if self.extrapolation == "extragradient":
-                self._both_grads(batch)
-                self._surgery_stats = None  # the update's gradients are the ones recorded
-            d.optimizer.extrapolate()
-            g.optimizer.extrapolate()
-            if self.config.fresh_batch:
-                batch = self.workload.sample(self.config.batch_size, self.gen)
-            loss_g, loss_d = self._both_grads(batch)
-            d.optimizer.step()
-            g.optimizer.step()
-        elif self.config.scheme == "simultaneous":
-            batch = self.workload.sample(self.config.batch_size, self.gen)
-            loss_g, loss_d = self._both_grads(batch)
-            d.optimizer.step()
-            g.optimizer.step()
-        else:
-            for _ in range(self.config.d_steps):
-                batch = self.workload.sample(self.config.batch_size, self.gen)
-                d.optimizer.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    fake = g.module(batch.z)
-                loss_d = self._d_backward(batch, fake)
-                self.grad_evals[1] += 1
-                d.optimizer.step()
-            batch = self.workload.sample(self.config.batch_size, self.gen)
-            g.optimizer.zero_grad(set_to_none=True)
-            loss_g = self._g_backward(g.module(batch.z))
-            self.grad_evals[0] += 1
-            g.optimizer.step()
-        if g.lookahead is not None and (index + 1) % g.lookahead.k == 0:
-            g.lookahead.sync()
-            d.lookahead.sync()
-        return self._record(loss_g, loss_d)
 
     # -- evaluation -------------------------------------------------------------------------
 

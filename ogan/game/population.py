@@ -9,8 +9,8 @@ optimistic and extrapolation methods, Lookahead) are thereby exactly per member;
 act per member through the parameter group's ``members`` key (:class:`ogan.optim.Ortho`,
 :class:`ogan.optim.MuonWithAdam`); D gradient surgery projects each member's slices here.
 
-The step follows :meth:`ogan.game.Game.step` scheme for scheme, with per-member losses and
-statistics; tests/test_population.py holds the two to the same numbers.
+The step is :class:`ogan.game.Game`'s own (their shared ``_Schedule``), with per-member
+batches, losses and statistics; tests/test_population.py holds the two to the same numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 from ogan import optim, workloads
 from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig
-from ogan.game.game import TINY, _find, _may_write_grad, _seeds
+from ogan.game.game import TINY, _find, _may_write_grad, _Schedule, _seeds
 from ogan.game.losses import LOSSES, r1_from_gradient
 from ogan.game.stacked import Stacked, take_members
 from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho, set_mode
@@ -59,7 +59,7 @@ def _stack(tensors: list[Tensor | None]) -> Tensor | None:
     return None if tensors[0] is None else torch.stack(tensors)  # type: ignore[arg-type]
 
 
-class PopulationGame:
+class PopulationGame(_Schedule):
     """Members of one configuration that differ only by seed (``configs[i].seed``)."""
 
     def __init__(self, configs: list[TrainConfig]):
@@ -107,6 +107,9 @@ class PopulationGame:
         """Each member's batch from its own generator, stacked."""
         batches = [self.workload.sample(self.config.batch_size, gen) for gen in self.gens]
         return Batch(real=_stack([b.real for b in batches]), z=_stack([b.z for b in batches]))
+
+    def _generate(self, z: Tensor) -> Tensor:
+        return self.g.net(z)
 
     # -- gradients (the members' losses are summed: each member gets its own gradient) ---------
 
@@ -169,16 +172,6 @@ class PopulationGame:
         loss.sum().backward(inputs=self.g.params)  # D's parameters get no gradient
         return loss.detach()
 
-    def _both_grads(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        self.g.optimizer.zero_grad(set_to_none=True)
-        self.d.optimizer.zero_grad(set_to_none=True)
-        fake = self.g.net(batch.z)
-        loss_d = self._d_backward(batch, fake)
-        loss_g = self._g_backward(fake)
-        self.grad_evals[0] += 1
-        self.grad_evals[1] += 1
-        return loss_g, loss_d
-
     # -- one step ---------------------------------------------------------------------------
 
     def _projection_norms(self, player: _Player, surgery: tuple[Tensor, Tensor] | None) -> tuple:
@@ -225,44 +218,6 @@ class PopulationGame:
             zero if removed_g is None else removed_g, zero if removed_d is None else removed_d,
         ], 1)  # fmt: skip
         return torch.cat([head.float(), after_g, before_g, after_d, before_d], 1)
-
-    def step(self, index: int) -> Tensor:
-        """One generator update of every member; returns the (members, width) records."""
-        g, d = self.g, self.d
-        if self.extrapolation is not None:
-            batch = self._sample()
-            if self.extrapolation == "extragradient":
-                self._both_grads(batch)
-                self._surgery_stats = None  # the update's gradients are the ones recorded
-            d.optimizer.extrapolate()
-            g.optimizer.extrapolate()
-            if self.config.fresh_batch:
-                batch = self._sample()
-            loss_g, loss_d = self._both_grads(batch)
-            d.optimizer.step()
-            g.optimizer.step()
-        elif self.config.scheme == "simultaneous":
-            loss_g, loss_d = self._both_grads(self._sample())
-            d.optimizer.step()
-            g.optimizer.step()
-        else:
-            for _ in range(self.config.d_steps):
-                batch = self._sample()
-                d.optimizer.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    fake = g.net(batch.z)
-                loss_d = self._d_backward(batch, fake)
-                self.grad_evals[1] += 1
-                d.optimizer.step()
-            batch = self._sample()
-            g.optimizer.zero_grad(set_to_none=True)
-            loss_g = self._g_backward(g.net(batch.z))
-            self.grad_evals[0] += 1
-            g.optimizer.step()
-        if g.lookahead is not None and (index + 1) % g.lookahead.k == 0:
-            g.lookahead.sync()
-            d.lookahead.sync()
-        return self._record(loss_g, loss_d)
 
     # -- members ----------------------------------------------------------------------------
 
