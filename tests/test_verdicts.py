@@ -193,6 +193,7 @@ def test_a_pair_where_only_one_run_reached_counts_for_the_one_that_did():
     # n = 10: the order-statistic interval is [d_(2), d_(9)] (coverage 1 − 2·11/1024 ≈ 97.9%)
     assert got.ci_lo == pytest.approx(math.log(1.5)) and got.ci_hi == math.inf
     assert math.isnan(got.eq_lo) and got.seeds_for_power is None
+    assert got.effect() == "median ratio 1.5 [1.5, ∞]"  # not exp's overflow
     # dropping the censored pairs, as a test on reached pairs only must, hides two of them:
     # 8 identical ratios are still "worse" (8 ≥ 6), but with 4 pairs it would be undecided
     short = v.censored_cost_verdict(base.iloc[:6], variant.iloc[:6])

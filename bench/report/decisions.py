@@ -128,10 +128,7 @@ def effect_text(v: Verdict) -> str:
     """The effect with its interval: a ratio on the log scale, a difference otherwise."""
     if v.n < 2:
         return f"{v.n} pair(s): no interval"
-    if v.scale == LOG_RATIO:
-        lo, mid, hi = np.exp(np.clip([v.ci_lo, v.estimate, v.ci_hi], -745, 709))
-        return f"ratio {mid:.3g} [{lo:.3g}, {hi:.3g}]"
-    return f"difference {v.estimate:.3g} [{v.ci_lo:.3g}, {v.ci_hi:.3g}]"
+    return v.effect()
 
 
 # -- the claim --------------------------------------------------------------------------------

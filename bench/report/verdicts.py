@@ -79,7 +79,9 @@ class Verdict:
     verdict: str
     n: int
     scale: str  # DIFFERENCE or LOG_RATIO
-    estimate: float  # mean of variant − base (of log(variant / base) on the log scale)
+    estimate: (
+        float  # mean (see ``center``) of variant − base (of log(variant / base) on the log scale)
+    )
     ci_lo: float  # the difference interval, which decides better / worse
     ci_hi: float
     eq_lo: float  # the equivalence interval, which decides equivalence
@@ -88,21 +90,40 @@ class Verdict:
     alpha: float
     seeds_for_power: int | None  # pairs a fixed design needs for 80% power at δ
     reason: str
+    center: str = "mean"  # what ``estimate`` is: the mean difference, or (censored) the median
 
     @property
     def decided(self) -> bool:
         return self.verdict != UNDECIDED
 
+    def effect(self) -> str:
+        """The effect with its interval: ``ratio 0.81 [0.70, 0.93]`` on the log scale (a log
+        ratio of ±∞, a pair where only one run reached a target, reads 0 or ∞), else
+        ``difference -1.3 [-3.7, 1.1]``."""
+        if self.scale == LOG_RATIO:
+            lo, mid, hi = (_ratio(x) for x in (self.ci_lo, self.estimate, self.ci_hi))
+            return f"{self._what('ratio')} {mid} [{lo}, {hi}]"
+        return (
+            f"{self._what('difference')} {self.estimate:.3g} [{self.ci_lo:.3g}, {self.ci_hi:.3g}]"
+        )
+
+    def _what(self, name: str) -> str:
+        return name if self.center == "mean" else f"{self.center} {name}"
+
     def describe(self) -> str:
         """One line, e.g. ``better: ratio 0.81 [0.70, 0.93] (10 pairs, δ = ±10%)``."""
         if self.scale == LOG_RATIO:
-            lo, mid, hi = np.exp(np.clip([self.ci_lo, self.estimate, self.ci_hi], -745, 709))
-            what = f"ratio {mid:.3g} [{lo:.3g}, {hi:.3g}]"
             margin = f"±{math.expm1(self.margin):.0%}"
         else:
-            what = f"difference {self.estimate:.3g} [{self.ci_lo:.3g}, {self.ci_hi:.3g}]"
             margin = f"±{self.margin:.3g}"
-        return f"{self.verdict}: {what} ({self.n} pairs, δ = {margin})"
+        return f"{self.verdict}: {self.effect()} ({self.n} pairs, δ = {margin})"
+
+
+def _ratio(log_ratio: float) -> str:
+    """exp of a log ratio, as text: 0 and ∞ for −∞ and +∞ (not exp's underflow or overflow)."""
+    if math.isinf(log_ratio):
+        return "0" if log_ratio < 0 else "∞"
+    return f"{math.exp(min(log_ratio, 709.0)):.3g}"
 
 
 def paired_values(base: pd.Series, variant: pd.Series) -> pd.DataFrame:
@@ -369,7 +390,10 @@ def censored_cost_verdict(
         + f" {alpha:g}"
     )
     nan = math.nan
-    return Verdict(verdict, n, LOG_RATIO, _median(d), lo, hi, nan, nan, delta, alpha, None, reason)
+    median = _median(d)
+    return Verdict(
+        verdict, n, LOG_RATIO, median, lo, hi, nan, nan, delta, alpha, None, reason, "median"
+    )
 
 
 def _median(sorted_values: np.ndarray) -> float:
