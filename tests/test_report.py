@@ -25,7 +25,7 @@ import bench
 import ogan
 from bench import runner, store
 from bench.errors import BenchError
-from bench.report import build_report
+from bench.report import build_report, verdicts
 from bench.report.document.formatting import mean_pm
 from bench.spec import RunSpec, freeze
 from bench.store import atomic_write_json, environment, write_run
@@ -319,11 +319,25 @@ def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir)
     # the two means are over the same pairs as the difference, in every row
     np.testing.assert_allclose(paired["projected_mean"] - paired["base_mean"], paired["mean_diff"],
                                rtol=1e-9, atol=1e-12)  # fmt: skip
-    kinds = set(zip(paired["workload"], paired["kind"]))
-    assert kinds == {(wl, "ortho") for wl in WORKLOADS} | {
-        ("dirac", "surgery"),
-        ("mog-ring", "surgery"),
+    kinds = set(zip(paired["workload"], paired["kind"], paired["base"], paired["projected"]))
+    assert kinds == {(wl, "ortho", "adam", "adam+ortho") for wl in WORKLOADS} | {
+        ("dirac", "surgery", "adam", "adam+surgery"),
+        ("mog-ring", "surgery", "adam", "adam+surgery"),
+        ("bilinear", "baseline", "adam", "sgd"),  # every optimizer without a projection vs Adam
     }
+
+
+def test_a_baseline_is_compared_with_adam_seed_by_seed_at_its_selected_lr(report, sweep_dir):
+    runs = bench.load_runs(sweep_dir)
+    adam = _recompute(runs, "bilinear", "adam", "distance")["by_seed"]
+    sgd = _recompute(runs, "bilinear", "sgd", "distance")["by_seed"]
+    paired = pd.read_csv(report.parent / "paired.csv")
+    row = paired[paired["kind"] == "baseline"].iloc[0]
+    want = verdicts.paired_verdict(adam, sgd, higher_is_better=False, log_scale=True)
+    assert (row["verdict"], row["n_pairs"], row["scale"]) == (want.verdict, want.n, want.scale)
+    assert want.n == 2 and row["estimate"] == pytest.approx(want.estimate, rel=1e-12)
+    claims = pd.read_csv(report.parent / "claims.csv")
+    assert "baseline" not in set(claims["kind"])  # the claim is the projection's
 
 
 def test_diverged_runs_are_counted_as_nonfinite_and_listed_not_hidden(report, sweep_dir):
@@ -557,7 +571,7 @@ def test_the_claim_table_has_a_verdict_per_pair_statistic_and_player(report):
     claims = pd.read_csv(report.parent / "claims.csv")
     paired = pd.read_csv(report.parent / "paired.csv")
     per_pair = claims.groupby(["workload", "base", "projected"])["statistic"].apply(set)
-    assert len(per_pair) == len(paired)
+    assert len(per_pair) == (paired["kind"] != "baseline").sum()  # the projection's claim only
     for stats in per_pair:
         assert {"growth_g", "growth_d", "tail_g", "tail_d", "vanishing_g", "exploding_d",
                 "time_to_target", "grad_evals_to_target"} <= stats  # fmt: skip

@@ -18,8 +18,10 @@ Glossary: one word per concept, in the code, the column names and the prose.
 - *label*: the spec's own name for an optimizer (``bench.load``'s ``optimizer`` column); the
   report shows it only for runs it has no record of (missing runs).
 - *optimizer name* (``optimizer_name``): the registry entry an optimizer wraps (``adam``).
-- *base* and *projected*: the two sides of a paired comparison, an optimizer without and with a
-  projection (⊥Grad or D gradient surgery), identical otherwise.
+- *base* and *projected*: the two sides of a paired comparison (``kind``): an optimizer without
+  and with a projection (⊥Grad or D gradient surgery), identical otherwise (``ortho``,
+  ``surgery``); or the workload's plain Adam and another optimizer without a projection
+  (``baseline``).
 - *workload*: the registered name, with the options that differ appended where one name ran
   with several option sets (``workload_name`` is the registered name alone).
 - *diverged*: a non-finite loss or gradient stopped the run (``summary["diverged_at"]``).

@@ -75,7 +75,7 @@ class SweepData:
     records: list[dict[str, Any]]
     workloads: dict[str, WorkloadInfo]  # by report workload key
     optimizer_config: dict[tuple[str, str], dict[str, Any]]  # (workload, optimizer) -> config
-    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"), base, projected
+    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"/"baseline"), base, projected
     missing: pd.DataFrame  # specs listed in sweep.json without a finished run
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
@@ -213,7 +213,13 @@ def _optimizers(
 def _pairs(
     records: list[dict[str, Any]], wl_key: dict[str, str], optimizer: dict[str, str]
 ) -> pd.DataFrame:
-    """(workload, kind, base, projected) for every optimizer whose projection-free twin ran."""
+    """(workload, kind, base, projected) of every paired comparison the report makes.
+
+    ``ortho`` / ``surgery``: an optimizer with the projection against its projection-free twin
+    (the same configuration otherwise). ``baseline``: every optimizer without a projection
+    against the workload's plain Adam (:func:`adam_reference`), so that the baselines of the
+    sweep are seed-matched against the standard GAN optimizer as well.
+    """
     keys: dict[tuple[str, str], str] = {}
     flags: dict[tuple[str, str], dict[str, Any]] = {}
     for r in records:
@@ -232,7 +238,29 @@ def _pairs(
             base = by_key.get((wl, _optimizer_key({**opt, "surgery": False})))
             if base is not None:
                 rows.append({"workload": wl, "kind": "surgery", "base": base, "projected": v})
+    for wl in sorted({wl for wl, _ in flags}):
+        names = {v: opt for (w, v), opt in flags.items() if w == wl}
+        reference = adam_reference(names)
+        for v, opt in sorted(names.items()):
+            if reference is not None and v != reference and not _projected(opt):
+                rows.append({"workload": wl, "kind": "baseline", "base": reference, "projected": v})
     return pd.DataFrame(rows, columns=["workload", "kind", "base", "projected"])
+
+
+def _projected(config_optimizer: dict[str, Any]) -> bool:
+    return bool(config_optimizer.get("ortho") or config_optimizer.get("surgery"))
+
+
+def adam_reference(configs: dict[str, dict[str, Any]]) -> str | None:
+    """The plain Adam among one workload's optimizers (name -> optimizer config): the one named
+    ``adam``, else the first (by name) that is torch's Adam without a projection; None if none.
+    Overheads and the baseline comparisons are relative to it."""
+    if "adam" in configs:
+        return "adam"
+    for v in sorted(configs):
+        if configs[v].get("name") == "adam" and not _projected(configs[v]):
+            return v
+    return None
 
 
 def _relabel(

@@ -19,6 +19,7 @@ import pandas as pd
 
 from bench.report import decisions, intervals, stats
 from bench.report.data import SweepData
+from bench.report.data import adam_reference as reference_of
 
 SELECTION_RULE = (
     "For each workload and optimizer, the learning rate with the lowest fraction of non-finite "
@@ -114,14 +115,8 @@ def reported_runs(
 
 def adam_reference(data: SweepData, workload: str) -> str | None:
     """The plain Adam optimizer of a workload (overheads are relative to it), if one ran."""
-    names = sorted(data.runs.loc[data.runs["workload"] == workload, "optimizer"].unique())
-    if "adam" in names:
-        return "adam"
-    for v in names:
-        cfg = data.optimizer_config[(workload, v)]
-        if cfg.get("name") == "adam" and not cfg.get("ortho") and not cfg.get("surgery"):
-            return v
-    return None
+    names = data.runs.loc[data.runs["workload"] == workload, "optimizer"].unique()
+    return reference_of({v: data.optimizer_config[(workload, v)] for v in names})
 
 
 def population_sizes(runs: pd.DataFrame) -> pd.Series:

@@ -1,4 +1,5 @@
-"""The paired comparisons (with vs without the projection): their verdict and their table."""
+"""The paired comparisons (with vs without the projection; every other optimizer vs Adam): their
+verdicts and their table."""
 
 from __future__ import annotations
 
@@ -32,22 +33,30 @@ def _as_verdict(p: Any) -> verdicts.Verdict:
     )  # fmt: skip
 
 
+TITLE = "Paired comparisons: with vs without the projection, and vs Adam"
+
+
 def paired_section(a: Analysis) -> Section:
     p = a.paired
     blocks: list[Block] = [
-        "Each optimizer at its own selected lr, matched by seed on the report seeds. Difference = "
-        "projected − base of the final primary metric (negative is better when lower is better). "
-        "A pair where either run is non-finite is dropped and counted."
+        "Each optimizer at its own selected lr, matched by seed on the report seeds. Two kinds "
+        "of comparison: an optimizer with ⊥Grad or surgery against the same optimizer without "
+        "it (ortho, surgery), and every optimizer without a projection against the workload's "
+        "plain Adam (baseline). Difference = the second − the first (projected − base) of the "
+        "final primary metric (negative is better when lower is better). A pair where either "
+        "run is non-finite is dropped and counted."
     ]
     if p.empty:
         blocks.append(
             "No paired comparison: the sweep has no optimizer with ⊥Grad or surgery together with "
-            "its base (the same settings without the projection) on the same workload."
+            "its base (the same settings without the projection) on the same workload, and no "
+            "other optimizer beside a plain Adam."
         )
-        return Section("paired", "Paired comparisons: with vs without the projection", blocks)
+        return Section("paired", TITLE, blocks)
     table = pd.DataFrame(
         {
             "workload": p["workload"],
+            "kind": p["kind"],
             "comparison": [f"{r.base} → {r.projected}" for r in p.itertuples(index=False)],
             "metric": [
                 f"{r.metric} ({'↑' if r.higher_is_better else '↓'})"
@@ -95,4 +104,4 @@ def paired_section(a: Analysis) -> Section:
         }
     )
     blocks.append(Table("Seed-matched paired comparisons", table))
-    return Section("paired", "Paired comparisons: with vs without the projection", blocks)
+    return Section("paired", TITLE, blocks)
