@@ -79,9 +79,7 @@ class Verdict:
     verdict: str
     n: int
     scale: str  # DIFFERENCE or LOG_RATIO
-    estimate: (
-        float  # mean (see ``center``) of variant − base (of log(variant / base) on the log scale)
-    )
+    estimate: float  # ``center`` of variant − base (of log(variant / base) on the log scale)
     ci_lo: float  # the difference interval, which decides better / worse
     ci_hi: float
     eq_lo: float  # the equivalence interval, which decides equivalence
@@ -344,12 +342,14 @@ def censored_cost_verdict(
     Leaving out the pairs where only one run reached the target, as a plain paired test must,
     drops exactly the seeds where the two differ most, in a direction that favours the side that
     reaches it less often. So when the known pairs include such a pair, the verdict is the exact
-    two-sided sign test on the order of every known pair (``scipy.stats.binomtest``; the sign
-    test needs no value, only which run was cheaper: it is the paired test that stays valid
-    under censoring, Conover 1999, "Practical Nonparametric Statistics", §3.4): *better* or
-    *worse* when p < α, else *undecided*. The estimate is the median of the d_i and its interval
-    the distribution-free order-statistic interval for a median at ≥ 1 − α (the one the sign
-    test inverts; its ends may be ±∞). Equivalence is not assessed there: a pair where one run
+    two-sided sign test on the order of every known pair (``scipy.stats.binomtest``; Conover
+    1999, "Practical Nonparametric Statistics", ch. 3). The sign test needs no value, only which
+    run of a pair was cheaper, so a censored pair counts as fully as any other; when both runs of
+    a pair have the same budget (the same steps and gradient evaluations per step) and the two
+    optimizers do not differ, either order is equally likely, which is all the test assumes.
+    *better* or *worse* when p < α, else *undecided*. The estimate is the median of the d_i and
+    its interval the distribution-free order-statistic interval for a median at ≥ 1 − α (the
+    one the sign test inverts; its ends may be ±∞). Equivalence is not assessed there: a pair where one run
     reached the target and the other never did is no evidence that the costs are within ±δ.
     Without such a pair the rule is :func:`decide`'s on the log ratios (δ = log(1 + margin),
     10% by default), as for any other log-scale statistic.
@@ -378,11 +378,9 @@ def censored_cost_verdict(
     if p < alpha:
         verdict = BETTER if cheaper > dearer else WORSE
     lo, hi = _median_interval(d, alpha)
-    why = (
-        f"{censored} pair(s) where only one run reached the target"
-        if censored
-        else ("a cost of 0 on one side")
-    )
+    why = "a cost of 0 on one side"
+    if censored:
+        why = f"{censored} pair(s) where only one run reached the target"
     reason = (
         f"{why}: the exact sign test on the order of {n} pairs ({cheaper} variant cheaper, "
         f"{dearer} base cheaper, {n - cheaper - dearer} ties): p = {p:.2g} "
