@@ -349,8 +349,9 @@ def censored_cost_verdict(
     optimizers do not differ, either order is equally likely, which is all the test assumes.
     *better* or *worse* when p < α, else *undecided*. The estimate is the median of the d_i and
     its interval the distribution-free order-statistic interval for a median at ≥ 1 − α (the
-    one the sign test inverts; its ends may be ±∞). Equivalence is not assessed there: a pair where one run
-    reached the target and the other never did is no evidence that the costs are within ±δ.
+    one the sign test inverts; its ends may be ±∞). Equivalence is not assessed there: a pair
+    where one run reached the target and the other never did is no evidence that the costs are
+    within ±δ.
     Without such a pair the rule is :func:`decide`'s on the log ratios (δ = log(1 + margin),
     10% by default), as for any other log-scale statistic.
     """
