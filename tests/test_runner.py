@@ -333,6 +333,9 @@ def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sw
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a suite started in the background (`make test &`) ignores SIGINT, and a child inherits
+        # that: restore the default, under which Python raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_for_runs(out / "slow" / "runs", proc)
