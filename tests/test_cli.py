@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from patience import patience
 
 from bench.cli import main
 from ogan import optim, workloads
@@ -213,7 +214,7 @@ def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=120,
+        timeout=patience(120),
     )
 
 
@@ -254,6 +255,6 @@ def test_a_closed_output_pipe_ends_quietly_with_exit_141(tmp_path):
         cwd=tmp_path,
     )
     proc.stdout.close()  # like `| head` that has already quit: the first write fails
-    assert proc.wait(timeout=120) == 141
+    assert proc.wait(timeout=patience(120)) == 141
     assert proc.stderr.read() == b""
     proc.stderr.close()

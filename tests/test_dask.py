@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from patience import patience
 
 import bench
 from bench import runner
@@ -25,7 +26,7 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)  # the nanny and its worker processes too
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=patience(15))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -64,7 +65,7 @@ def scheduler(tmp_path_factory):
             "--scheduler-file",
             str(info),
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while not (info.is_file() and info.read_text().strip().endswith("}")):
             assert procs[0].poll() is None, (tmp / "0.log").read_text()
             assert time.monotonic() < deadline, "the scheduler did not start"
@@ -82,10 +83,10 @@ def scheduler(tmp_path_factory):
             "127.0.0.1",
             "--no-dashboard",
             "--death-timeout",
-            "60",
+            str(round(patience(60))),
         )
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+        with Client(address, timeout=patience(30)) as client:
+            client.wait_for_workers(2, timeout=patience(60))
         yield address
     finally:
         for proc in reversed(procs):

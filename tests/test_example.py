@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from patience import patience
 
 import ogan
 
@@ -60,7 +61,7 @@ def test_the_readme_walkthrough_runs_from_outside_the_project_and_reports_what_r
     }
     done = subprocess.run(
         ["bash", "-e", "-c", script], cwd=outside, env=env, capture_output=True, text=True,
-        timeout=900,
+        timeout=patience(900),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout

@@ -11,6 +11,8 @@ import torch.optim._muon as torch_muon
 from ogan.optim import MuonWithAdam
 from ogan.optim import muon as ogan_muon
 
+pytestmark = pytest.mark.numerical  # bfloat16 Newton–Schulz vs torch.optim.Muon: emulate_cpus.py
+
 STEPS = 6
 
 

@@ -23,6 +23,8 @@ from ogan.optim import (
 )
 from ogan.projection import orthogonalize_
 
+pytestmark = pytest.mark.numerical  # update rules vs float64 references: emulate_cpus.py
+
 STEPS = 6
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(5, 5))  # a non-symmetric linear field: F(w) = A w + b

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from patience import patience
 
 import bench
 from bench import runner, store
@@ -53,7 +54,7 @@ def bench_cmd(*args: str) -> list[str]:
 
 
 def wait_for_runs(runs: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while not list(runs.glob("*.json")):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no run finished in time"
@@ -305,7 +306,7 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
         bench_cmd("run", str(config), "--out", str(killed), "--device", "cpu", *one),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=patience(300),
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"{stored} already finished, {SLOW_RUNS - stored} to run" in resumed.stdout
@@ -343,7 +344,7 @@ def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sw
             proc.send_signal(signal.SIGINT)
         else:
             os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=patience(60))
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -11,6 +11,7 @@ import subprocess
 import pandas as pd
 import pytest
 from conftest import TIMING
+from patience import patience
 from test_runner import SLOW, SLOW_RUNS, bench_cmd, run, wait_for_runs
 
 import bench
@@ -185,7 +186,7 @@ def test_kill_9_mid_population_loses_only_members_in_flight_and_a_rerun_complete
     before = {r["run_id"]: r for r in store.load_records(killed)}  # every stored one is whole
     assert 1 <= len(before) < SLOW_RUNS
 
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(300))
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(before)} already finished, {SLOW_RUNS - len(before)} to run" in resumed.stdout
     assert not temporaries(killed / "slow" / "runs")
