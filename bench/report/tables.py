@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.report import decisions, intervals, stats
+from bench.report import decisions, families, intervals, stats
 from bench.report.data import SweepData
 from bench.report.data import adam_reference as reference_of
 
@@ -321,9 +321,9 @@ def analyse(data: SweepData) -> Analysis:
         reference={wl: adam_reference(data, wl) for wl in splits},
     )
     a.summary = summary_table(a)
-    a.paired = paired_table(a)
+    a.paired = families.confirmatory(paired_table(a))
     a.ranking = ranking_table(a)
     a.profile_costs = _profile_costs(a)
     a.grad_norms = grad_norm_table(a)
-    a.claims = decisions.claim_table(a)
+    a.claims = families.exploratory(decisions.claim_table(a))
     return a
