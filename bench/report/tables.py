@@ -240,7 +240,7 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "diff_ci_hi": cmp.ci_hi,
                 "projected_better": cmp.b_better,
                 "wilcoxon_stat": cmp.statistic,
-                "p_value": cmp.pvalue,
+                "wilcoxon_p": cmp.pvalue,
                 "note": cmp.note,
                 **decisions.verdict_columns(v, how),
             }

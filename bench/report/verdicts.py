@@ -59,8 +59,11 @@ Errors, for normal differences: P(better or worse | no difference) ≤ α and
 P(equivalent | |true difference| ≥ δ) ≤ α. For two-valued differences (whole modes: 0 or 1
 with probability ½ each, a true difference of exactly δ = 0.5) the t-based TOST is not exact:
 P(equivalent) is 0 below 5 pairs, 3.1% at 5, and peaks at 9.0% at 9 pairs (exact, over 2-20
-pairs, ``tests/test_verdicts.py``), a stated limitation of the t-test on coarse counts. The signed-rank test of :mod:`bench.report.stats`
-stays beside the verdict as a check that does not assume normality.
+pairs, ``tests/test_verdicts.py``), a stated limitation of the t-test on coarse counts. In a
+group-sequential look a sample without spread stays *undecided* (the sign test's level is not
+spent across looks); the design adds seeds until the differences vary or it ends. The
+signed-rank test of :mod:`bench.report.stats` stays beside the verdict as a check that does
+not assume normality.
 
 Power: the seeds a fixed design needs to detect δ with 80% power from the observed spread s:
 the least n with P(|T| > t_{1−α/2, n−1}) ≥ 0.8, T noncentral t with n − 1 degrees of freedom
@@ -245,24 +248,31 @@ def classify(
     return out
 
 
-def p_values(d: np.ndarray, margin: float) -> tuple[float, float]:
-    """(p_value, p_equivalence) of the module docstring for differences ``d`` (finite)."""
-    n = len(d)
+def p_values(d: np.ndarray, margin: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p_value, p_equivalence) of the module docstring for differences ``d`` (finite), along
+    the last axis: a float pair for one sample, arrays for a stack of them (the simulations of
+    the tests call this very function on thousands of samples at once)."""
+    d = np.asarray(d, dtype=float)
+    n = d.shape[-1]
     if n < 2:
-        return math.nan, math.nan
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    has_margin = math.isfinite(margin) and n >= MIN_EQUIVALENCE_PAIRS
-    if sd == 0:  # the sign test: every pair on the same side, by the same amount
-        p = min(1.0, 2 * 0.5**n) if mean != 0 else 1.0
-        q = 0.5**n if abs(mean) < margin else 1.0
-        return p, q if has_margin else math.nan
-    se = sd / math.sqrt(n)
-    p = float(2 * sps.t.sf(abs(mean) / se, n - 1))
-    if not has_margin:
-        return p, math.nan
-    lower = sps.t.sf((mean + margin) / se, n - 1)  # H0: difference ≤ −δ
-    upper = sps.t.cdf((mean - margin) / se, n - 1)  # H0: difference ≥ +δ
-    return p, float(max(lower, upper))
+        nan = np.full(d.shape[:-1], np.nan)
+        return _scalar(nan), _scalar(nan)
+    mean, sd = d.mean(-1), d.std(-1, ddof=1)
+    margin = np.broadcast_to(np.asarray(margin, dtype=float), mean.shape)
+    flat = sd == 0  # the sign test: every pair on the same side, by the same amount
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = sd / math.sqrt(n)
+        p = np.where(flat, np.where(mean != 0, min(1.0, 2 * 0.5**n), 1.0), 0.0)
+        p = np.where(flat, p, 2 * sps.t.sf(np.abs(mean) / se, n - 1))
+        lower = sps.t.sf((mean + margin) / se, n - 1)  # H0: difference ≤ −δ
+        upper = sps.t.cdf((mean - margin) / se, n - 1)  # H0: difference ≥ +δ
+        q = np.where(flat, np.where(np.abs(mean) < margin, 0.5**n, 1.0), np.maximum(lower, upper))
+    q = np.where(np.isfinite(margin) & (n >= MIN_EQUIVALENCE_PAIRS), q, np.nan)
+    return _scalar(p), _scalar(q)
+
+
+def _scalar(x: np.ndarray) -> np.ndarray:
+    return float(x) if np.ndim(x) == 0 else x
 
 
 def decide(
@@ -294,8 +304,10 @@ def decide(
     fixed = c is None and b is None
     c = float(sps.t.ppf(1 - alpha / 2, n - 1)) if c is None else c
     b = float(sps.t.ppf(1 - alpha, n - 1)) if b is None else b
-    if fixed or se == 0:
+    if fixed:
         verdict = verdict_from_p(p, q, mean, higher_is_better=higher_is_better, alpha=alpha)
+    elif se == 0:  # the sign test's level is not spent across looks: a sequential design waits
+        verdict = np.array(UNDECIDED, dtype=object)
     else:
         verdict = classify(
             mean, se, c=c, b=b, margin=margin, higher_is_better=higher_is_better, n=n
