@@ -30,6 +30,7 @@ verdict and no place in the family.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -40,7 +41,7 @@ import pandas as pd
 
 from bench.report import spending, verdicts
 from bench.report.data import SEQUENTIAL_FILE, SweepData
-from bench.report.verdicts import Verdict
+from bench.report.verdicts import LOG_RATIO, Verdict
 
 FIXED, SEQUENTIAL = "fixed", "group-sequential"
 EDGE_FRACTION = 0.10
@@ -121,8 +122,14 @@ def final_verdict(
     return v, FIXED
 
 
-def verdict_columns(v: Verdict, design: str) -> dict[str, Any]:
-    """The paired table's verdict columns (on the comparison's scale, see ``scale``)."""
+def verdict_columns(v: Verdict, design: str, span: float | None = None) -> dict[str, Any]:
+    """The paired table's verdict columns (on the comparison's scale, see ``scale``).
+
+    ``span``: hi − lo of a metric bounded on both sides (modes: 0-8): no difference can exceed
+    it, so the difference interval is cut to ±span (a t-interval knows nothing of bounds).
+    """
+    if span is not None and v.scale != LOG_RATIO:
+        v = dataclasses.replace(v, ci_lo=max(v.ci_lo, -span), ci_hi=min(v.ci_hi, span))
     return {
         "verdict": v.verdict,
         "design": design,
@@ -139,6 +146,16 @@ def verdict_columns(v: Verdict, design: str) -> dict[str, Any]:
         "p_equivalence": v.p_equivalence,
         "reason": v.reason,
     }
+
+
+def as_verdict(row: Any) -> Verdict:
+    """A table row (``itertuples``) of :func:`verdict_columns` back as a Verdict (for its text)."""
+    power = getattr(row, "seeds_for_power", None)
+    return Verdict(
+        row.verdict, int(row.n_pairs), row.scale, row.estimate, row.estimate_ci_lo,
+        row.estimate_ci_hi, row.equivalence_lo, row.equivalence_hi, row.delta, verdicts.ALPHA,
+        None if power is None or pd.isna(power) else int(power), "",
+    )  # fmt: skip
 
 
 def delta_text(v: Verdict) -> str:
@@ -295,6 +312,14 @@ def _target_rows(
         )
     ]
     rows[0]["effect"] = f"reached {reached}; {reach.reason.split('; ', 1)[1]}"
+    if len(seeds) and not (b_hit.any() or v_hit.any()):
+        bound = 1 - verdicts.ALPHA ** (1 / (2 * len(seeds)))
+        absent = (
+            f"not observed: no run reached the target, 0/{len(seeds)} vs 0/{len(seeds)} "
+            f"(at most {bound:.0%} of runs reach it, exact one-sided 95% bound)"
+        )
+        rows[0].update(verdict=verdicts.NOT_OBSERVED, p_value=math.nan, effect=absent)
+        rows[0]["reason"] = absent
     speed = verdicts.paired_verdict(
         b_cost[both], v_cost[both], higher_is_better=False, log_scale=True, margin=SPEED_MARGIN
     )

@@ -124,6 +124,11 @@ def ranking_section(a: Analysis) -> Section:
     )
 
 
+def is_forest(f: FigureFile) -> bool:
+    """The findings' forest plots (shown there, not again in the workload's section)."""
+    return f.name.endswith("-forest.png")
+
+
 def across_section(a: Analysis, figures: list[FigureFile]) -> Section:
     blocks: list[Block] = [f for f in figures if f.workload is None]
     if len(a.data.workloads) == 1:
@@ -139,7 +144,7 @@ def workload_section(a: Analysis, wl: str, figures: list[FigureFile]) -> Section
         f"target {info.target_text()}. "
         f"{a.splits[wl].describe().capitalize()}."
     ]
-    blocks += [f for f in figures if f.workload == wl]
+    blocks += [f for f in figures if f.workload == wl and not is_forest(f)]
     g = a.grad_norms[a.grad_norms["workload"] == wl].drop(columns="workload")
     if not g.empty:
         formatted = g.copy()
