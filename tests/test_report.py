@@ -158,7 +158,7 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
     expected = {"fig-performance-profiles.png", "fig-divergence.png"} | {
         f"fig-{wl}-{kind}.png"
         for wl in WORKLOADS
-        for kind in ("curves", "final", "lr", "cost", "grad-norms", "removed")
+        for kind in ("curves", "final", "lr", "cost", "grad-norms", "removed", "forest")
     }
     assert {p.name for p in out.glob("*.png")} == expected
     for png in expected:
@@ -167,7 +167,7 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
 
 def test_html_is_self_contained_and_every_reference_resolves(report):
     page = _parse(report)
-    assert len(page.srcs) == 2 + 6 * len(WORKLOADS)
+    assert len(page.srcs) == 2 + 7 * len(WORKLOADS)
     for src in page.srcs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"

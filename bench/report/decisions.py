@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report import spending, verdicts
+from bench.report import intervals, spending, verdicts
 from bench.report.data import SEQUENTIAL_FILE, SweepData
 from bench.report.verdicts import LOG_RATIO, Verdict
 
@@ -296,7 +296,11 @@ def _target_rows(
     b_cost, v_cost = base[SPEED].astype(float), proj[SPEED].astype(float)
     seeds = b_cost.index.intersection(v_cost.index)
     b_hit, v_hit = np.isfinite(b_cost[seeds]), np.isfinite(v_cost[seeds])
-    reached = f"{int(b_hit.sum())}/{len(seeds)} base, {int(v_hit.sum())}/{len(seeds)} projected"
+    reached = ", ".join(
+        f"{int(hit.sum())}/{len(seeds)} {side} [{lo:.2f}, {hi:.2f}]"
+        for side, hit in (("base", b_hit), ("projected", v_hit))
+        for lo, hi in [intervals.clopper_pearson(int(hit.sum()), len(seeds))]
+    )
     both = seeds[(b_hit & v_hit).to_numpy()]
     reach = verdicts.reach_verdict(b_hit, v_hit)
     rows = [

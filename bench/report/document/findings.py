@@ -165,7 +165,7 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
         "its base on the primary metric, family-wise error held at 5% (Holm). Exploratory: "
         "every other statistic of the report, false discovery rate held at 5% "
         "(Benjamini–Hochberg). Margins δ are the metrics' own, declared before the runs; "
-        f"*equivalent* needs at least {verdicts.MIN_EQUIVALENCE_PAIRS} pairs. "
+        f"'equivalent' needs at least {verdicts.MIN_EQUIVALENCE_PAIRS} pairs. "
         "The full table of every comparison, unadjusted verdicts included, is comparisons.csv."
     ]
     legend = path_legend(a.data.runs["optimizer"].unique())

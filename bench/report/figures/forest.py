@@ -108,6 +108,10 @@ def stat_label(statistic: str) -> str:
     ):
         if statistic.startswith(prefix):
             return text + statistic.removeprefix(prefix).upper()
-    return {"grad_evals_to_target": "grad. evals to target (both reached)"}.get(
+    return {
+        "grad_evals_to_target": "grad. evals to target (both reached)",
+        "reached_target": "reaching the target",
+        "time_to_target": "time to target",
+    }.get(
         statistic, statistic
     )
