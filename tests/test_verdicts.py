@@ -242,9 +242,9 @@ def test_with_no_true_difference_reaching_is_rarely_called_different():
     # pairs where only the variant (k) or only the base (l) reached (the verdict's only inputs)
     rate = 0.0
     for k in range(13):
-        for l in range(13 - k):
-            base = pd.Series([False] * k + [True] * l + [True] * (12 - k - l))
-            variant = pd.Series([True] * k + [False] * l + [True] * (12 - k - l))
+        for j in range(13 - k):
+            base = pd.Series([False] * k + [True] * j + [True] * (12 - k - j))
+            variant = pd.Series([True] * k + [False] * j + [True] * (12 - k - j))
             if v.reach_verdict(base, variant).verdict != v.UNDECIDED:
-                rate += sps.multinomial.pmf([k, l, 12 - k - l], 12, [0.25, 0.25, 0.5])
+                rate += sps.multinomial.pmf([k, j, 12 - k - j], 12, [0.25, 0.25, 0.5])
     assert 0.01 < rate <= v.ALPHA

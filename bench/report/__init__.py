@@ -53,6 +53,7 @@ def analyse_dir(path: str | Path) -> Analysis:
     ``--until-decided`` (its learning-rate selection and seed split) read this, not their own."""
     return analyse(load_sweep(Path(path)))
 
+
 CSV_TABLES = (
     "comparisons",
     "summary",
