@@ -90,6 +90,8 @@ class SweepData:
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
     selection_seeds: dict[str, list[int]] = field(default_factory=dict)
+    sequential: list[dict[str, Any]] = field(default_factory=list)
+    """The comparisons of every ``sequential.json`` (their designs and looks), read once."""
     """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
 
 
@@ -320,18 +322,21 @@ def _relabel(
     return frame
 
 
-def _read_selection_seeds(sweep_dir: Path) -> dict[str, list[int]]:
-    """The selection seeds ``--until-decided`` fixed per workload (empty without its file)."""
+def read_sequential(sweep_dir: Path) -> dict[str, Any]:
+    """``sequential.json`` of ``sweep_dir`` checked ({} without it): the one place it is read
+    for the report (``SweepData.sequential``); :mod:`bench.sequential` reads its own state."""
     path = sweep_dir / SEQUENTIAL_FILE
     if not path.is_file():
         return {}
     try:
-        return {
-            wl: [int(s) for s in seeds]
-            for wl, seeds in json.loads(path.read_text())["selection_seeds"].items()
+        state = json.loads(path.read_text())
+        state["selection_seeds"] = {
+            wl: [int(s) for s in seeds] for wl, seeds in state["selection_seeds"].items()
         }
+        state["comparisons"] = list(state.get("comparisons", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return state
 
 
 def load_sweep(path: Path) -> SweepData:
@@ -409,6 +414,7 @@ def load_sweep(path: Path) -> SweepData:
             f"No {store.SWEEP} under {path}: runs that the sweep asked for but did not finish "
             "cannot be listed."
         )
+    sequential = [q for q in map(read_sequential, results.sweep_dirs) if q]
     return SweepData(
         path=path,
         sweep_dirs=list(results.sweep_dirs),
@@ -423,7 +429,6 @@ def load_sweep(path: Path) -> SweepData:
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
         notes=notes,
-        selection_seeds={
-            wl: s for d in results.sweep_dirs for wl, s in _read_selection_seeds(d).items()
-        },
+        selection_seeds={wl: s for q in sequential for wl, s in q["selection_seeds"].items()},
+        sequential=[c for q in sequential for c in q["comparisons"]],
     )

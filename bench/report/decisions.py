@@ -31,16 +31,14 @@ verdict and no place in the family.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.report import intervals, spending, verdicts
-from bench.report.data import SEQUENTIAL_FILE, SweepData
+from bench.report.data import SweepData
 from bench.report.verdicts import LOG_RATIO, Verdict
 
 FIXED, SEQUENTIAL = "fixed", "group-sequential"
@@ -67,14 +65,8 @@ DESCRIPTIVE = "descriptive"
 
 
 def sequential_designs(data: SweepData) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    """(workload, kind, base, projected) -> its entry of ``sequential.json`` (none: {})."""
-    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for sweep_dir in data.sweep_dirs:
-        path = Path(sweep_dir) / SEQUENTIAL_FILE
-        if path.is_file():
-            for c in json.loads(path.read_text()).get("comparisons", []):
-                out[(c["workload"], c["kind"], c["base"], c["variant"])] = c
-    return out
+    """(workload, kind, base, projected) -> its ``sequential.json`` entry (none: absent)."""
+    return {(c["workload"], c["kind"], c["base"], c["variant"]): c for c in data.sequential}
 
 
 def family_alpha(data: SweepData, workload: str) -> float:
@@ -252,6 +244,8 @@ def claim_table(a: Any) -> pd.DataFrame:
                 b, v, higher_is_better=False, log_scale=log, margin=margin
             )
             row = _claim_row(common, stat, what, verdict, b, v, higher_is_better=False)
+            if stat.startswith("growth") and math.isfinite(verdict.margin):
+                row["delta_text"] = "±log 1.1 (difference of logs)"
             absent = not_observed(b, v)
             if absent:
                 row.update(verdict=verdicts.NOT_OBSERVED, p_value=math.nan, reason=absent)

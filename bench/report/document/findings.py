@@ -138,7 +138,9 @@ def _changed(a: Analysis, wl: str) -> list[str]:
     c = c[(c["workload"] == wl) & (c["verdict"] != c["verdict_unadjusted"])]
     return [
         f"{r.projected} vs {r.base}, {_stat(r.statistic)}: {r.verdict_unadjusted} at α = 0.05 "
-        f"alone, {r.verdict} in its {r.family} family (adjusted p = {_p(r.p_adjusted)})"
+        f"alone, {r.verdict} in its {r.family} family (adjusted p = "
+        f"{_p(r.p_equivalence_adjusted if r.verdict_unadjusted == 'equivalent' else r.p_adjusted)}"
+        f"{' of equivalence' if r.verdict_unadjusted == 'equivalent' else ''})"
         for r in c.itertuples()
     ]
 

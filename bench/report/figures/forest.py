@@ -75,7 +75,7 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
             ax.plot([lo, hi], [yi, yi], color=color, lw=2.2, solid_capstyle="butt")
             x = min(max(r.x, -LIMIT), LIMIT)
             marker = "o" if abs(r.x) <= LIMIT else (">" if r.x > 0 else "<")
-            ax.plot([x], [yi], marker=marker, color=color, ms=6)
+            ax.plot([x], [yi], marker=marker, color=color, ms=7, clip_on=False, zorder=3)
         ax.set_yticks(y, labels)
         ax.set_ylim(-0.7, len(drawn) - 0.3)
         span = min(LIMIT, max(2.0, np.nanmax(np.abs(drawn[["x", "lo", "hi"]].to_numpy())) * 1.1))
