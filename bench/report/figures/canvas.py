@@ -118,6 +118,9 @@ def lr_axis(ax, lrs: pd.Series) -> None:
     ax.set_xscale("log")
     tried = sorted(lrs.unique())
     ax.set_xticks(tried, [f"{lr:g}" for lr in tried])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # only the tried rates are labelled
+    if len(tried) > 3:  # neighbours on a log axis (1e-4, 2e-4, 5e-4) collide when level
+        ax.tick_params(axis="x", labelrotation=45)
     ax.xaxis.set_minor_locator(NullLocator())
     ax.tick_params(axis="x", rotation=30 if len(tried) > 5 else 0)
 
