@@ -120,8 +120,7 @@ def verdict_columns(v: Verdict, design: str, span: float | None = None) -> dict[
     ``span``: hi − lo of a metric bounded on both sides (modes: 0-8): no difference can exceed
     it, so the difference interval is cut to ±span (a t-interval knows nothing of bounds).
     """
-    if span is not None and v.scale != LOG_RATIO:
-        v = dataclasses.replace(v, ci_lo=max(v.ci_lo, -span), ci_hi=min(v.ci_hi, span))
+    v = _clipped(v, span)
     return {
         "verdict": v.verdict,
         "design": design,
@@ -138,6 +137,13 @@ def verdict_columns(v: Verdict, design: str, span: float | None = None) -> dict[
         "p_equivalence": v.p_equivalence,
         "reason": v.reason,
     }
+
+
+def _clipped(v: Verdict, span: float | None) -> Verdict:
+    """``v`` with its difference interval cut to ±span (:func:`verdict_columns`)."""
+    if span is None or v.scale == LOG_RATIO:
+        return v
+    return dataclasses.replace(v, ci_lo=max(v.ci_lo, -span), ci_hi=min(v.ci_hi, span))
 
 
 def as_verdict(row: Any) -> Verdict:
@@ -243,7 +249,11 @@ def claim_table(a: Any) -> pd.DataFrame:
             verdict = verdicts.paired_verdict(
                 b, v, higher_is_better=False, log_scale=log, margin=margin
             )
-            row = _claim_row(common, stat, what, verdict, b, v, higher_is_better=False)
+            fraction = stat.startswith(("vanishing", "exploding"))  # of steps: within ±1
+            row = _claim_row(
+                common, stat, what, verdict, b, v, higher_is_better=False,
+                span=1.0 if fraction else None,
+            )  # fmt: skip
             if stat.startswith("growth") and math.isfinite(verdict.margin):
                 row["delta_text"] = "±log 1.1 (difference of logs)"
             absent = not_observed(b, v)
@@ -266,6 +276,7 @@ def _claim_row(
     *,
     higher_is_better: bool,
     reached: str = "",
+    span: float | None = None,
 ) -> dict[str, Any]:
     pairs = verdicts.paired_values(b, v)
     return {
@@ -277,8 +288,8 @@ def _claim_row(
         "base_mean": float(pairs["base"].mean()) if len(pairs) else math.nan,
         "projected_mean": float(pairs["variant"].mean()) if len(pairs) else math.nan,
         "reached": reached,
-        **verdict_columns(verdict, FIXED),
-        "effect": effect_text(verdict),
+        **verdict_columns(verdict, FIXED, span),
+        "effect": effect_text(_clipped(verdict, span)),
     }
 
 
