@@ -9,6 +9,7 @@ import pandas as pd
 from bench.report.document.formatting import frac, mean_pm, num
 from bench.report.document.model import Block, Section, Table
 from bench.report.figures.canvas import FigureFile, slug
+from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 MAX_LISTED_RUNS = 200
@@ -27,7 +28,7 @@ def results_section(a: Analysis) -> Section:
     quality = pd.DataFrame(
         {
             "workload": s["workload"],
-            "optimizer": s["optimizer"],
+            "optimizer": s["optimizer"].map(short_names(s["optimizer"].unique())),
             "metric": [a.data.workloads[w].primary for w in s["workload"]],
             "best lr": s["best_lr"].map(num),
             "lrs tried": s["lrs_tried"].astype(str),
@@ -61,7 +62,7 @@ def results_section(a: Analysis) -> Section:
     cost = pd.DataFrame(
         {
             "workload": s["workload"],
-            "optimizer": s["optimizer"],
+            "optimizer": s["optimizer"].map(short_names(s["optimizer"].unique())),
             "target": [a.data.workloads[w].target_text() for w in s["workload"]],
             "grad evals/step": s["grad_evals_per_step"].map(lambda x: num(x, 3)),
             "reached target": [

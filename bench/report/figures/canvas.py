@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from PIL import Image
 
 from bench.report import intervals
+from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 DPI = 110
@@ -166,7 +167,10 @@ def clip_to_runs(ax, values: pd.Series, log: bool) -> None:
 def figure_legend(
     fig: Figure, colors: dict[str, tuple], present: Sequence[str], title: str = "optimizer"
 ) -> None:
-    handles = [Line2D([], [], color=colors[v], lw=2.5, label=v) for v in sorted(set(present))]
+    names = short_names(colors)  # unique class names for import paths, over the whole report
+    handles = [
+        Line2D([], [], color=colors[v], lw=2.5, label=names[v]) for v in sorted(set(present))
+    ]
     fig.legend(
         handles=handles,
         title=title,
