@@ -118,3 +118,28 @@ def test_a_figure_band_is_the_metric_interval_cut_to_the_panel_s_runs():
     assert 0 < lo < hi
     lo, hi = clipped_interval(values, False, (0, None), False)(values.to_numpy())
     assert lo == 0.01  # the t-interval, cut to the bound 0, then to the runs
+
+
+def test_no_interval_of_n_equal_values_has_zero_width():
+    from bench.report.intervals import EXACT_AT_BOUND, NO_SPREAD, clopper_pearson, metric_ci
+
+    at_top = metric_ci([8.0] * 10, bounds=(0, 8))  # Extra-Adam: 8 of 8 modes in 10 of 10 runs
+    lo, hi = clopper_pearson(10, 10)
+    assert (at_top.lo, at_top.hi) == pytest.approx((8 * lo, 8.0)) and hi == 1.0
+    assert lo == pytest.approx(0.6915, abs=1e-4) and at_top.method == EXACT_AT_BOUND
+    at_zero = metric_ci([0.0] * 10, bounds=(0, 1))
+    assert (at_zero.lo, at_zero.hi) == pytest.approx((0.0, 1 - lo))
+    inside = metric_ci([3.0] * 4, bounds=(0, 8))
+    assert math.isnan(inside.lo) and math.isnan(inside.hi) and inside.method == NO_SPREAD
+    log = metric_ci([2.5] * 5, bounds=(0, None), log_scale=True)
+    assert math.isnan(log.lo) and log.center == 2.5
+
+
+def test_a_difference_interval_stays_within_the_metrics_span():
+    from bench.report import decisions
+    from bench.report import verdicts as v
+
+    wide = v.decide([-8.0, 8.0, 0.0], higher_is_better=True, margin=0.5)  # modes, 3 pairs
+    assert wide.ci_lo < -8 and wide.ci_hi > 8  # the t-interval knows nothing of the bounds
+    cols = decisions.verdict_columns(wide, decisions.FIXED, span=8.0)
+    assert (cols["estimate_ci_lo"], cols["estimate_ci_hi"]) == (-8.0, 8.0)

@@ -108,18 +108,18 @@ def test_with_a_true_difference_it_uses_fewer_seeds_than_the_fixed_design_of_equ
     assert stop.mean() < fixed
 
 
-def test_identical_variants_are_never_called_different_at_any_look():
+def test_identical_variants_are_never_decided_at_a_look_without_the_test():
     for looks in (LOOKS, (2, 3), (3, 3, 9)):
         bounds = sp.boundaries(looks, looks[-1], final=True)
         for k, n in enumerate(looks):
             got = v.decide(
                 np.zeros(n),
                 higher_is_better=True,
-                margin=0.0,
+                margin=0.5,
                 c=bounds.difference[k],
                 b=bounds.equivalence[k],
             )
-            assert got.verdict == v.EQUIVALENT
+            assert got.verdict == v.UNDECIDED and math.isnan(got.ci_lo)
 
 
 def test_a_look_without_new_pairs_spends_the_rest_at_the_final_look():
@@ -136,3 +136,47 @@ def test_bad_looks_are_refused():
         sp.boundaries((4, 12), 10)
     with pytest.raises(ValueError, match="differences"):
         sp.sequential_verdict(np.zeros(3), (4,), 10, higher_is_better=True, margin=0.1)
+
+
+FIRST_LOOKS = (5, 9, 13, 17, 20)  # bench.sequential: no look before 5 pairs, 4 seeds a round
+
+
+def _null_studies(x: np.ndarray) -> np.ndarray:
+    """Verdicts of sequential studies on the rows of ``x`` (no margin: better/worse only)."""
+    b = sp.boundaries(FIRST_LOOKS, FIRST_LOOKS[-1], final=True)
+    verdict = np.full(len(x), v.UNDECIDED, dtype=object)
+    running = np.ones(len(x), bool)
+    for k, n in enumerate(FIRST_LOOKS):
+        d = x[:, :n]
+        out = v.classify(
+            d.mean(1),
+            d.std(1, ddof=1) / math.sqrt(n),
+            c=b.difference[k],
+            b=b.equivalence[k],
+            margin=math.nan,
+            higher_is_better=True,
+            n=n,
+        )
+        new = running & (out != v.UNDECIDED)
+        verdict[new] = out[new]
+        running &= ~new
+    return np.isin(verdict, [v.BETTER, v.WORSE])
+
+
+def test_a_discrete_null_keeps_alpha_whole_modes_of_eight():
+    rng = np.random.default_rng(5)
+    modes = rng.binomial(8, 0.7, (2, STUDIES, 20)).astype(float)
+    assert _null_studies(modes[1] - modes[0]).mean() < v.ALPHA + MC
+
+
+def test_a_skewed_null_inflates_the_error_as_stated_and_log_ratios_remove_it():
+    # a centred lognormal difference (σ = 1): mean 0, strongly right-skewed. The t statistic's
+    # law is skewed too, and the design's false better/worse rate is ~20%, not 5%: the
+    # limitation bench.sequential states. A log-scale metric compared by log ratio (the
+    # difference of two normal logs) is symmetric, and keeps α.
+    rng = np.random.default_rng(6)
+    skewed = rng.lognormal(0.0, 1.0, (STUDIES, 20)) - math.exp(0.5)
+    rate = _null_studies(skewed).mean()
+    assert 0.15 < rate < 0.25
+    logs = np.log(rng.lognormal(3.0, 1.0, (2, STUDIES, 20)))
+    assert _null_studies(logs[1] - logs[0]).mean() < v.ALPHA + MC

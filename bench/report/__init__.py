@@ -43,9 +43,19 @@ from pathlib import Path
 from bench.report.data import SweepData, load_sweep
 from bench.report.tables import Analysis, analyse
 
-__all__ = ["Analysis", "SweepData", "analyse", "build_report", "load_sweep"]
+__all__ = ["Analysis", "SweepData", "analyse", "analyse_dir", "build_report", "load_sweep"]
+
+
+def analyse_dir(path: str | Path) -> Analysis:
+    """The one analysis of the results under ``path`` (``bench.analyse``): ``.data.runs`` runs ×
+    metrics, ``.comparisons`` comparisons × statistics with their family-adjusted verdicts, and
+    every table the report shows. The report, ``bench verdicts`` (through its CSVs) and
+    ``--until-decided`` (its learning-rate selection and seed split) read this, not their own."""
+    return analyse(load_sweep(Path(path)))
+
 
 CSV_TABLES = (
+    "comparisons",
     "summary",
     "paired",
     "claims",
@@ -84,6 +94,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
             stale.unlink()
 
     numeric = {
+        "comparisons": a.comparisons,
         "summary": a.summary,
         "paired": a.paired,
         "claims": a.claims,

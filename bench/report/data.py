@@ -36,6 +36,15 @@ class WorkloadInfo:
     target: float | None
     scales: dict[str, tuple[tuple[float | None, float | None], bool]] = field(default_factory=dict)
     """metric -> (bounds, log_scale) as the runs recorded them (absent: unbounded, linear)."""
+    margins: dict[str, float | None] = field(default_factory=dict)
+    """metric -> its declared equivalence margin (``ogan.workloads.Metric.margin``; None: none)."""
+    margin_source: str = "recorded"
+    """Where ``margins`` come from: "recorded" by the runs, "declared now" (runs written before
+    margins were recorded: the workload's current declaration), or "none" (not resolvable)."""
+
+    def margin(self, metric: str | None = None) -> float | None:
+        """The declared margin of ``metric`` (default: the primary); None: no equivalence."""
+        return self.margins.get(metric or self.primary)
 
     @property
     def higher_is_better(self) -> bool:
@@ -81,6 +90,8 @@ class SweepData:
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
     selection_seeds: dict[str, list[int]] = field(default_factory=dict)
+    sequential: list[dict[str, Any]] = field(default_factory=list)
+    """The comparisons of every ``sequential.json`` (their designs and looks), read once."""
     """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
 
 
@@ -97,9 +108,10 @@ def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[W
     from ogan.errors import ConfigError
 
     try:
-        description = workloads.get(name).description
+        declared = workloads.get(name)
+        description = declared.description
     except ConfigError:
-        description = "(not a registered workload)"
+        declared, description = None, "(not a registered workload)"
     summaries = [r["summary"] for r in records]
     target = summaries[0].get("target") or {}
     if "metrics" in summaries[0]:
@@ -130,6 +142,7 @@ def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[W
         )
     primary = target.get("metric") or next(iter(metrics))
     value = target.get("value")
+    margins, source, margin_note = _margins(wl, summaries[0].get("metrics") or {}, declared)
     info = WorkloadInfo(
         name=name,
         description=description,
@@ -137,8 +150,41 @@ def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[W
         primary=primary,
         target=None if value is None else float(value),
         scales=scales,
+        margins=margins,
+        margin_source=source,
     )
-    return info, note
+    return info, " ".join(x for x in (note, margin_note) if x)
+
+
+def _margins(
+    wl: str, recorded: dict[str, Any], declared: Any
+) -> tuple[dict[str, float | None], str, str]:
+    """(metric -> margin, source, note). A run records its metrics' margins; a run written
+    before margins existed falls back to the workload's current declaration when its class
+    resolves (a margin is part of the question, not of the data, so a later declaration is
+    still one made without these results), else no margin: no equivalence verdict."""
+    if recorded and all("margin" in v for v in recorded.values()):
+        return {m: v["margin"] for m, v in recorded.items()}, "recorded", ""
+    table = getattr(declared, "metrics", None) or {}
+    if declared is not None and all(m in table for m in recorded):
+        margins = {m: table[m].margin for m in recorded}
+        stated = ", ".join(f"{m} ±{v:g}" for m, v in margins.items() if v is not None)
+        return (
+            margins,
+            "declared now",
+            (
+                f"{wl}: its runs predate recorded equivalence margins; the workload's current "
+                f"declaration is used ({stated or 'none'})."
+            ),
+        )
+    return (
+        {m: None for m in recorded},
+        "none",
+        (
+            f"{wl}: its runs record no equivalence margin and the workload's declaration cannot be "
+            "read, so no comparison on it can be called equivalent."
+        ),
+    )
 
 
 def _canonical(d: dict[str, Any]) -> str:
@@ -276,18 +322,21 @@ def _relabel(
     return frame
 
 
-def _read_selection_seeds(sweep_dir: Path) -> dict[str, list[int]]:
-    """The selection seeds ``--until-decided`` fixed per workload (empty without its file)."""
+def read_sequential(sweep_dir: Path) -> dict[str, Any]:
+    """``sequential.json`` of ``sweep_dir`` checked ({} without it): the one place it is read
+    for the report (``SweepData.sequential``); :mod:`bench.sequential` reads its own state."""
     path = sweep_dir / SEQUENTIAL_FILE
     if not path.is_file():
         return {}
     try:
-        return {
-            wl: [int(s) for s in seeds]
-            for wl, seeds in json.loads(path.read_text())["selection_seeds"].items()
+        state = json.loads(path.read_text())
+        state["selection_seeds"] = {
+            wl: [int(s) for s in seeds] for wl, seeds in state["selection_seeds"].items()
         }
+        state["comparisons"] = list(state.get("comparisons", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BenchError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return state
 
 
 def load_sweep(path: Path) -> SweepData:
@@ -365,6 +414,7 @@ def load_sweep(path: Path) -> SweepData:
             f"No {store.SWEEP} under {path}: runs that the sweep asked for but did not finish "
             "cannot be listed."
         )
+    sequential = [q for q in map(read_sequential, results.sweep_dirs) if q]
     return SweepData(
         path=path,
         sweep_dirs=list(results.sweep_dirs),
@@ -379,7 +429,6 @@ def load_sweep(path: Path) -> SweepData:
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
         notes=notes,
-        selection_seeds={
-            wl: s for d in results.sweep_dirs for wl, s in _read_selection_seeds(d).items()
-        },
+        selection_seeds={wl: s for q in sequential for wl, s in q["selection_seeds"].items()},
+        sequential=[c for q in sequential for c in q["comparisons"]],
     )

@@ -15,55 +15,65 @@ and train faster", is tested by the same rule on per-run statistics (:data:`CLAI
   difference, δ = log 1.1);
 - ``p99 / median`` of the norm (a heavy upper tail: spikes), from the run summary;
 - the vanishing and exploding fractions of steps (``ogan.game.stats``), from the run summary;
-- time and gradient evaluations to the target. A run that never reached it is right-censored at
-  what it spent in all (a diverged run never reaches it): when only one run of a pair reached
-  the target, the pair still says which was cheaper, and the verdict is the sign test's
-  (:func:`~bench.report.verdicts.censored_cost_verdict`); how many runs reached is stated
-  beside it.
+- reaching the target (a paired binary endpoint: exact McNemar,
+  :func:`~bench.report.verdicts.reach_verdict`; a diverged run did not reach it), and, apart
+  from it, the gradient evaluations to the target among the pairs where both runs reached it
+  (log ratio). Wall-clock time to the target is shown but not tested: the sweep's runs share
+  the machine's cores, so their times carry its load (``bench perf`` times under control).
+
+Each statistic's margin is declared here, with the statistic (:data:`CLAIM_STATISTICS`), never
+taken from the data. A statistic that is 0 in every run of both arms (a fraction of vanishing
+steps that never fired) is *not observed*, with the exact (Clopper–Pearson) 95% upper bound on
+the share of runs in which it fires; it is no evidence that either arm avoids it, so it gets no
+verdict and no place in the family.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.report import spending, verdicts
-from bench.report.data import SEQUENTIAL_FILE, SweepData
+from bench.report import intervals, spending, verdicts
+from bench.report.data import SweepData
 from bench.report.verdicts import LOG_RATIO, Verdict
 
 FIXED, SEQUENTIAL = "fixed", "group-sequential"
 EDGE_FRACTION = 0.10
 """The growth statistic compares the last 10% of traced steps with the first 10%."""
 
-CLAIM_STATISTICS: tuple[tuple[str, str, bool], ...] = (
-    # (statistic, what it measures, log_scale); lower is better for every one of them
-    ("growth_{p}", "log(median |g| last 10% / first 10%) of {P}", False),
-    ("tail_{p}", "p99 / median of {P}'s |g|", True),
-    ("vanishing_{p}", "fraction of steps with vanishing {P} gradient", False),
-    ("exploding_{p}", "fraction of steps with exploding {P} gradient", False),
+RELATIVE = math.log1p(0.10)
+CLAIM_STATISTICS: tuple[tuple[str, str, bool, float], ...] = (
+    # (statistic, what it measures, log_scale, margin); lower is better for every one of them.
+    # growth is a log ratio already: ±log 1.1 is a 10% change of the growth; the tail ratio is
+    # log-scale: ±10%; the fractions of steps: ±1 point of the steps
+    ("growth_{p}", "log(median |g| last 10% / first 10%) of {P}", False, RELATIVE),
+    ("tail_{p}", "p99 / median of {P}'s |g|", True, 0.10),
+    ("vanishing_{p}", "fraction of steps with vanishing {P} gradient", False, 0.01),
+    ("exploding_{p}", "fraction of steps with exploding {P} gradient", False, 0.01),
 )
-COSTS = (
-    ("time_to_target", "time to target (s)"),
-    ("grad_evals_to_target", "gradient evaluations to target"),
-)
-BUDGETS = {"time_to_target": "wall_time", "grad_evals_to_target": "grad_evals"}
-"""What a run spent in all, for each cost: a run that never reached the target cost more."""
+REACH = "reached_target"
+SPEED = "grad_evals_to_target"
+WALL = "time_to_target"
+SPEED_MARGIN = 0.10
+"""Gradient evaluations to the target among pairs that both reached it: ±10%."""
+DESCRIPTIVE = "descriptive"
+"""The verdict column of a statistic shown but not tested (wall-clock time on shared cores)."""
 
 
 def sequential_designs(data: SweepData) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    """(workload, kind, base, projected) -> its entry of ``sequential.json`` (none: {})."""
-    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for sweep_dir in data.sweep_dirs:
-        path = Path(sweep_dir) / SEQUENTIAL_FILE
-        if path.is_file():
-            for c in json.loads(path.read_text()).get("comparisons", []):
-                out[(c["workload"], c["kind"], c["base"], c["variant"])] = c
-    return out
+    """(workload, kind, base, projected) -> its ``sequential.json`` entry (none: absent)."""
+    return {(c["workload"], c["kind"], c["base"], c["variant"]): c for c in data.sequential}
+
+
+def family_alpha(data: SweepData, workload: str) -> float:
+    """α / m for a sequential design in ``workload``'s confirmatory family of m comparisons
+    (:mod:`bench.report.families`)."""
+    m = int((data.pairs["workload"] == workload).sum()) if len(data.pairs) else 1
+    return verdicts.ALPHA / max(m, 1)
 
 
 def final_verdict(
@@ -73,7 +83,8 @@ def final_verdict(
 
     ``design``: its ``sequential.json`` entry, or {}. The sequential boundaries apply when the
     pairs are exactly those of the design's last look; otherwise (runs added by hand since)
-    the fixed design's, which the design name says.
+    the fixed design's, which the design name says. The margin is the metric's declared one
+    (:attr:`~bench.report.data.WorkloadInfo.margins`), whatever an older design recorded.
     """
     info = data.workloads[workload]
     looks = design.get("looks") or []
@@ -87,19 +98,29 @@ def final_verdict(
                 [look["n"] for look in looks],
                 design["max_pairs"],
                 higher_is_better=info.higher_is_better,
-                margin=design["margin"],
+                margin=verdicts.margin_for(design["scale"], info.margin(), info.log_scale()),
                 scale=design["scale"],
+                alpha=family_alpha(data, workload),
                 final=bool(looks[-1]["final"]),
             )
             return v, SEQUENTIAL
     v = verdicts.paired_verdict(
-        base, projected, higher_is_better=info.higher_is_better, log_scale=info.log_scale()
+        base,
+        projected,
+        higher_is_better=info.higher_is_better,
+        log_scale=info.log_scale(),
+        margin=info.margin(),
     )
     return v, FIXED
 
 
-def verdict_columns(v: Verdict, design: str) -> dict[str, Any]:
-    """The paired table's verdict columns (on the comparison's scale, see ``scale``)."""
+def verdict_columns(v: Verdict, design: str, span: float | None = None) -> dict[str, Any]:
+    """The paired table's verdict columns (on the comparison's scale, see ``scale``).
+
+    ``span``: hi − lo of a metric bounded on both sides (modes: 0-8): no difference can exceed
+    it, so the difference interval is cut to ±span (a t-interval knows nothing of bounds).
+    """
+    v = _clipped(v, span)
     return {
         "verdict": v.verdict,
         "design": design,
@@ -112,16 +133,34 @@ def verdict_columns(v: Verdict, design: str) -> dict[str, Any]:
         "equivalence_lo": v.eq_lo,
         "equivalence_hi": v.eq_hi,
         "seeds_for_power": v.seeds_for_power,
+        "p_value": v.p_value,
+        "p_equivalence": v.p_equivalence,
+        "reason": v.reason,
     }
 
 
+def _clipped(v: Verdict, span: float | None) -> Verdict:
+    """``v`` with its difference interval cut to ±span (:func:`verdict_columns`)."""
+    if span is None or v.scale == LOG_RATIO:
+        return v
+    return dataclasses.replace(v, ci_lo=max(v.ci_lo, -span), ci_hi=min(v.ci_hi, span))
+
+
+def as_verdict(row: Any) -> Verdict:
+    """A table row (``itertuples``) of :func:`verdict_columns` back as a Verdict (for its text)."""
+    power = getattr(row, "seeds_for_power", None)
+    return Verdict(
+        row.verdict, int(row.n_pairs), row.scale, row.estimate, row.estimate_ci_lo,
+        row.estimate_ci_hi, row.equivalence_lo, row.equivalence_hi, row.delta, verdicts.ALPHA,
+        None if power is None or pd.isna(power) else int(power), "",
+    )  # fmt: skip
+
+
 def delta_text(v: Verdict) -> str:
-    """δ with its scale: '±10% (log ratio)' or '±0.05 (difference)'."""
+    """δ with its scale: '±10% (log ratio)' or '±0.05 (difference)'; 'none' without one."""
     if not math.isfinite(v.margin):
-        return "?"
-    if v.scale == LOG_RATIO:
-        return f"±{math.expm1(v.margin):.0%} ({LOG_RATIO})"
-    return f"±{v.margin:.3g} (difference)"
+        return "none declared"
+    return f"{verdicts.margin_text(v)} ({v.scale})"
 
 
 def effect_text(v: Verdict) -> str:
@@ -169,6 +208,20 @@ def claim_statistics(reported: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFra
     return r
 
 
+def not_observed(base: pd.Series, variant: pd.Series, alpha: float = verdicts.ALPHA) -> str:
+    """ "not observed: 0/12 vs 0/12 runs (fires in ≤ 12% of runs, 95% exact bound)" when the
+    statistic is 0 in every run of both arms, else ""."""
+    b, v = base.dropna(), variant.dropna()
+    if not len(b) or not len(v) or (b != 0).any() or (v != 0).any():
+        return ""
+    n = len(b) + len(v)
+    bound = 1 - (alpha) ** (1 / n)  # Clopper–Pearson one-sided upper bound at 0 of n
+    return (
+        f"not observed: 0/{len(b)} vs 0/{len(v)} runs (it fires in at most {bound:.0%} of runs, "
+        f"exact one-sided {1 - alpha:.0%} bound)"
+    )
+
+
 def claim_table(a: Any) -> pd.DataFrame:
     """One row per paired comparison × claim statistic (``a``: the report's Analysis)."""
     data: SweepData = a.data
@@ -181,55 +234,133 @@ def claim_table(a: Any) -> pd.DataFrame:
         base = r[r["optimizer"] == p.base].set_index("seed")
         proj = r[r["optimizer"] == p.projected].set_index("seed")
         items = [
-            (stat.format(p=pl), what.format(P="G" if pl == "g" else "D"), log)
-            for stat, what, log in CLAIM_STATISTICS
+            (stat.format(p=pl), what.format(P="G" if pl == "g" else "D"), log, margin)
+            for stat, what, log, margin in CLAIM_STATISTICS
             for pl in ("g", "d")
-        ] + [(stat, what, True) for stat, what in COSTS]
-        for stat, what, log in items:
+        ]
+        common = {
+            "workload": p.workload,
+            "kind": p.kind,
+            "base": p.base,
+            "projected": p.projected,
+        }
+        for stat, what, log, margin in items:
             b, v = base[stat].astype(float), proj[stat].astype(float)
-            # the vanishing and exploding fractions are zero for most runs: 10% of the base
-            # mean would be δ = 0; a margin of 1% of the steps is what the question cares about
-            margin = 0.01 if stat.startswith(("vanishing", "exploding")) else None
-            if stat.startswith("growth"):  # a log ratio already: δ = log 1.1 as for ratios
-                margin = math.log1p(verdicts.RELATIVE_MARGIN)
-            if stat in BUDGETS:
-                verdict = verdicts.censored_cost_verdict(
-                    _cost_frame(base, stat), _cost_frame(proj, stat)
-                )
-            else:
-                verdict = verdicts.paired_verdict(
-                    b, v, higher_is_better=False, log_scale=log, margin=margin
-                )
-            reached = ""
-            if stat in dict(COSTS):
-                reached = (
-                    f"{int(np.isfinite(b).sum())}/{len(b)} base, "
-                    f"{int(np.isfinite(v).sum())}/{len(v)} projected reached"
-                )
-            pairs = verdicts.paired_values(b, v)
-            rows.append(
-                {
-                    "workload": p.workload,
-                    "kind": p.kind,
-                    "base": p.base,
-                    "projected": p.projected,
-                    "statistic": stat,
-                    "what": what,
-                    "n_pairs": verdict.n,
-                    "base_mean": float(pairs["base"].mean()) if len(pairs) else math.nan,
-                    "projected_mean": float(pairs["variant"].mean()) if len(pairs) else math.nan,
-                    "reached": reached,
-                    **verdict_columns(verdict, FIXED),
-                    "effect": effect_text(verdict),
-                }
+            verdict = verdicts.paired_verdict(
+                b, v, higher_is_better=False, log_scale=log, margin=margin
             )
+            fraction = stat.startswith(("vanishing", "exploding"))  # of steps: within ±1
+            row = _claim_row(
+                common, stat, what, verdict, b, v, higher_is_better=False,
+                span=1.0 if fraction else None,
+            )  # fmt: skip
+            if stat.startswith("growth") and math.isfinite(verdict.margin):
+                row["delta_text"] = "±log 1.1 (difference of logs)"
+            absent = not_observed(b, v)
+            if absent:
+                row.update(verdict=verdicts.NOT_OBSERVED, p_value=math.nan, reason=absent)
+                row.update(p_equivalence=math.nan, effect=absent)
+            rows.append(row)
+        if data.workloads[p.workload].target is not None:
+            rows += _target_rows(common, base, proj)
     return pd.DataFrame(rows)
 
 
-def _cost_frame(runs: pd.DataFrame, stat: str) -> pd.DataFrame:
-    """``cost`` (NaN: the target not reached) and ``budget`` (inf for a run that diverged)."""
-    budget = runs[BUDGETS[stat]].astype(float) if BUDGETS[stat] in runs else math.inf
-    frame = pd.DataFrame({"cost": runs[stat].astype(float), "budget": budget}, index=runs.index)
-    if "diverged_at" in runs:
-        frame.loc[runs["diverged_at"].notna().to_numpy(), "budget"] = math.inf
-    return frame
+def _claim_row(
+    common: dict[str, Any],
+    stat: str,
+    what: str,
+    verdict: Verdict,
+    b: pd.Series,
+    v: pd.Series,
+    *,
+    higher_is_better: bool,
+    reached: str = "",
+    span: float | None = None,
+) -> dict[str, Any]:
+    pairs = verdicts.paired_values(b, v)
+    return {
+        **common,
+        "statistic": stat,
+        "what": what,
+        "higher_is_better": higher_is_better,
+        "n_pairs": verdict.n,
+        "base_mean": float(pairs["base"].mean()) if len(pairs) else math.nan,
+        "projected_mean": float(pairs["variant"].mean()) if len(pairs) else math.nan,
+        "reached": reached,
+        **verdict_columns(verdict, FIXED, span),
+        "effect": effect_text(_clipped(verdict, span)),
+    }
+
+
+def _target_rows(
+    common: dict[str, Any], base: pd.DataFrame, proj: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Reaching the target (McNemar), gradient evaluations to it among pairs that both reached
+    it (log ratio, ±10%), and wall-clock time to it among them (descriptive only)."""
+    b_cost, v_cost = base[SPEED].astype(float), proj[SPEED].astype(float)
+    seeds = b_cost.index.intersection(v_cost.index)
+    b_hit, v_hit = np.isfinite(b_cost[seeds]), np.isfinite(v_cost[seeds])
+    reached = ", ".join(
+        f"{int(hit.sum())}/{len(seeds)} {side} [{lo:.2f}, {hi:.2f}]"
+        for side, hit in (("base", b_hit), ("projected", v_hit))
+        for lo, hi in [intervals.clopper_pearson(int(hit.sum()), len(seeds))]
+    )
+    both = seeds[(b_hit & v_hit).to_numpy()]
+    reach = verdicts.reach_verdict(b_hit, v_hit)
+    rows = [
+        _claim_row(
+            common,
+            REACH,
+            "reached the target (share of runs)",
+            reach,
+            b_hit.astype(float),
+            v_hit.astype(float),
+            higher_is_better=True,
+            reached=reached,
+        )
+    ]
+    rows[0]["effect"] = f"reached {reached}; {reach.reason.split('; ', 1)[1]}"
+    if len(seeds) and not (b_hit.any() or v_hit.any()):
+        bound = 1 - verdicts.ALPHA ** (1 / (2 * len(seeds)))
+        absent = (
+            f"not observed: no run reached the target, 0/{len(seeds)} vs 0/{len(seeds)} "
+            f"(at most {bound:.0%} of runs reach it, exact one-sided 95% bound)"
+        )
+        rows[0].update(verdict=verdicts.NOT_OBSERVED, p_value=math.nan, effect=absent)
+        rows[0]["reason"] = absent
+    speed = verdicts.paired_verdict(
+        b_cost[both], v_cost[both], higher_is_better=False, log_scale=True, margin=SPEED_MARGIN
+    )
+    rows.append(
+        _claim_row(
+            common,
+            SPEED,
+            "gradient evaluations to target, pairs where both reached it",
+            speed,
+            b_cost[both],
+            v_cost[both],
+            higher_is_better=False,
+            reached=reached,
+        )
+    )
+    b_t, v_t = base[WALL].astype(float)[both], proj[WALL].astype(float)[both]
+    wall = verdicts.paired_verdict(b_t, v_t, higher_is_better=False, log_scale=True)
+    row = _claim_row(
+        common,
+        WALL,
+        "time to target (s), pairs where both reached it",
+        wall,
+        b_t,
+        v_t,
+        higher_is_better=False,
+        reached=reached,
+    )
+    row.update(
+        verdict=DESCRIPTIVE,
+        p_value=math.nan,
+        p_equivalence=math.nan,
+        reason="wall-clock time on shared cores: described, not tested",
+    )
+    rows.append(row)
+    return rows

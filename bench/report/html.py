@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from bench.report.document.model import Block, Bullets, Document, Section, Table
@@ -33,8 +34,17 @@ li { margin: 3px 0; }
 """
 
 
+BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
 def _esc(text: str) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _inline(text: str) -> str:
+    """Escaped text with the Markdown bold the document uses (``**undecided**``) as <strong>:
+    one document renders to both formats, so its one piece of inline markup must too."""
+    return BOLD.sub(r"<strong>\1</strong>", _esc(text))
 
 
 def table_anchor(section: Section, table: Table) -> str:
@@ -44,7 +54,7 @@ def table_anchor(section: Section, table: Table) -> str:
 def _html_table(section: Section, t: Table) -> str:
     head = "".join(f"<th>{_esc(c)}</th>" for c in t.frame.columns)
     body = "\n".join(
-        "<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{_inline(v)}</td>" for v in row) + "</tr>"
         for row in t.frame.itertuples(index=False)
     )
     caption = f'<p class="caption">{_esc(t.caption)}</p>' if t.caption else ""
@@ -63,7 +73,7 @@ def _html_block(section: Section, block: Block, figure_dir: Path) -> str:
     if isinstance(block, Table):
         return _html_table(section, block)
     if isinstance(block, Bullets):
-        return "<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in block.items) + "</ul>"
+        return "<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>"
     if isinstance(block, FigureFile):
         anchor = f"fig-{slug(block.name.removesuffix('.png'))}"
         return (
@@ -71,7 +81,7 @@ def _html_block(section: Section, block: Block, figure_dir: Path) -> str:
             f'<img src="{_data_uri(figure_dir / block.name)}" alt="{_esc(block.title)}">'
             f"<figcaption>{_esc(block.caption)}</figcaption></figure>"
         )
-    return f"<p>{_esc(block)}</p>"
+    return f"<p>{_inline(block)}</p>"
 
 
 def render_html(doc: Document, figure_dir: Path) -> str:

@@ -13,6 +13,14 @@ Which interval a metric gets follows from its metadata (``ogan.workloads.Metric`
   the true mean lies inside the bounds, so it lies in the cut interval exactly when it lies in
   the uncut one.
 
+- no spread (every value the same): a t-interval has zero width, a precision ten equal runs do
+  not give. At a bound of a metric bounded on both sides (8 of 8 modes in every run) the
+  interval is the exact one for a variable in [lo, hi]: its mean is lowest for a two-point
+  distribution on {lo, hi}, where n runs all at hi happen with probability p^n, so the
+  Clopper–Pearson bound for n successes of n, (α/2)^{1/n}, gives
+  [lo + (hi − lo)·(α/2)^{1/n}, hi] (10 runs: [0.69, 1] of the range). Anywhere else no interval
+  is given (NaN; ``method`` says why).
+
 Why not the bootstrap here: at the report's 3-10 seeds a bootstrap interval (percentile or
 BCa) is too narrow (``stats.bootstrap_ci`` says by how much); these t-based rules are exact
 under their model at every n.
@@ -26,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from bench.report.stats import CONFIDENCE, mean_ci
 
@@ -35,6 +44,8 @@ UNBOUNDED: Bounds = (None, None)
 T = "t"
 T_CUT = "t, cut to the metric's range"
 LOG_T = "t on the log scale (geometric mean)"
+EXACT_AT_BOUND = "exact at the bound (Clopper–Pearson, no spread)"
+NO_SPREAD = "no spread: no interval"
 
 
 @dataclass(frozen=True)
@@ -88,12 +99,32 @@ def metric_ci(
     """The interval a metric with these ``bounds`` and ``log_scale`` gets (module docstring)."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
+    if len(x) >= 2 and (x == x[0]).all():
+        return _no_spread(float(x[0]), len(x), bounds, confidence)
     if log_scale and len(x) and (x > 0).all():
         return log_t_interval(x, confidence)
     ci = mean_ci(x, confidence)
     lo, hi = cut(ci.lo, ci.hi, bounds)
     method = T_CUT if (lo, hi) != (ci.lo, ci.hi) else T
     return MetricCI(ci.mean, lo, hi, ci.n, method)
+
+
+def _no_spread(value: float, n: int, bounds: Bounds, confidence: float) -> MetricCI:
+    """The interval of n equal values (module docstring)."""
+    low, high = bounds
+    if low is not None and high is not None and value in (low, high):
+        reach = (high - low) * ((1 - confidence) / 2) ** (1 / n)
+        lo, hi = (low + reach, high) if value == high else (low, high - reach)
+        return MetricCI(value, lo, hi, n, EXACT_AT_BOUND)
+    return MetricCI(value, math.nan, math.nan, n, NO_SPREAD)
+
+
+def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The exact interval for a proportion of k in n (``scipy.stats.binomtest``'s)."""
+    if n == 0:
+        return math.nan, math.nan
+    ci = sps.binomtest(k, n).proportion_ci(confidence, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def errorbar(

@@ -11,13 +11,14 @@ seeds, which are disjoint whenever the workload has two or more seeds (see
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bench.report import decisions, intervals, stats
+from bench.report import decisions, families, intervals, stats
 from bench.report.data import SweepData
 from bench.report.data import adam_reference as reference_of
 
@@ -75,6 +76,9 @@ class Analysis:
     grad_norms: pd.DataFrame
     claims: pd.DataFrame  # the claim's verdicts (bench.report.decisions.claim_table)
     reference: dict[str, str | None]  # workload -> the Adam optimizer overheads are relative to
+    comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    """Every verdict of the report, one tidy row each (:func:`comparisons_table`): what the
+    findings, the forest plots and ``bench verdicts`` read."""
 
 
 def seed_splits(
@@ -240,12 +244,17 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "diff_ci_hi": cmp.ci_hi,
                 "projected_better": cmp.b_better,
                 "wilcoxon_stat": cmp.statistic,
-                "p_value": cmp.pvalue,
+                "wilcoxon_p": cmp.pvalue,
                 "note": cmp.note,
-                **decisions.verdict_columns(v, how),
+                **decisions.verdict_columns(v, how, _span(info.bounds())),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _span(bounds: tuple[float | None, float | None]) -> float | None:
+    lo, hi = bounds
+    return None if lo is None or hi is None else float(hi) - float(lo)
 
 
 def ranking_table(a: Analysis) -> pd.DataFrame:
@@ -304,6 +313,30 @@ def grad_norm_table(a: Analysis) -> pd.DataFrame:
     return a.reported.groupby(["workload", "optimizer"], sort=True)[cols].mean().reset_index()
 
 
+COMPARISON_COLUMNS = [
+    "workload", "family", "kind", "base", "projected", "statistic", "what", "higher_is_better",
+    "n_pairs", "scale", "estimate", "estimate_ci_lo", "estimate_ci_hi", "delta", "delta_text",
+    "p_value", "p_adjusted", "p_equivalence", "p_equivalence_adjusted", "verdict",
+    "verdict_unadjusted", "design", "effect", "reason",
+]  # fmt: skip
+
+
+def comparisons_table(a: Analysis) -> pd.DataFrame:
+    """Comparisons × statistics with their verdicts: the confirmatory family (each paired
+    comparison on the primary metric) first, then the exploratory one (the claim's)."""
+    paired = a.paired.rename(columns={"metric": "statistic"})
+    if len(paired):
+        paired = paired.assign(
+            what=[f"final {m}" for m in paired["statistic"]],
+            effect=[decisions.effect_text(decisions.as_verdict(r)) for r in paired.itertuples()],
+        )
+    frames = [f for f in (paired, a.claims) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    return out.reindex(columns=COMPARISON_COLUMNS)
+
+
 def analyse(data: SweepData) -> Analysis:
     splits = seed_splits(data.runs, data.selection_seeds)
     best = best_lrs(data.runs, splits, data)
@@ -321,9 +354,10 @@ def analyse(data: SweepData) -> Analysis:
         reference={wl: adam_reference(data, wl) for wl in splits},
     )
     a.summary = summary_table(a)
-    a.paired = paired_table(a)
+    a.paired = families.confirmatory(paired_table(a))
     a.ranking = ranking_table(a)
     a.profile_costs = _profile_costs(a)
     a.grad_norms = grad_norm_table(a)
-    a.claims = decisions.claim_table(a)
+    a.claims = families.exploratory(decisions.claim_table(a))
+    a.comparisons = comparisons_table(a)
     return a

@@ -35,11 +35,20 @@ class Metric:
     """Positive and spread multiplicatively (FID, distances, KL): summarised by the geometric
     mean with a t-interval on the log scale, and compared by log ratio (so that "10% better"
     means the same at FID 5 as at FID 500, and intervals stay above zero)."""
+    margin: float | None = None
+    """The equivalence margin δ, declared before any run: the smallest difference that matters.
+    In the metric's units (modes: 0.5 mode), or for a ``log_scale`` metric a relative change
+    (0.1: the geometric-mean ratio within [1/1.1, 1.1]). Declared here, never fitted to the
+    data, because a margin taken from the results (10% of the base's mean, once) moves with
+    them: ±0 when the base scored 0, which made two identical zeros "equivalent". None: the
+    report gives this metric no *equivalent* verdict, only better / worse / undecided."""
 
     def __post_init__(self) -> None:
         lo, hi = self.bounds
         if lo is not None and hi is not None and lo >= hi:
             raise ValueError(f"metric bounds must have lo < hi, got {self.bounds}")
+        if self.margin is not None and not (0 < self.margin < float("inf")):
+            raise ValueError(f"a metric's margin must be finite and > 0, got {self.margin}")
         if self.log_scale and (lo is None or lo < 0):
             raise ValueError("a log-scale metric is positive: give it bounds=(0, ...)")
 

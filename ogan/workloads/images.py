@@ -30,17 +30,21 @@ DIGITS_METRICS = {
         "samples vs the train split",
         bounds=(0, None),
         log_scale=True,
+        margin=0.1,
     ),
     "class_coverage": Metric(
-        "classes predicted with confidence ≥ 0.9 for ≥ 1% of samples", True, (0, 10)
+        "classes predicted with confidence ≥ 0.9 for ≥ 1% of samples", True, (0, 10), margin=0.5
     ),
-    "class_kl": Metric("KL(predicted-class histogram ‖ uniform)", bounds=(0, None), log_scale=True),
+    "class_kl": Metric(
+        "KL(predicted-class histogram ‖ uniform)", bounds=(0, None), log_scale=True, margin=0.1
+    ),
 }
 INCEPTION_METRICS = {
     "fid": Metric(
         f"FID (pytorch-fid InceptionV3 pool3, {FID_SAMPLES} samples vs the train split)",
         bounds=(0, None),
         log_scale=True,
+        margin=0.1,
     )
 }
 

@@ -117,26 +117,40 @@ class MoGOptions:
         object.__setattr__(self, "z_dim", fixed)
 
 
-class _MoG(Workload):
-    std: ClassVar[float]
-    archs: ClassVar[tuple[str, ...]] = tuple(ARCHS)
-    metrics = {
+def mog_metrics(n_modes: int) -> dict[str, Metric]:
+    """The mixtures' metrics, their bounds (``n_modes`` modes at most) and declared margins.
+
+    The margins are what a GAN paper would call "no difference": half a mode (a count moves in
+    whole modes, so ±0.5 accepts only a mean difference below one mode), 5 points of
+    high-quality fraction, 0.05 nats of reverse KL (log 8 ≈ 2.08 is total collapse onto one
+    mode of eight), 10% of the Fréchet distance.
+    """
+    return {
         "modes": Metric(
-            "modes holding ≥ 1 sample within 3 std (PacGAN's mode coverage)", True, (0, None)
+            "modes holding ≥ 1 sample within 3 std (PacGAN's mode coverage)",
+            True,
+            (0, n_modes),
+            margin=0.5,
         ),
         "high_quality": Metric(
-            "fraction of samples within 3 std of the nearest mode", True, (0, 1)
+            "fraction of samples within 3 std of the nearest mode", True, (0, 1), margin=0.05
         ),
         # not log-scale: a perfectly even histogram gives exactly 0
         "reverse_kl": Metric(
-            "KL(high-quality samples' mode histogram ‖ uniform)", bounds=(0, None)
+            "KL(high-quality samples' mode histogram ‖ uniform)", bounds=(0, None), margin=0.05
         ),
         "fd": Metric(
             "Fréchet distance between the samples and the mixture (exact stats)",
             bounds=(0, None),
             log_scale=True,
+            margin=0.1,
         ),
     }
+
+
+class _MoG(Workload):
+    std: ClassVar[float]
+    archs: ClassVar[tuple[str, ...]] = tuple(ARCHS)
     primary_metric = "modes"
     Options = MoGOptions
     default_steps = 2000
@@ -206,6 +220,7 @@ class MoGRing(_MoG):
     description = "8 Gaussians on a circle of radius 1, std 0.01 (mode collapse test)"
     std = 0.01
     target = 8.0
+    metrics = mog_metrics(8)
 
     @staticmethod
     def centers() -> np.ndarray:
@@ -219,6 +234,7 @@ class MoGGrid(_MoG):
     description = "25 Gaussians on the grid {-4,-2,0,2,4}², std 0.05 (mode collapse test)"
     std = 0.05
     target = 24.0
+    metrics = mog_metrics(25)
     archs = ("default", "pacgan")  # the unrolled demo has only the ring
 
     @staticmethod

@@ -71,6 +71,7 @@ class Bilinear(Workload):
             "‖(x, y) − (x*, y*)‖, the distance to the equilibrium (0, 0)",
             bounds=(0, None),
             log_scale=True,
+            margin=0.1,  # 10% closer or farther
         )
     }
     primary_metric = "distance"
@@ -150,7 +151,10 @@ class Dirac(Workload):
     description = "Dirac-GAN: data δ₀, G = δ_θ, D(x) = ψx; metric: distance to (0, 0)"
     metrics = {
         "distance": Metric(
-            "‖(θ, ψ)‖, the distance to the equilibrium (0, 0)", bounds=(0, None), log_scale=True
+            "‖(θ, ψ)‖, the distance to the equilibrium (0, 0)",
+            bounds=(0, None),
+            log_scale=True,
+            margin=0.1,  # 10% closer or farther
         )
     }
     primary_metric = "distance"

@@ -34,7 +34,7 @@ def compose(
     prov: dict[str, pd.DataFrame],
 ) -> Document:
     sections = [
-        findings_section(a),
+        findings_section(a, figures),
         method_section(a),
         results_section(a),
         paired_section(a),

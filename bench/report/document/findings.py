@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from bench.report import decisions, stats, verdicts
-from bench.report.document.claims import claim_lines
 from bench.report.document.formatting import mean_pm, num
-from bench.report.document.model import Block, Bullets, Section
-from bench.report.document.paired import verdict_line
+from bench.report.document.model import Block, Bullets, Section, Table
+from bench.report.figures.canvas import FigureFile
+from bench.report.figures.forest import stat_label as _stat
+from bench.report.labels import path_legend, short_names
 from bench.report.tables import SELECTION_RULE, Analysis
+
+
+def _shown(path: Path) -> str:
+    """The results directory as a reader can use it: relative to the working directory, else
+    its last two parts. Never the absolute path of the machine that built the report."""
+    path = Path(path).resolve()
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd().resolve())) or "."
+    return str(Path(*path.parts[-2:]))
 
 
 def header(a: Analysis) -> list[Block]:
@@ -20,7 +32,7 @@ def header(a: Analysis) -> list[Block]:
     seeds = sorted(runs["seed"].unique())
     sweeps = ", ".join(sorted(runs["sweep"].unique()))
     lines = [
-        f"Sweep(s) {sweeps} under {d.path}: {len(runs)} finished runs on "
+        f"Sweep(s) {sweeps} under {_shown(d.path)}: {len(runs)} finished runs on "
         f"{len(d.workloads)} workload(s) ({', '.join(d.workloads)}), "
         f"{runs['optimizer'].nunique()} optimizer(s), "
         f"{runs['lr'].nunique()} learning rate(s), seeds {', '.join(map(str, seeds))}.",
@@ -92,12 +104,88 @@ def _separable(g: pd.DataFrame, top: str) -> str:
     return f"Its 95% CI overlaps those of {', '.join(overlap)}: not separated from them."
 
 
-def findings_section(a: Analysis) -> Section:
+def _p(x: float) -> str:
+    if pd.isna(x):
+        return "–"
+    return "< 0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def short_table(a: Analysis, wl: str) -> pd.DataFrame:
+    """The findings' table of ``wl``: one row per tested comparison, 8 columns (the rest is in
+    comparisons.csv), confirmatory first."""
+    c = a.comparisons
+    c = c[(c["workload"] == wl) & c["p_value"].notna()]
+    names = short_names(pd.concat([c["base"], c["projected"]]).unique())
+    return pd.DataFrame(
+        {
+            "family": c["family"],
+            "comparison": [f"{names[r.projected]} vs {names[r.base]}" for r in c.itertuples()],
+            "statistic": [_stat(s) for s in c["statistic"]],
+            "verdict": [f"**{v}**" for v in c["verdict"]],
+            "effect [95% interval]": c["effect"],
+            "δ": c["delta_text"],
+            "adjusted p (difference / equivalence)": [
+                f"{_p(r.p_adjusted)} / {_p(r.p_equivalence_adjusted)}" for r in c.itertuples()
+            ],
+            "pairs": c["n_pairs"].astype(int).astype(str),
+        }
+    ).astype(str)
+
+
+def _changed(a: Analysis, wl: str) -> list[str]:
+    """Verdicts the family adjustment changed (a decision at α that the family cannot claim)."""
+    c = a.comparisons
+    c = c[(c["workload"] == wl) & (c["verdict"] != c["verdict_unadjusted"])]
+    return [
+        f"{r.projected} vs {r.base}, {_stat(r.statistic)}: {r.verdict_unadjusted} at α = 0.05 "
+        f"alone, {r.verdict} in its {r.family} family (adjusted p = "
+        f"{_p(r.p_equivalence_adjusted if r.verdict_unadjusted == 'equivalent' else r.p_adjusted)}"
+        f"{' of equivalence' if r.verdict_unadjusted == 'equivalent' else ''})"
+        for r in c.itertuples()
+    ]
+
+
+def _not_observed(a: Analysis, wl: str) -> str:
+    c = a.comparisons
+    c = c[(c["workload"] == wl) & (c["verdict"] == verdicts.NOT_OBSERVED)]
+    if c.empty:
+        return ""
+    stats_ = sorted({_stat(s) for s in c["statistic"]})
+    example = c["effect"].iloc[0].removeprefix("not observed: ")
+    return (
+        f"Not observed in either arm of any comparison, so no verdict: {', '.join(stats_)} "
+        f"({example}). Zero in both arms is no evidence that either avoids it."
+    )
+
+
+def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Section:
+    """Per workload: its forest plot, its short table, what the adjustment changed, what was
+    never observed, and the optimizer ranked first."""
     s = a.summary
-    items = [verdict_line(p) for p in a.paired.itertuples(index=False)]
-    items += claim_lines(a)
+    blocks: list[Block] = [
+        "Verdicts come in declared families. Confirmatory, per workload: each optimizer against "
+        "its base on the primary metric, family-wise error held at 5% (Holm). Exploratory: "
+        "every other statistic of the report, false discovery rate held at 5% "
+        "(Benjamini–Hochberg). Margins δ are the metrics' own, declared before the runs; "
+        f"'equivalent' needs at least {verdicts.MIN_EQUIVALENCE_PAIRS} pairs. "
+        "The full table of every comparison, unadjusted verdicts included, is comparisons.csv."
+    ]
+    legend = path_legend(a.data.runs["optimizer"].unique())
+    if legend:
+        blocks.append(f"Optimizers named by import path are shown by class: {legend}.")
+    forests = {f.workload: f for f in figures or [] if f.name.endswith("-forest.png")}
     for wl, g in s.groupby("workload", sort=True):
         info = a.data.workloads[wl]
+        blocks.append(f"**{wl}** (primary metric {info.primary}, {info.target_text()}):")
+        if wl in forests:
+            blocks.append(forests[wl])
+        table = short_table(a, wl)
+        if len(table):
+            blocks.append(Table(f"{wl}: verdicts", table))
+        items = _changed(a, wl)
+        absent = _not_observed(a, wl)
+        if absent:
+            items.append(absent)
         ranks = a.ranking.set_index("optimizer")[wl].dropna().sort_values()
         top = ranks.index[0]
         row = g.set_index("optimizer").loc[top]
@@ -106,17 +194,19 @@ def findings_section(a: Analysis) -> Section:
         if ref and top != ref and math.isfinite(row["overhead_vs_adam"]):
             cost += f" ({num(row['overhead_vs_adam'], 3)}× {ref})"
         cost += f", {num(row['grad_evals_per_step'], 3)} gradient evaluations per step"
+        name = short_names([top])[top]
         items.append(
-            f"{wl}: ranked first is {top} at lr {num(row['best_lr'])} — final {info.primary} "
+            f"Ranked first: {name} at lr {num(row['best_lr'])} — final {info.primary} "
             f"{mean_pm(row['final_mean'], row['final_ci_lo'], row['final_ci_hi'], row['n_finite'])}"
             f"{cost}. {_separable(g.set_index('optimizer'), top)}"
         )
+        blocks.append(Bullets(items))
     if a.paired.empty:
-        items.append(
+        blocks.append(
             "No optimizer with ⊥Grad or surgery ran together with its base (the same optimizer "
             "without the projection), so there is no paired comparison."
         )
-    return Section("findings", "Findings at a glance", [Bullets(items)])
+    return Section("findings", "Findings at a glance", blocks)
 
 
 def method_section(a: Analysis) -> Section:
@@ -137,21 +227,27 @@ def method_section(a: Analysis) -> Section:
         f"and the two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon). With fewer than "
         f"{stats.MIN_SIGNED_RANK_N} non-zero differences the test cannot reach p < 0.05 at all, "
         "and the table says so.",
-        "Verdicts. Every paired comparison is called better, worse, equivalent within ±δ or "
-        "undecided (bench.report.verdicts): better/worse when the two-sided "
-        f"{1 - verdicts.ALPHA:.0%} t-interval of the mean paired difference excludes 0, "
-        "equivalent when two one-sided t-tests (TOST; Schuirmann 1987) at "
-        f"α = {verdicts.ALPHA} each put the mean difference within ±δ (equivalence first). "
-        "A metric with log_scale (FID, distances, KL) is compared by log ratio and "
-        f"δ = log(1 + {verdicts.RELATIVE_MARGIN:.0%}); others by difference with δ = "
-        f"{verdicts.RELATIVE_MARGIN:.0%} of the base mean over the pairs. 'Seeds for 80% power' "
-        f"is the number of pairs a fixed design needs to detect δ with {verdicts.POWER:.0%} "
-        "power at the observed paired spread (noncentral t). "
+        "Verdicts. Every comparison is called better, worse, equivalent within ±δ or "
+        "undecided (bench.report.verdicts): better/worse when the two-sided paired t-test's "
+        "p-value of no difference is below α = 0.05, equivalent when two one-sided t-tests "
+        "(TOST; Schuirmann 1987) put the mean difference within ±δ (equivalence first), each "
+        "p-value adjusted within its family first (bench.report.families: Holm per workload "
+        "for the confirmatory family, Benjamini–Hochberg across the report for the "
+        "exploratory one). A metric with log_scale (FID, distances, KL) is compared by log "
+        "ratio. δ is the metric's own margin, declared with it (ogan.workloads.Metric.margin; "
+        "the run records it): never derived from the data; a metric without one gets no "
+        f"equivalent verdict, and none comes from fewer than {verdicts.MIN_EQUIVALENCE_PAIRS} "
+        "pairs. Where every pair differs by the same amount (no spread) the exact sign test "
+        "decides, the same way for either sign, and no interval is shown. The intervals are "
+        "unadjusted 95% t-intervals, cut to what the metric's bounds allow. 'Seeds for 80% "
+        f"power' is the number of pairs a fixed design needs to detect δ with "
+        f"{verdicts.POWER:.0%} power at the observed paired spread (noncentral t). "
         + (
             "Comparisons marked group-sequential had seeds added in rounds "
             "(bench run --until-decided): their verdicts use the alpha-spending boundaries "
             "(Lan & DeMets 1983, O'Brien-Fleming-type spending; bench.report.spending) at "
-            "the looks taken, which keep every error at α under that optional stopping."
+            "the looks taken, at level α / m (m: the comparisons of its workload's family), "
+            "which keep every error at α under that optional stopping."
             if "design" in a.paired and (a.paired["design"] == decisions.SEQUENTIAL).any()
             else "Every verdict here is a fixed design (no seeds were added in rounds)."
         ),

@@ -9,6 +9,7 @@ import pandas as pd
 from bench.report.document.formatting import frac, mean_pm, num
 from bench.report.document.model import Block, Section, Table
 from bench.report.figures.canvas import FigureFile, slug
+from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 MAX_LISTED_RUNS = 200
@@ -27,7 +28,7 @@ def results_section(a: Analysis) -> Section:
     quality = pd.DataFrame(
         {
             "workload": s["workload"],
-            "optimizer": s["optimizer"],
+            "optimizer": s["optimizer"].map(short_names(s["optimizer"].unique())),
             "metric": [a.data.workloads[w].primary for w in s["workload"]],
             "best lr": s["best_lr"].map(num),
             "lrs tried": s["lrs_tried"].astype(str),
@@ -61,7 +62,7 @@ def results_section(a: Analysis) -> Section:
     cost = pd.DataFrame(
         {
             "workload": s["workload"],
-            "optimizer": s["optimizer"],
+            "optimizer": s["optimizer"].map(short_names(s["optimizer"].unique())),
             "target": [a.data.workloads[w].target_text() for w in s["workload"]],
             "grad evals/step": s["grad_evals_per_step"].map(lambda x: num(x, 3)),
             "reached target": [
@@ -124,6 +125,11 @@ def ranking_section(a: Analysis) -> Section:
     )
 
 
+def is_forest(f: FigureFile) -> bool:
+    """The findings' forest plots (shown there, not again in the workload's section)."""
+    return f.name.endswith("-forest.png")
+
+
 def across_section(a: Analysis, figures: list[FigureFile]) -> Section:
     blocks: list[Block] = [f for f in figures if f.workload is None]
     if len(a.data.workloads) == 1:
@@ -139,7 +145,7 @@ def workload_section(a: Analysis, wl: str, figures: list[FigureFile]) -> Section
         f"target {info.target_text()}. "
         f"{a.splits[wl].describe().capitalize()}."
     ]
-    blocks += [f for f in figures if f.workload == wl]
+    blocks += [f for f in figures if f.workload == wl and not is_forest(f)]
     g = a.grad_norms[a.grad_norms["workload"] == wl].drop(columns="workload")
     if not g.empty:
         formatted = g.copy()

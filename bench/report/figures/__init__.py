@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report.figures.canvas import FigureFile, palette
+from bench.report.figures.forest import forest
 from bench.report.figures.overview import divergence, profiles
 from bench.report.figures.traces import grad_norms, removed_fraction
 from bench.report.figures.workload import cost, curves, final_values, lr_sensitivity
 from bench.report.tables import Analysis
 
-__all__ = ["PER_WORKLOAD", "FigureFile", "render_all"]
+__all__ = ["PER_WORKLOAD", "FigureFile", "forest", "render_all"]
 
 PER_WORKLOAD = (curves, final_values, lr_sensitivity, cost, grad_norms, removed_fraction)
 """The figures drawn for every workload, in the order the report shows them."""
@@ -28,6 +29,9 @@ def render_all(a: Analysis, out: Path) -> tuple[list[FigureFile], dict[str, list
     figures = [profiles(a, out, colors), divergence(a, out)]
     notes: dict[str, list[str]] = {}
     for wl in a.data.workloads:
+        lead = forest(a, wl, out, colors)
+        if lead is not None:  # placed in the findings, not the workload's section
+            figures.append(lead)
         for make in PER_WORKLOAD:
             fig = make(a, wl, out, colors)
             if fig is None:

@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from PIL import Image
 
 from bench.report import intervals
+from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 DPI = 110
@@ -118,6 +119,9 @@ def lr_axis(ax, lrs: pd.Series) -> None:
     ax.set_xscale("log")
     tried = sorted(lrs.unique())
     ax.set_xticks(tried, [f"{lr:g}" for lr in tried])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # only the tried rates are labelled
+    if len(tried) > 3:  # neighbours on a log axis (1e-4, 2e-4, 5e-4) collide when level
+        ax.tick_params(axis="x", labelrotation=45)
     ax.xaxis.set_minor_locator(NullLocator())
     ax.tick_params(axis="x", rotation=30 if len(tried) > 5 else 0)
 
@@ -163,7 +167,10 @@ def clip_to_runs(ax, values: pd.Series, log: bool) -> None:
 def figure_legend(
     fig: Figure, colors: dict[str, tuple], present: Sequence[str], title: str = "optimizer"
 ) -> None:
-    handles = [Line2D([], [], color=colors[v], lw=2.5, label=v) for v in sorted(set(present))]
+    names = short_names(colors)  # unique class names for import paths, over the whole report
+    handles = [
+        Line2D([], [], color=colors[v], lw=2.5, label=names[v]) for v in sorted(set(present))
+    ]
     fig.legend(
         handles=handles,
         title=title,
