@@ -122,7 +122,11 @@ class Tolerance:
             atol = lr * min(1 / 8, rel / ADAM_EPS)
         if spec["name"] == "muon":
             widest = max(max(p.shape) for p in game.g.params + game.d.params)
-            atol += lr * 0.2 * math.sqrt(widest) * NS_FLIP
+            flip = lr * 0.2 * math.sqrt(widest) * NS_FLIP
+            atol += flip
+            # D's update reaches G's records of the same step (alternating): the records move
+            # by their sensitivity to the weights (O(1) on these nets) times that difference
+            rows += flip
         return cls(rows=(rows, rows * 1e-2), weights=(4 * u, atol), n=n, dtype=dtype)
 
 
