@@ -316,6 +316,24 @@ class Game(_Schedule):
         ])  # fmt: skip
         return torch.cat([head.float(), after_g, before_g, after_d, before_d])
 
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a step reads that training changes (see :mod:`ogan.game.checkpoint`)."""
+        return {
+            "modules": [self.g.module.state_dict(), self.d.module.state_dict()],
+            "optimizers": [self.g.optimizer.state_dict(), self.d.optimizer.state_dict()],
+            "generators": [self.gen.get_state()],
+            "grad_evals": list(self.grad_evals),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for player, module, opt in zip((self.g, self.d), state["modules"], state["optimizers"]):
+            player.module.load_state_dict(module)
+            player.optimizer.load_state_dict(opt)
+        self.gen.set_state(state["generators"][0])
+        self.grad_evals[:] = state["grad_evals"]
+
     # -- evaluation -------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:

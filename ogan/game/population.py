@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -218,6 +219,28 @@ class PopulationGame(_Schedule):
             zero if removed_g is None else removed_g, zero if removed_d is None else removed_d,
         ], 1)  # fmt: skip
         return torch.cat([head.float(), after_g, before_g, after_d, before_d], 1)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a step reads that training changes, for the members still training."""
+        return {
+            "modules": [{**p.net.params, **p.net.buffers} for p in (self.g, self.d)],
+            "optimizers": [self.g.optimizer.state_dict(), self.d.optimizer.state_dict()],
+            "generators": [gen.get_state() for gen in self.gens],
+            "grad_evals": list(self.grad_evals),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load :meth:`state_dict` into a game holding the same members (``keep`` first)."""
+        for player, tensors, opt in zip((self.g, self.d), state["modules"], state["optimizers"]):
+            for name, tensor in {**player.net.params, **player.net.buffers}.items():
+                tensor.copy_(tensors[name])  # in place: the optimizer holds these tensors
+            player.optimizer.load_state_dict(opt)
+        for gen, gen_state in zip(self.gens, state["generators"], strict=True):
+            gen.set_state(gen_state)
+        self.grad_evals[:] = state["grad_evals"]
 
     # -- members ----------------------------------------------------------------------------
 

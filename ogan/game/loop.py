@@ -1,0 +1,224 @@
+"""The run loop, written once: one run (``ogan.train``) or a population (``ogan.train_population``).
+
+The loop times each step, checks it for divergence, evaluates every ``eval_every`` steps, keeps
+the per-step rows and the history, writes checkpoints (:mod:`ogan.game.checkpoint`) and builds
+each member's :class:`TrainResult`. It drives a game through a small interface that
+:class:`PopulationGame` has and :class:`One` gives a one-run :class:`Game`: ``step`` returns
+one row per member still training, ``evaluate(slot)`` one member's metrics, ``keep(slots)``
+continues with some members only, ``state_dict``/``load_state_dict`` for checkpoints.
+
+A member's time is its share: each step's time divided by the members that took it, so for one
+run it is the step's time, and over a population the members' times add up to the population's.
+A member that diverges stops there with its final evaluation; the others carry on unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ogan.game import checkpoint as ckpt
+from ogan.game import stats as gstats
+from ogan.game.config import TrainConfig
+from ogan.game.game import Game
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        history: one row per evaluation: ``step``, ``grad_evals``, ``wall_time`` (training seconds
+            so far, evaluation excluded), ``loss_g``/``loss_d`` and ``grad_norm_g``/``grad_norm_d``
+            (means and medians over the steps since the previous evaluation), then the
+            workload's metric columns.
+        trace: one row per step: losses, per-player gradient statistics, step time.
+        summary: final metrics, gradient-norm summaries, divergence, cost (JSON-serialisable).
+        config: the resolved configuration (:class:`TrainConfig` as a dict).
+    """
+
+    history: Any  # pandas.DataFrame
+    trace: Any  # pandas.DataFrame
+    summary: dict[str, Any]
+    config: dict[str, Any]
+
+
+class One:
+    """A one-run :class:`Game` seen as a population of one (the loop's interface)."""
+
+    def __init__(self, game: Game):
+        self.game = game
+        self.config, self.device, self.layout = game.config, game.device, game.layout
+        self.workload = game.workload
+
+    @property
+    def grad_evals(self) -> list[int]:
+        return self.game.grad_evals
+
+    def step(self, index: int) -> Tensor:
+        return self.game.step(index)[None]
+
+    def evaluate(self, slot: int) -> dict[str, float]:
+        return self.game.evaluate()
+
+    def keep(self, slots: list[int]) -> None:  # one member: the loop ends when it stops
+        raise AssertionError("a one-run game has no members to drop")
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.game.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.game.load_state_dict(state)
+
+
+@dataclass
+class _Member:
+    """One member's record while the run trains (all of it goes into a checkpoint)."""
+
+    rows: Tensor
+    step_times: np.ndarray
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall: float = 0.0
+    eval_time: float = 0.0
+    population_time: float = 0.0  # the population's time over this member's steps
+    grad_evals: list[int] = field(default_factory=lambda: [0, 0])
+    diverged_at: int | None = None
+    done: int = 0
+    recorded: int = 0  # the step of the previous evaluation: each row summarises the steps since
+
+    def state(self) -> dict[str, Any]:
+        """The record so far (rows up to the last step taken: the rest are NaN)."""
+        return {**dataclasses.asdict(self), "rows": self.rows[: self.done].clone(),
+                "step_times": self.step_times[: self.done].copy()}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            if key == "rows":
+                self.rows[: len(value)] = value
+            elif key == "step_times":
+                self.step_times[: len(value)] = value
+            else:
+                setattr(self, key, value)
+
+
+def run(
+    game: Any,
+    configs: list[TrainConfig],
+    *,
+    population: bool,
+    checkpointing: ckpt.Checkpointing | None = None,
+) -> list[TrainResult]:
+    """Train ``game`` (a :class:`One` or a :class:`PopulationGame` of ``configs``) to the end.
+
+    ``population``: the results say how the population trained (``summary["population"]``).
+    ``checkpointing``: where to resume from and write checkpoints to (None: neither).
+    """
+    import pandas as pd
+
+    config = game.config
+    members = [
+        _Member(torch.full((c.steps, game.layout.width), math.nan), np.full(c.steps, math.nan))
+        for c in configs
+    ]
+    alive = list(range(len(configs)))  # the member at each slot of the game
+    sync = game.device.type == "cuda"
+    start = 0
+    config_dicts = [c.to_dict() for c in configs]
+
+    def record(slot: int, step: int) -> None:
+        m = members[alive[slot]]
+        t0 = time.perf_counter()
+        metrics = game.evaluate(slot)
+        m.eval_time += time.perf_counter() - t0
+        window = game.layout.columns(m.rows[m.recorded : step])
+        m.recorded = step
+        m.grad_evals = list(game.grad_evals)
+        m.history.append({
+            "step": step,
+            "grad_evals": sum(game.grad_evals),
+            "wall_time": m.wall,
+            **gstats.window_summary(window),
+            **metrics,
+        })  # fmt: skip
+
+    saved = None if checkpointing is None else ckpt.load(checkpointing.path, config_dicts)
+    if saved is None:
+        for slot in range(len(alive)):
+            record(slot, 0)
+    else:
+        start, alive = saved["step"], saved["alive"]
+        for m, state in zip(members, saved["members"]):
+            m.restore(state)
+        if len(alive) < len(configs):
+            game.keep(alive)  # every member was at its own slot when the game was built
+        game.load_state_dict(saved["game"])
+        ckpt.set_random_state(saved["random"], game.device)
+    for i in range(start, config.steps):
+        t0 = time.perf_counter()
+        rows = game.step(i)
+        finite = torch.isfinite(rows).all(1).tolist()  # also waits for the device
+        if sync:
+            torch.cuda.synchronize(game.device)
+        dt = time.perf_counter() - t0
+        rows = rows.cpu()
+        for slot, index in enumerate(alive):
+            m = members[index]
+            m.rows[i] = rows[slot]
+            m.step_times[i] = dt / len(alive)
+            m.wall += dt / len(alive)
+            m.population_time += dt
+            m.done = i + 1
+        if not all(finite):
+            for slot, ok in enumerate(finite):
+                if not ok:
+                    members[alive[slot]].diverged_at = i + 1
+                    record(slot, i + 1)
+            slots = [slot for slot, ok in enumerate(finite) if ok]
+            alive = [alive[slot] for slot in slots]
+            if not alive:
+                break
+            game.keep(slots)
+        if (i + 1) % config.eval_every == 0 or i + 1 == config.steps:
+            for slot in range(len(alive)):
+                record(slot, i + 1)
+        if ckpt.due(checkpointing, i + 1, config.steps):
+            state = {
+                "step": i + 1,
+                "alive": alive,
+                "members": [m.state() for m in members],
+                "game": game.state_dict(),
+                "random": ckpt.random_state(game.device),
+            }
+            ckpt.save(checkpointing.path, config_dicts, state)  # type: ignore[union-attr]
+
+    results = []
+    for index, (c, m) in enumerate(zip(configs, members)):
+        trace = pd.DataFrame({"step": np.arange(1, m.done + 1),
+                              **game.layout.columns(m.rows[: m.done])})  # fmt: skip
+        trace["step_time"] = m.step_times[: m.done]
+        history = pd.DataFrame(m.history)
+        summary = gstats.run_summary(
+            history=history,
+            trace=trace,
+            workload=game.workload,
+            diverged_at=m.diverged_at,
+            wall_time=m.wall,
+            eval_time=m.eval_time,
+            grad_evals=m.grad_evals,
+        )
+        summary["metric_info"] = game.workload.metric_info()
+        if population:
+            summary["population"] = {
+                "size": len(configs),
+                "member": index,
+                "step_time": m.population_time / m.done if m.done else math.nan,
+            }
+        results.append(TrainResult(history, trace, summary, c.to_dict()))
+    return results
