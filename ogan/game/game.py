@@ -29,6 +29,7 @@ from ogan.game import stats as gstats
 from ogan.game.batching import Single
 from ogan.game.config import TrainConfig
 from ogan.game.losses import LOSSES, r1_from_gradient
+from ogan.game.streams import Streams, key
 from ogan.optim.wrappers import GradNormProbe, Lookahead, Ortho, set_mode
 from ogan.projection import orthogonalize_, tensor_norms
 from ogan.workloads.base import Batch, Workload
@@ -98,6 +99,7 @@ class TwoPlayerGame:
     batching: Single
     eval_gen: torch.Generator
     eval_seeds: list[int]
+    streams: Streams | None = None  # counter-based training streams (config.streams)
     record_stats: bool = True  # off only to measure what the statistics cost (bench perf)
 
     def _setup(self, G: Any, D: Any) -> None:
@@ -362,6 +364,8 @@ class Game(TwoPlayerGame):
             G, D = self.workload.build_players()
         self.gen = torch.Generator(self.device).manual_seed(data_seed)
         self.eval_gen = torch.Generator(self.device)
+        if config.streams == "counter":
+            self.streams = Streams(torch.tensor(key(data_seed), device=self.device))
         self._setup(G, D)
 
     def _trainable(self, module: nn.Module) -> tuple[list[Tensor], list[Any]]:
@@ -369,6 +373,8 @@ class Game(TwoPlayerGame):
         return params, params
 
     def _sample(self) -> Batch:
+        if self.streams is not None:
+            return self.workload.sample_streams(self.config.batch_size, self.streams)
         return self.workload.sample(self.config.batch_size, self.gen)
 
     def _networks(self, slot: int) -> tuple[nn.Module, nn.Module]:
@@ -385,6 +391,7 @@ class Game(TwoPlayerGame):
             "modules": [self.g.module.state_dict(), self.d.module.state_dict()],
             "optimizers": [self.g.optimizer.state_dict(), self.d.optimizer.state_dict()],
             "generators": [self.gen.get_state()],
+            "streams": None if self.streams is None else self.streams.state_dict(),
             "grad_evals": list(self.grad_evals),
         }
 
@@ -393,4 +400,6 @@ class Game(TwoPlayerGame):
             player.module.load_state_dict(module)
             player.optimizer.load_state_dict(opt)
         self.gen.set_state(state["generators"][0])
+        if self.streams is not None:
+            self.streams.load_state_dict(state["streams"])
         self.grad_evals[:] = state["grad_evals"]

@@ -27,6 +27,7 @@ from ogan.game.batching import Members
 from ogan.game.config import TrainConfig
 from ogan.game.game import Player, TwoPlayerGame, _seeds
 from ogan.game.stacked import Stacked, take_members
+from ogan.game.streams import Streams, key
 from ogan.workloads.base import Batch, Workload
 
 
@@ -43,7 +44,7 @@ class PopulationGame(TwoPlayerGame):
         self.batching = Members(self.device, len(configs))
         cls = workloads.get(config.workload)
         self.workload: Workload = cls(cls.parse_options(**config.options), self.device)
-        players, self.gens, self.eval_seeds = [], [], []
+        players, self.gens, self.eval_seeds, keys = [], [], [], []
         for member in configs:
             init_seed, data_seed, eval_seed = _seeds(member.seed)
             with torch.random.fork_rng(devices=[]):
@@ -51,7 +52,10 @@ class PopulationGame(TwoPlayerGame):
                 players.append(self.workload.build_players())
             self.gens.append(torch.Generator(self.device).manual_seed(data_seed))
             self.eval_seeds.append(eval_seed)
+            keys.append(key(data_seed))
         self.eval_gen = torch.Generator(self.device)
+        if config.streams == "counter":  # every member's batch in one draw
+            self.streams = Streams(torch.tensor(keys, device=self.device))
         self._setup(Stacked([G for G, _ in players]), Stacked([D for _, D in players]))
 
     @property
@@ -63,7 +67,10 @@ class PopulationGame(TwoPlayerGame):
         return net.trainable, [{"params": net.trainable, "members": net.size}]
 
     def _sample(self) -> Batch:
-        """Each member's batch from its own generator, stacked."""
+        """Each member's batch from its own stream: counter-based, all at once; or from its
+        own generator, one by one, stacked."""
+        if self.streams is not None:
+            return self.workload.sample_streams(self.config.batch_size, self.streams)
         batches = [self.workload.sample(self.config.batch_size, gen) for gen in self.gens]
         return Batch(real=_stack([b.real for b in batches]), z=_stack([b.z for b in batches]))
 
@@ -81,6 +88,7 @@ class PopulationGame(TwoPlayerGame):
             "modules": [{**p.net.params, **p.net.buffers} for p in (self.g, self.d)],
             "optimizers": [self.g.optimizer.state_dict(), self.d.optimizer.state_dict()],
             "generators": [gen.get_state() for gen in self.gens],
+            "streams": None if self.streams is None else self.streams.state_dict(),
             "grad_evals": list(self.grad_evals),
         }
 
@@ -93,6 +101,8 @@ class PopulationGame(TwoPlayerGame):
             player.optimizer.load_state_dict(opt)
         for gen, gen_state in zip(self.gens, state["generators"], strict=True):
             gen.set_state(gen_state)
+        if self.streams is not None:
+            self.streams.load_state_dict(state["streams"])
         self.grad_evals[:] = state["grad_evals"]
 
     # -- members ----------------------------------------------------------------------------
@@ -111,4 +121,6 @@ class PopulationGame(TwoPlayerGame):
             setattr(self, name, new)
         self.batching = Members(self.device, len(slots))
         self.gens = [self.gens[s] for s in slots]
+        if self.streams is not None:
+            self.streams.keep(index)
         self.eval_seeds = [self.eval_seeds[s] for s in slots]
