@@ -114,6 +114,12 @@ class TwoPlayerGame:
         self.layout = gstats.RowLayout(len(self.g.params), len(self.d.params))
         self._surgery_stats: tuple[Tensor, Tensor] | None = None  # (removed, norms before)
 
+    @property
+    def core(self) -> TwoPlayerGame:
+        """The game itself (what :mod:`ogan.game.graph` inspects; the loop's one-run adapter
+        holds a :class:`Game` under the same name)."""
+        return self
+
     def _sample(self) -> Batch:
         raise NotImplementedError
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ogan.game import checkpoint as ckpt
+from ogan.game import graph
 from ogan.game import stats as gstats
 from ogan.game.config import TrainConfig
 from ogan.game.game import Game
@@ -54,7 +55,7 @@ class One:
     """A one-run :class:`Game` seen as a population of one (the loop's interface)."""
 
     def __init__(self, game: Game):
-        self.game = game
+        self.game = self.core = game
         self.config, self.device, self.layout = game.config, game.device, game.layout
         self.workload = game.workload
 
@@ -108,6 +109,17 @@ class _Member:
                 setattr(self, key, value)
 
 
+def _next_stop(
+    i: int, config: TrainConfig, checkpointing: ckpt.Checkpointing | None, every: int
+) -> int:
+    """The step after which the loop next reads the rows back: the next multiple of ``every``
+    (1: every step), checkpoint, or the end."""
+    stops = [config.steps, (i // every + 1) * every]
+    if checkpointing is not None and checkpointing.every is not None:
+        stops.append((i // checkpointing.every + 1) * checkpointing.every)
+    return min(stops)
+
+
 def run(
     game: Any,
     configs: list[TrainConfig],
@@ -132,26 +144,29 @@ def run(
     start = 0
     config_dicts = [c.to_dict() for c in configs]
 
-    def record(slot: int, step: int) -> None:
+    def record(slot: int, step: int, now: int) -> None:
+        """Evaluate the member at ``slot`` (the game is at step ``now``) as of ``step``."""
         m = members[alive[slot]]
         t0 = time.perf_counter()
         metrics = game.evaluate(slot)
         m.eval_time += time.perf_counter() - t0
         window = game.layout.columns(m.rows[m.recorded : step])
         m.recorded = step
-        m.grad_evals = list(game.grad_evals)
+        # every step takes the same gradient evaluations: the count at ``step``
+        m.grad_evals = [g * step // now for g in game.grad_evals] if now else [0, 0]
         m.history.append({
             "step": step,
-            "grad_evals": sum(game.grad_evals),
+            "grad_evals": sum(m.grad_evals),
             "wall_time": m.wall,
             **gstats.window_summary(window),
             **metrics,
         })  # fmt: skip
 
+    execution = graph.executor(game)  # before loading: it may make the optimizers capturable
     saved = None if checkpointing is None else ckpt.load(checkpointing.path, config_dicts)
     if saved is None:
         for slot in range(len(alive)):
-            record(slot, 0)
+            record(slot, 0, 0)
     else:
         start, alive = saved["step"], saved["alive"]
         for m, state in zip(members, saved["members"]):
@@ -160,43 +175,53 @@ def run(
             game.keep(alive)  # every member was at its own slot when the game was built
         game.load_state_dict(saved["game"])
         ckpt.set_random_state(saved["random"], game.device)
-    for i in range(start, config.steps):
+    every = execution.read_every(config.eval_every)
+    i = start
+    while i < config.steps:
+        end = _next_stop(i, config, checkpointing, every)
         t0 = time.perf_counter()
-        rows = game.step(i)
-        finite = torch.isfinite(rows).all(1).tolist()  # also waits for the device
+        block = torch.stack([execution.step(j) for j in range(i, end)])  # (steps, slots, width)
+        finite = torch.isfinite(block).all(2).cpu()  # waits for the device: once per block
         if sync:
             torch.cuda.synchronize(game.device)
-        dt = time.perf_counter() - t0
-        rows = rows.cpu()
+        dt = (time.perf_counter() - t0) / (end - i)  # a block's steps share its time
+        block = block.cpu()
+        stopped = []
         for slot, index in enumerate(alive):
             m = members[index]
-            m.rows[i] = rows[slot]
-            m.step_times[i] = dt / len(alive)
-            m.wall += dt / len(alive)
-            m.population_time += dt
-            m.done = i + 1
-        if not all(finite):
-            for slot, ok in enumerate(finite):
-                if not ok:
-                    members[alive[slot]].diverged_at = i + 1
-                    record(slot, i + 1)
-            slots = [slot for slot, ok in enumerate(finite) if ok]
+            bad = (~finite[:, slot]).nonzero()
+            n = int(bad[0]) + 1 if len(bad) else end - i  # up to its first non-finite step
+            m.rows[i : i + n] = block[:n, slot]
+            m.step_times[i : i + n] = dt / len(alive)
+            for _ in range(n):  # as many additions as steps: the same sum as step by step
+                m.wall += dt / len(alive)
+                m.population_time += dt
+            m.done = i + n
+            if len(bad):
+                m.diverged_at = m.done
+                stopped.append(slot)
+        if stopped:
+            for slot in stopped:
+                record(slot, members[alive[slot]].diverged_at, end)
+            slots = [slot for slot in range(len(alive)) if slot not in stopped]
             alive = [alive[slot] for slot in slots]
             if not alive:
                 break
             game.keep(slots)
-        if (i + 1) % config.eval_every == 0 or i + 1 == config.steps:
+            execution.reset()
+        if end % config.eval_every == 0 or end == config.steps:
             for slot in range(len(alive)):
-                record(slot, i + 1)
-        if ckpt.due(checkpointing, i + 1, config.steps):
+                record(slot, end, end)
+        if ckpt.due(checkpointing, end, config.steps):
             state = {
-                "step": i + 1,
+                "step": end,
                 "alive": alive,
                 "members": [m.state() for m in members],
                 "game": game.state_dict(),
                 "random": ckpt.random_state(game.device),
             }
             ckpt.save(checkpointing.path, config_dicts, state)  # type: ignore[union-attr]
+        i = end
 
     results = []
     for index, (c, m) in enumerate(zip(configs, members)):
@@ -214,6 +239,7 @@ def run(
             grad_evals=m.grad_evals,
         )
         summary["metric_info"] = game.workload.metric_info()
+        summary["execution"] = execution.record()
         if population:
             summary["population"] = {
                 "size": len(configs),

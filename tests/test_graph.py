@@ -1,0 +1,133 @@
+"""How the step is executed: the graph-or-eager decision, rows read back once per interval, and
+(on a CUDA device only) replay against eager."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import ogan
+from ogan.game import graph, loop
+from ogan.game.game import _seeds
+from ogan.optim import Lookahead, Ortho
+from ogan.workloads.mog import MoGRing
+
+
+def _core(opt_g, opt_d=None, *, device="cuda", streams=True, surgery=False):
+    player = lambda opt: SimpleNamespace(optimizer=opt, lookahead=None)  # noqa: E731
+    return SimpleNamespace(device=torch.device(device), streams=object() if streams else None,
+                           surgery=surgery, g=player(opt_g), d=player(opt_d or opt_g))  # fmt: skip
+
+
+def _adam():
+    return torch.optim.Adam([torch.zeros(2, requires_grad=True)])
+
+
+@pytest.mark.parametrize(
+    ("core", "mode", "why"),
+    [
+        (lambda: _core(_adam()), "graph", "captured"),
+        (lambda: _core(Lookahead(_adam())), "graph", "captured"),
+        (lambda: _core(_adam(), device="cpu"), "eager", "device cpu: CUDA graphs need a CUDA"),
+        (lambda: _core(_adam(), streams=False), "eager", "streams='torch' draws each member"),
+        (lambda: _core(_adam(), surgery=True), "eager", "D gradient surgery"),
+        (lambda: _core(Ortho(_adam())), "eager", "optimizer Ortho is not known to be capturable"),
+        (lambda: _core(torch.optim.RAdam([torch.zeros(1, requires_grad=True)])), "eager",
+         "optimizer RAdam is not known"),
+    ],
+)  # fmt: skip
+def test_the_step_is_captured_only_when_everything_in_it_is_capturable(core, mode, why):
+    got_mode, reason = graph.plan(core())
+    assert got_mode == mode and reason.startswith(why)
+
+
+def test_a_cpu_run_records_that_it_ran_eagerly_and_why():
+    r = ogan.train("bilinear", "sgd", steps=3, eval_every=3, device="cpu")
+    assert r.summary["execution"] == {
+        "mode": "eager", "reason": "device cpu: CUDA graphs need a CUDA device"
+    }  # fmt: skip
+
+
+class _Deferred(graph.Execution):
+    """Eager steps, rows read back once per evaluation interval: the graph path's loop, on CPU."""
+
+    def read_every(self, eval_every: int) -> int:
+        return eval_every
+
+
+def _poison(monkeypatch, seed: int, after: int) -> None:
+    """After its first ``after`` batches, one seed's real data is NaN (found by its generator)."""
+    target, sample, calls = _seeds(seed)[1], MoGRing.sample, {"n": 0}
+
+    def poisoned(self, batch_size, generator):
+        batch = sample(self, batch_size, generator)
+        if generator.initial_seed() == target:
+            calls["n"] += 1
+            if calls["n"] > after:
+                batch.real.fill_(math.nan)
+        return batch
+
+    monkeypatch.setattr(MoGRing, "sample", poisoned)
+
+
+def test_read_back_once_per_interval_stops_a_member_at_its_first_non_finite_step(monkeypatch):
+    kw = dict(seeds=[0, 1, 2], steps=12, eval_every=6, device="cpu", threads=1, batch_size=16,
+              hidden=8)  # fmt: skip
+    _poison(monkeypatch, seed=1, after=6)  # alternating: two batches a step; diverges at step 4
+    every_step = ogan.train_population("mog-ring", "adam", **kw)
+    monkeypatch.undo()
+    _poison(monkeypatch, seed=1, after=6)
+    monkeypatch.setattr(loop.graph, "executor", lambda game: _Deferred(game, "eager", "test"))
+    deferred = ogan.train_population("mog-ring", "adam", **kw)
+
+    sick, ref = deferred[1], every_step[1]
+    assert sick.summary["diverged_at"] == ref.summary["diverged_at"] == 4  # inside [0, 6)
+    assert list(sick.history["step"]) == [0, 4]
+    assert list(sick.history["grad_evals"]) == list(ref.history["grad_evals"]) == [0, 8]
+    untimed = [r.trace.drop(columns="step_time") for r in (sick, ref)]
+    pd.testing.assert_frame_equal(*untimed, check_exact=True)  # the same steps up to it
+    assert np.isnan(sick.trace["loss_d"].iloc[-1])
+    for m in (0, 2):  # the others: stepped with the sick member to step 6, then without it
+        assert deferred[m].summary["diverged_at"] is None
+        assert list(deferred[m].history["step"]) == [0, 6, 12]
+        for column in ("loss_g", "loss_d", "grad_norm_d"):
+            torch.testing.assert_close(torch.tensor(deferred[m].trace[column].values),
+                                       torch.tensor(every_step[m].trace[column].values),
+                                       rtol=1e-5, atol=1e-7)  # fmt: skip
+
+
+# -- on a CUDA device -----------------------------------------------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+
+REPLAY_CASES = [
+    ("mog-ring", {"name": "adam", "lr": 1e-3}, {}),
+    ("mog-ring", {"name": "adam", "lr": 1e-3}, {"scheme": "alternating", "d_steps": 2}),
+    ("mog-ring", {"name": "sgd", "lr": 1e-2, "momentum": 0.9}, {}),
+    ("mog-ring", {"name": "lookahead", "lr": 1e-3}, {}),
+    ("mog-ring", {"name": "adam", "lr": 1e-4}, {"arch": "pacgan"}),
+    ("mog-ring", {"name": "adam", "lr": 1e-4}, {"arch": "unrolled"}),
+    ("digits", {"name": "adam", "lr": 2e-4}, {}),
+]
+
+
+@cuda
+@pytest.mark.parametrize(("workload", "optimizer", "options"), REPLAY_CASES)
+def test_replay_equals_eager_over_20_steps(workload, optimizer, options, monkeypatch):
+    kw = dict(seeds=[0, 1, 2, 3], steps=20, eval_every=10, device="cuda", streams="counter",
+              **options)  # fmt: skip
+    replayed = ogan.train_population(workload, optimizer, **kw)
+    assert replayed[0].summary["execution"]["mode"] == "graph", replayed[0].summary["execution"]
+    monkeypatch.setattr(loop.graph, "plan", lambda core: ("eager", "test"))
+    eager = ogan.train_population(workload, optimizer, **kw)
+    for r, e in zip(replayed, eager):
+        assert r.summary["grad_evals"] == e.summary["grad_evals"]
+        for column in ("loss_g", "loss_d", "grad_norm_g", "grad_norm_d"):
+            torch.testing.assert_close(torch.tensor(r.trace[column].values),
+                                       torch.tensor(e.trace[column].values),
+                                       rtol=1e-4, atol=1e-5)  # fmt: skip
