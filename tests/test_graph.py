@@ -131,3 +131,16 @@ def test_replay_equals_eager_over_20_steps(workload, optimizer, options, monkeyp
             torch.testing.assert_close(torch.tensor(r.trace[column].values),
                                        torch.tensor(e.trace[column].values),
                                        rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_the_prepared_gpu_check_runs_its_graph_part_on_the_cpu_as_eager():
+    from bench.perf.cuda import graph_timings, replay_checks
+
+    assert replay_checks(torch.device("cpu")) == {
+        "skipped": "CUDA graphs need a CUDA device", "passed": True
+    }  # fmt: skip
+    timings = graph_timings(torch.device("cpu"), quick=True)
+    assert [(r["members"], r["today_ran"], r["eager_ran"]) for r in timings["cases"]] == [
+        (1, "today", "eager"), (2, "today", "eager")
+    ]  # fmt: skip
+    assert all(r["today_ms"] > 0 and r["eager_ms"] > 0 for r in timings["cases"])
