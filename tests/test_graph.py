@@ -144,3 +144,97 @@ def test_the_prepared_gpu_check_runs_its_graph_part_on_the_cpu_as_eager():
         (1, "today", "eager"), (2, "today", "eager")
     ]  # fmt: skip
     assert all(r["today_ms"] > 0 and r["eager_ms"] > 0 for r in timings["cases"])
+
+
+class _FakeGraph:
+    """A CUDA graph's stand-in on the CPU: "capture" records the step without changing the
+    game (its state is put back), "replay" runs the recorded step into the recorded output and,
+    like a real replay, changes nothing on the host."""
+
+    def replay(self) -> None:
+        core = self.game.core
+        players = (core.g, core.d)
+        evals = list(core.grad_evals)
+        fast = [p.lookahead.fast_steps if p.lookahead else 0 for p in players]
+        self.out.copy_(self.step(self.index))
+        core.grad_evals[:] = evals
+        for p, f in zip(players, fast):
+            if p.lookahead:
+                p.lookahead.fast_steps = f
+
+
+def _fake_cuda(monkeypatch, game) -> list[_FakeGraph]:
+    import contextlib
+    import copy
+
+    captured: list[_FakeGraph] = []
+
+    @contextlib.contextmanager
+    def capture(g):
+        snapshot = copy.deepcopy(game.core.state_dict())
+        original = game.step
+
+        def recording(index):
+            g.game, g.step, g.index = game, original, index
+            g.out = original(index)
+            return g.out
+
+        game.step = recording
+        try:
+            yield
+        finally:  # the device state as before; host counters advanced, as a real capture
+            core = game.core
+            players = (core.g, core.d)
+            evals = list(core.grad_evals)
+            fast = [p.lookahead.fast_steps if p.lookahead else 0 for p in players]
+            del game.step
+            core.load_state_dict(snapshot)
+            core.grad_evals[:] = evals
+            for p, f in zip(players, fast):
+                if p.lookahead:
+                    p.lookahead.fast_steps = f
+            captured.append(g)
+
+    stream = SimpleNamespace(wait_stream=lambda other: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    return captured
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "options"),
+    [({"name": "sgd", "lr": 1e-2, "momentum": 0.9}, {}),
+     ({"name": "lookahead", "base": "sgd", "lr": 1e-2, "k": 3},
+      {"scheme": "alternating", "d_steps": 2})],
+)  # fmt: skip
+def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monkeypatch):
+    """The host side of the graph path (warm-up, capture per Lookahead phase, counters put back
+    and advanced per replay, recapture after members stop), with the graph faked on the CPU."""
+    from ogan.game.population import PopulationGame
+
+    configs = [ogan.game.resolve("mog-ring", optimizer, seed=s, device="cpu", hidden=8,
+                                 batch_size=16, streams="counter", **options)
+               for s in range(3)]  # fmt: skip
+    eager_game, graph_game = PopulationGame(configs), PopulationGame(configs)
+    eager = graph.Execution(eager_game, "eager", "test")
+    captured = _fake_cuda(monkeypatch, graph_game)
+    replayed = graph.Graph(graph_game, "test")
+    for i in range(20):
+        if i == 12:  # a member stops: new stacked tensors, so new graphs
+            for game, run in ((eager_game, eager), (graph_game, replayed)):
+                game.keep([0, 2])
+                run.reset()
+        assert torch.equal(replayed.step(i), eager.step(i)), f"step {i + 1}"
+    assert graph_game.grad_evals == eager_game.grad_evals
+    for a, b in zip(graph_game.g.params + graph_game.d.params,
+                    eager_game.g.params + eager_game.d.params):  # fmt: skip
+        assert torch.equal(a, b)
+    phases = 2 if optimizer["name"] == "lookahead" else 1
+    assert len(captured) == 2 * phases  # before and after the members stopped
+    if phases == 2:
+        assert graph_game.g.lookahead.fast_steps == eager_game.g.lookahead.fast_steps
+        assert graph_game.d.lookahead.fast_steps == eager_game.d.lookahead.fast_steps
