@@ -76,14 +76,17 @@ def plan(core: Any) -> tuple[str, str]:
 
 
 class Execution:
-    """Eager execution: each step as it is written; the rows read back every step."""
+    """Eager execution: each step as it is written. On a CPU the rows are read back every step
+    (a read costs nothing there, and a diverging member is evaluated at the very step it
+    diverged, as always); on CUDA once per evaluation interval, as under a graph, since each
+    read waits for the device."""
 
     def __init__(self, game: Any, mode: str, reason: str):
         self.game, self.mode, self.reason = game, mode, reason
 
     def read_every(self, eval_every: int) -> int:
         """Steps between read-backs of the rows (and their finite check)."""
-        return 1
+        return eval_every if self.game.core.device.type == "cuda" else 1
 
     def step(self, index: int) -> Tensor:
         """Step ``index``: the rows (slots, width), a tensor the next step does not overwrite."""
@@ -114,9 +117,6 @@ class Graph(Execution):
         # phase -> (graph, its output, gradient evaluations and Lookahead fast steps per replay)
         self.graphs: dict[bool, tuple[torch.cuda.CUDAGraph, Tensor, list[int], list[int]]] = {}
         self.eager_until: int | None = None  # set at the next step: WARMUP eager steps from it
-
-    def read_every(self, eval_every: int) -> int:
-        return eval_every
 
     def _phase(self, index: int) -> bool:
         return self.lookahead is not None and (index + 1) % self.lookahead.k == 0
