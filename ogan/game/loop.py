@@ -7,9 +7,12 @@ each member's :class:`TrainResult`. It drives a game through a small interface t
 one row per member still training, ``evaluate(slot)`` one member's metrics, ``keep(slots)``
 continues with some members only, ``state_dict``/``load_state_dict`` for checkpoints.
 
-A member's time is its share: each step's time divided by the members that took it, so for one
-run it is the step's time, and over a population the members' times add up to the population's.
-A member that diverges stops there with its final evaluation; the others carry on unchanged.
+The steps run in blocks between read-backs of their rows (:mod:`ogan.game.graph` says how
+long: one step on a CPU, an evaluation interval on CUDA, where every read waits for the device).
+A block's time is shared by its steps, and a member's by the members that took each step, so
+for one run it is the step's time and over a population the members' times add up to the
+population's. A member that diverges stops at its first non-finite row, with its final
+evaluation; the others carry on unchanged.
 """
 
 from __future__ import annotations
