@@ -18,9 +18,11 @@ recorded result was trained with; a run keeps one stream definition whether it t
 in a population, so a member is its standalone run under either.
 
 Integers are held in int64 with wrapping multiplication (two's complement, as SplitMix64's
-uint64 arithmetic); a logical right shift is an arithmetic shift and a mask. Uniforms take the
-top 53 bits (float64), normals come from Box–Muller in float64 and are rounded once to the
-working dtype, so the same element is the same float in every tensor shape it is drawn in.
+uint64 arithmetic); a logical right shift is an arithmetic shift and a mask, so the integers
+are the same bits on every device. Uniforms take the top 53 bits (float64); normals come from
+Box–Muller in float64, rounded once to the working dtype, so an element is the same float in
+every tensor shape it is drawn in (torch's vectorised and scalar float64 ``log``/``cos`` may
+differ in a last bit, which the rounding to float32 absorbs in all but about one case in 2**29).
 """
 
 from __future__ import annotations
