@@ -233,9 +233,9 @@ def _run_steps(configs, graphed: bool, steps: int) -> tuple[torch.Tensor, list[t
 
 
 def _error(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest |a - b| in units of its tolerance (<= 1 passes); NaN where only one is NaN."""
-    both = torch.isnan(a) & torch.isnan(b)
-    err = ((a - b).abs() / (ATOL + RTOL * b.abs())).masked_fill(both, 0)
+    """Largest |a - b| in units of its tolerance (<= 1 passes); infinite where only one is NaN."""
+    same = (a == b) | (torch.isnan(a) & torch.isnan(b))  # also equal infinities
+    err = ((a - b).abs() / (ATOL + RTOL * b.abs())).masked_fill(same, 0)
     return float(err.nan_to_num(nan=math.inf).max()) if err.numel() else 0.0
 
 
