@@ -181,6 +181,8 @@ def run_sweep(
 
         stack.enter_context(_sweep_lock(sweep_dir))
         store.remove_stale_temporaries(sweep_dir)
+        if force:  # recomputing: never resume from what an earlier attempt left
+            store.remove_checkpoints(sweep_dir)
         store.write_sweep(sweep_dir, sweep.manifest())
         for run_id, problem in scan.problems:
             print(

@@ -187,6 +187,12 @@ def remove_stale_temporaries(sweep_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove_checkpoints(sweep_dir: Path) -> None:
+    """Delete every checkpoint of the sweep (``--force``; call with the sweep locked)."""
+    for path in (sweep_dir / CHECKPOINTS).glob("*.pt"):
+        path.unlink(missing_ok=True)
+
+
 # -- reading ----------------------------------------------------------------------------------
 
 TABLES = {"history": ".parquet", "traces": ".trace.parquet"}

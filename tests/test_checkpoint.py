@@ -212,3 +212,15 @@ def test_kill_9_after_a_checkpoint_then_rerun_equals_the_uninterrupted_run(
         pd.testing.assert_frame_equal(
             untimed(table(killed)), untimed(table(tmp_path / "whole")), check_exact=True
         )
+
+
+def test_force_removes_the_checkpoints_an_earlier_attempt_left(tmp_path, sweep_file):
+    config = sweep_file(LONG.replace("steps = 600", "steps = 4").replace("= 50", "= 2"))
+    stale = tmp_path / "out" / "long" / store.CHECKPOINTS / "0123456789abcdef.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by an earlier attempt")
+    runner.run_sweep(config, out=tmp_path / "out", device="cpu", jobs=1, echo=lambda _: None)
+    assert stale.exists()  # a plain rerun leaves it (it may be a population's resume point)
+    report = runner.run_sweep(config, out=tmp_path / "out", device="cpu", jobs=1, force=True,
+                              echo=lambda _: None)  # fmt: skip
+    assert report.ran == 2 and not list(stale.parent.iterdir())
