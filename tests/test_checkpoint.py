@@ -116,7 +116,11 @@ def test_checkpoints_are_written_by_default_only_in_long_runs():
     assert ckpt.plan("x.pt", 3, 10).every == 3
     assert ckpt.plan(None, None, 10**6) is None
     plan = ckpt.plan("x.pt", 5, 20)
-    assert [s for s in range(1, 21) if ckpt.due(plan, s, 20)] == [5, 10, 15]
+    assert [s for s in range(1, 21) if ckpt.due(plan, s - 1, s, 20)] == [5, 10, 15]
+    # blocks of 6 steps between read-backs: after the block that reached 5, 10, 15
+    assert [s for s in (6, 12, 18, 20) if ckpt.due(plan, s - 6 if s < 20 else 18, s, 20)] == [
+        6, 12, 18
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -238,3 +238,21 @@ def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monke
     if phases == 2:
         assert graph_game.g.lookahead.fast_steps == eager_game.g.lookahead.fast_steps
         assert graph_game.d.lookahead.fast_steps == eager_game.d.lookahead.fast_steps
+
+
+def test_with_one_read_back_per_interval_a_resumed_run_equals_the_uninterrupted_one(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(loop.graph, "executor", lambda game: _Deferred(game, "eager", "test"))
+    kw = dict(seeds=[0, 1], steps=14, eval_every=6, device="cpu", threads=1, batch_size=16,
+              hidden=8)  # fmt: skip
+    whole = ogan.train_population("mog-ring", "adam", **kw)
+    path = tmp_path / "p.pt"
+    first = ogan.train_population("mog-ring", "adam", checkpoint=path, checkpoint_every=4, **kw)
+    # checkpoints after the blocks that reached 4 and 8 (steps 6 and 12): never a cut block
+    assert torch.load(path, weights_only=False)["state"]["step"] == 12
+    resumed = ogan.train_population("mog-ring", "adam", checkpoint=path, **kw)
+    for a, b, c in zip(whole, first, resumed):
+        for r in (b, c):
+            assert r.trace.drop(columns="step_time").equals(a.trace.drop(columns="step_time"))
+            assert r.history.drop(columns="wall_time").equals(a.history.drop(columns="wall_time"))

@@ -71,11 +71,15 @@ def plan(path: str | Path | None, every: int | None, steps: int) -> Checkpointin
     return Checkpointing(Path(path), every)
 
 
-def due(checkpointing: Checkpointing | None, done: int, steps: int) -> bool:
-    """Whether a checkpoint is written after step ``done`` (never after the last: the run ends)."""
+def due(checkpointing: Checkpointing | None, start: int, done: int, steps: int) -> bool:
+    """Whether a checkpoint is written after the steps ``start + 1 .. done`` (a block between two
+    read-backs): when the block reached a multiple of the interval, and never after the last
+    step (the run ends). Blocks are never cut for a checkpoint, so the interval changes nothing
+    the run computes, however the loop reads its rows back."""
     if checkpointing is None or checkpointing.every is None:
         return False
-    return done % checkpointing.every == 0 and done < steps
+    every = checkpointing.every
+    return done // every > start // every and done < steps
 
 
 def random_state(device: torch.device) -> dict[str, Any]:

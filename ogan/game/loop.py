@@ -112,15 +112,10 @@ class _Member:
                 setattr(self, key, value)
 
 
-def _next_stop(
-    i: int, config: TrainConfig, checkpointing: ckpt.Checkpointing | None, every: int
-) -> int:
+def _next_stop(i: int, config: TrainConfig, every: int) -> int:
     """The step after which the loop next reads the rows back: the next multiple of ``every``
-    (1: every step), checkpoint, or the end."""
-    stops = [config.steps, (i // every + 1) * every]
-    if checkpointing is not None and checkpointing.every is not None:
-        stops.append((i // checkpointing.every + 1) * checkpointing.every)
-    return min(stops)
+    (1: every step), or the end."""
+    return min(config.steps, (i // every + 1) * every)
 
 
 def run(
@@ -181,7 +176,7 @@ def run(
     every = execution.read_every(config.eval_every)
     i = start
     while i < config.steps:
-        end = _next_stop(i, config, checkpointing, every)
+        end = _next_stop(i, config, every)
         t0 = time.perf_counter()
         block = torch.stack([execution.step(j) for j in range(i, end)])  # (steps, slots, width)
         finite = torch.isfinite(block).all(2).cpu()  # waits for the device: once per block
@@ -215,7 +210,7 @@ def run(
         if end % config.eval_every == 0 or end == config.steps:
             for slot in range(len(alive)):
                 record(slot, end, end)
-        if ckpt.due(checkpointing, end, config.steps):
+        if ckpt.due(checkpointing, i, end, config.steps):
             state = {
                 "step": end,
                 "alive": alive,
