@@ -22,6 +22,9 @@ files you trust; ``bench run FILE --dry-run`` lists such names without importing
     ``steps``        generator updates per run (default: each workload's own default).
     ``eval_every``   steps between evaluations (default: each workload's own default).
     ``device``       ``"cpu"`` or ``"cuda"`` (default: cuda when available; ``--device`` wins).
+    ``checkpoint_every``  steps between a run's checkpoints (default: 5,000 for runs over 10,000
+                     steps, else none); an interrupted run resumes from its last one. It changes
+                     no result, so it is not part of the run id.
 
 ``[[workload]]`` (one or more)
     ``name``         a workload (``python -m bench list``), or the import path of a
@@ -30,7 +33,7 @@ files you trust; ``bench run FILE --dry-run`` lists such names without importing
                      games need different lengths).
     any option of the workload (e.g. ``dim``, ``singular_values`` for ``bilinear``) and any game
     option of ``ogan.train``: ``scheme``, ``d_steps``, ``loss``, ``r1``, ``batch_size``,
-    ``fresh_batch``.
+    ``fresh_batch``, ``streams``.
 
 ``[[optimizer]]`` (one or more)
     ``name``         an optimizer (``python -m bench list``), or the import path of a
@@ -100,7 +103,7 @@ from bench.spec import RunSpec, freeze
 from ogan.errors import OganError
 from ogan.game import resolve
 
-SWEEP_KEYS = ("name", "description", "seeds", "steps", "eval_every", "device")
+SWEEP_KEYS = ("name", "description", "seeds", "steps", "eval_every", "device", "checkpoint_every")
 TOP_KEYS = ("sweep", "workload", "optimizer")
 DEVICES = ("cpu", "cuda")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -118,6 +121,7 @@ class Sweep:
     device: str
     specs: tuple[RunSpec, ...]
     imports: tuple[Import, ...] = ()  # the code from outside ogan that it names
+    checkpoint_every: int | None = None  # None: ogan's default (long runs only)
 
     def manifest(self) -> dict[str, Any]:
         """The content of ``sweep.json``: enough for a report to tell which runs are missing."""
@@ -206,6 +210,10 @@ def parse_sweep(
     if device not in DEVICES:
         raise BenchError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
 
+    every = head.get("checkpoint_every")
+    if every is not None and not (grid.is_int(every) and every > 0):
+        raise BenchError(f"[sweep] checkpoint_every must be an integer >= 1, got {every!r}")
+
     workload_tables = grid.tables(doc, "workload")
     optimizer_tables = grid.tables(doc, "optimizer")
     names = [t.get("name") for t in workload_tables]
@@ -243,7 +251,8 @@ def parse_sweep(
                         )
                     )
     _check_unique(specs)
-    return Sweep(name, description, origin, text, device, tuple(specs), tuple(sweep_imports(doc)))
+    imports = tuple(sweep_imports(doc))
+    return Sweep(name, description, origin, text, device, tuple(specs), imports, every)
 
 
 def validate(specs: Iterable[RunSpec], *, device: str | None = None) -> None:

@@ -23,6 +23,7 @@ from bench.spec import RunSpec
 
 if TYPE_CHECKING:  # bench.runner imports this module
     from bench.runner import GpuSlots, Outcome
+    from bench.store import Checkpoints
 
 DEFAULT_SIZE = {"cpu": 8, "cuda": 64}
 """Members per population by device. CPU: the member-step throughput of the small workloads
@@ -57,8 +58,15 @@ def populations(specs: Sequence[RunSpec], size: int) -> list[tuple[RunSpec, ...]
     return chunks
 
 
-def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None) -> list[Outcome]:
+def execute_population(
+    specs: tuple[RunSpec, ...],
+    gpus: GpuSlots | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> list[Outcome]:
     """Train one population (in a worker); one :class:`bench.runner.Outcome` per member.
+
+    ``checkpoints``: the population keeps one checkpoint; its last member's outcome carries
+    the path, so the parent removes the file once every member is stored.
 
     If the population raises, its members are trained one at a time (:func:`bench.runner.
     execute`: each fails or succeeds on its own); a diverged member is a normal result. Each
@@ -67,7 +75,7 @@ def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None)
     from bench import runner, store
 
     if len(specs) == 1:
-        return [runner.execute(specs[0], gpus)]
+        return [runner.execute(specs[0], gpus, checkpoints)]
     import ogan  # the first import in a fresh worker takes seconds: keep it out of the timing
 
     t0 = time.perf_counter()
@@ -77,7 +85,9 @@ def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None)
     kwargs = {**specs[0].train_kwargs(), "device": device}
     del kwargs["seed"]
     try:
-        results = ogan.train_population(**kwargs, seeds=[s.seed for s in specs], threads=1)
+        saving = {} if checkpoints is None else checkpoints.kwargs(specs)
+        seeds = [s.seed for s in specs]
+        results = ogan.train_population(**kwargs, seeds=seeds, threads=1, **saving)
         env = store.environment(device, threads=1)
     except Exception as exc:
         # A workload's networks may do what torch.vmap cannot batch (e.g. dropout, .item() in
@@ -88,6 +98,8 @@ def execute_population(specs: tuple[RunSpec, ...], gpus: GpuSlots | None = None)
             f"lr={specs[0].lr:g}) failed ({error}); training its members one at a time",
             file=sys.stderr,
         )
-        return [runner.execute(spec, gpus) for spec in specs]
+        return [runner.execute(spec, gpus, checkpoints) for spec in specs]
     share = (time.perf_counter() - t0) / len(specs)
-    return [runner.Outcome(spec, r, env, None, share) for spec, r in zip(specs, results)]
+    outcomes = [runner.Outcome(spec, r, env, None, share) for spec, r in zip(specs, results)]
+    outcomes[-1].checkpoint = saving.get("checkpoint")
+    return outcomes

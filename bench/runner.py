@@ -48,6 +48,7 @@ class Outcome:
     error: str | None  # the exception's last line
     seconds: float
     traceback: str | None = None  # the whole traceback, stored as runs/<id>.error.txt
+    checkpoint: str | None = None  # removed once this outcome is stored (its run's last one)
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,10 @@ def _gpu_device(slots: GpuSlots) -> str:
     raise RuntimeError(f"all {slots.count} GPUs are held by other workers")
 
 
-def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
-    """Train one run (in a worker) and return its result; never writes a file.
+def execute(
+    spec: RunSpec, gpus: GpuSlots | None = None, checkpoints: store.Checkpoints | None = None
+) -> Outcome:
+    """Train one run (in a worker) and return its result; writes nothing but its checkpoints.
 
     An exception inside the run is returned as the outcome's error, so one broken run does not
     stop the sweep; a diverged run is a normal result (``summary["diverged_at"]``).
@@ -107,13 +110,15 @@ def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
     t0 = time.perf_counter()
     device = _gpu_device(gpus) if gpus is not None and spec.device == "cuda" else spec.device
     try:
-        result = ogan.train(**{**spec.train_kwargs(), "device": device}, threads=1)
+        saving = {} if checkpoints is None else checkpoints.kwargs([spec])
+        result = ogan.train(**{**spec.train_kwargs(), "device": device}, threads=1, **saving)
         env = store.environment(device, threads=1)
     except Exception as exc:  # reported by the parent; the run is retried on the next invocation
         last = traceback.format_exception_only(exc)[-1].strip()
         full = "".join(traceback.format_exception(exc))
         return Outcome(spec, None, None, last, time.perf_counter() - t0, full)
-    return Outcome(spec, result, env, None, time.perf_counter() - t0)
+    path = saving.get("checkpoint")
+    return Outcome(spec, result, env, None, time.perf_counter() - t0, checkpoint=path)
 
 
 # -- parent side ------------------------------------------------------------------------------
@@ -176,6 +181,8 @@ def run_sweep(
 
         stack.enter_context(_sweep_lock(sweep_dir))
         store.remove_stale_temporaries(sweep_dir)
+        if force:  # recomputing: never resume from what an earlier attempt left
+            store.remove_checkpoints(sweep_dir)
         store.write_sweep(sweep_dir, sweep.manifest())
         for run_id, problem in scan.problems:
             print(
@@ -191,7 +198,8 @@ def run_sweep(
             groups = populations.populations(todo, size)
             n_jobs = _n_jobs(jobs, len(groups), n_gpus, client)
             gpus = stack.enter_context(_gpu_slots(n_gpus)) if n_gpus else None
-            _run_all(report, todo, groups, n_jobs, client, gpus, echo)
+            checkpoints = store.Checkpoints(str(sweep_dir), sweep.checkpoint_every)
+            _run_all(report, todo, groups, n_jobs, client, gpus, echo, checkpoints)
         echo(summary_table(sweep_dir, sweep.specs))
     return report
 
@@ -204,6 +212,7 @@ def _run_all(
     client: Any,
     gpus: GpuSlots | None,
     echo: Callable[[str], None],
+    checkpoints: store.Checkpoints | None = None,
 ) -> None:
     from tqdm import tqdm
 
@@ -216,11 +225,13 @@ def _run_all(
         mininterval=0.5,
         disable=None,  # no bar in logs (not a terminal): the status lines say the same
     )
-    outcomes = _outcomes(groups, n_jobs, client, gpus)
+    outcomes = _outcomes(groups, n_jobs, client, gpus, checkpoints)
     try:
         for count, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
                 store.write_run(report.sweep_dir, outcome.spec, outcome.result, outcome.env)
+                if outcome.checkpoint is not None:  # stored: nothing left to resume
+                    Path(outcome.checkpoint).unlink(missing_ok=True)
                 report.ran += 1
                 report.diverged += outcome.result.summary.get("diverged_at") is not None
             else:
@@ -244,11 +255,16 @@ def _run_all(
 
 
 def _outcomes(
-    groups: list[tuple[RunSpec, ...]], n_jobs: int, client: Any, gpus: GpuSlots | None
+    groups: list[tuple[RunSpec, ...]],
+    n_jobs: int,
+    client: Any,
+    gpus: GpuSlots | None,
+    checkpoints: store.Checkpoints | None = None,
 ) -> Iterator[Outcome]:
     from joblib import Parallel, delayed, parallel_config
 
-    tasks = (delayed(populations.execute_population)(group, gpus) for group in groups)
+    run = populations.execute_population
+    tasks = (delayed(run)(group, gpus, checkpoints) for group in groups)
     if client is None:
         parallel = Parallel(
             n_jobs=n_jobs, backend="loky", return_as="generator_unordered", batch_size=1

@@ -7,6 +7,8 @@ Layout of a sweep directory ``DIR/<sweep>/``::
     runs/<run_id>.parquet     history: one row per evaluation
     runs/<run_id>.trace.parquet   trace: one row per training step
     runs/<run_id>.error.txt   the traceback of the run's last attempt, if it raised
+    checkpoints/<key>.pt      an unfinished run's (or population's) last checkpoint; removed
+                              once the run is stored (key: see :class:`Checkpoints`)
 
 Every file is written with :mod:`ogan.files` (temporary name in the same directory, fsync,
 rename), so a crash leaves either a complete file or none. A run counts as finished only when
@@ -16,6 +18,7 @@ its JSON and both parquet files read back; anything else is reported and re-run.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import platform
 import subprocess
@@ -35,6 +38,29 @@ from ogan.files import atomic_open, atomic_write_bytes, temporaries
 RUNS = "runs"
 SWEEP = "sweep.json"
 ERROR_SUFFIX = ".error.txt"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where the runs of a sweep keep their checkpoints, and how often they write them.
+
+    A run, or a population, has one file named by the hash of its members' run ids (a
+    population is resumed only as the same population: ``bench run`` groups the same runs the
+    same way). Workers write it (``ogan.train``'s ``checkpoint``); the parent removes it once
+    the run is stored. On a Dask cluster resuming needs the results directory on a shared disk.
+    """
+
+    sweep_dir: str
+    every: int | None  # None: ogan's default
+
+    def path(self, specs: Collection[RunSpec]) -> Path:
+        key = hashlib.sha256(" ".join(sorted(s.run_id for s in specs)).encode()).hexdigest()
+        return Path(self.sweep_dir) / CHECKPOINTS / f"{key[:16]}.pt"
+
+    def kwargs(self, specs: Collection[RunSpec]) -> dict[str, Any]:
+        """``ogan.train``/``train_population``'s checkpoint arguments for these runs."""
+        return {"checkpoint": str(self.path(specs)), "checkpoint_every": self.every}
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -157,8 +183,14 @@ def missing(path: str | Path) -> list[RunSpec]:
 
 def remove_stale_temporaries(sweep_dir: Path) -> None:
     """Delete the temporary files a killed writer left behind (call with the sweep locked)."""
-    for tmp in temporaries(sweep_dir / RUNS):
+    for tmp in temporaries(sweep_dir / RUNS) + temporaries(sweep_dir / CHECKPOINTS):
         tmp.unlink(missing_ok=True)
+
+
+def remove_checkpoints(sweep_dir: Path) -> None:
+    """Delete every checkpoint of the sweep (``--force``; call with the sweep locked)."""
+    for path in (sweep_dir / CHECKPOINTS).glob("*.pt"):
+        path.unlink(missing_ok=True)
 
 
 # -- reading ----------------------------------------------------------------------------------

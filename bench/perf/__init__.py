@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 "the CUDA projection does not match the reference (see the JSON)", file=sys.stderr
             )
             return 1
+        if not result["correctness"].get("graph_replay_passed", True):
+            print("the CUDA graph's replay does not match eager (see the JSON)", file=sys.stderr)
+            return 1
         return 0
     if not (args.quick or args.no_benchmarks):
         _pytest_benchmarks(args.out, name)

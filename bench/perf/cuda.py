@@ -5,13 +5,19 @@
 2. timings, interleaved as on CPU: fused vs reference vs one ``_foreach_add_``, Ortho(Adam) vs
    Adam, the training step vs a hand loop;
 3. kernel launches per call/step, counted with the CUDA profiler;
-4. short training runs on the GPU.
+4. short training runs on the GPU;
+5. the step as a CUDA graph (:mod:`ogan.game.graph`): first replay against eager over 20 steps
+   for every registered optimizer, both schemes, on mog-ring (default, pacgan, unrolled) and
+   digits (the graph where the plan allows it, else the plan's reason), then population step
+   times, today's eager path against the graph, with the issue's targets.
 
 ``check(device="cpu")`` runs the same code on the CPU (the tests do, so the script cannot rot).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from typing import Any
 
@@ -188,5 +194,157 @@ def check(device: str = "cuda", rounds: int = 15, quick: bool = False) -> dict[s
     if dev.type == "cuda":
         result["launches"] = launches(dev)
     result["training"] = training(dev, steps=10 if quick else 300)
+    result["graph"] = {"replay": replay_checks(dev), "timings": graph_timings(dev, quick)}
+    result["correctness"]["graph_replay_passed"] = result["graph"]["replay"]["passed"]
     result["seconds"] = time.perf_counter() - t0
     return result
+
+
+# -- the step as a CUDA graph ------------------------------------------------------------------
+
+GRAPH_WORKLOADS = {
+    "mog-ring": ("mog-ring", {}),
+    "pacgan": ("mog-ring", {"arch": "pacgan"}),
+    "unrolled": ("mog-ring", {"arch": "unrolled"}),
+    "digits": ("digits", {}),
+}
+REPLAY_STEPS = 20
+REPLAY_MEMBERS = 4
+RTOL, ATOL = 1e-4, 1e-5  # float32 replay vs eager: the same maths, other kernels' rounding
+
+
+def _configs(workload: str, optimizer: str, members: int, device: torch.device, **kw: Any):
+    from ogan.game import resolve
+
+    return [resolve(workload, optimizer, seed=s, device=str(device), streams="counter", **kw)
+            for s in range(members)]  # fmt: skip
+
+
+def _run_steps(configs, graphed: bool, steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    from ogan.game import graph
+    from ogan.game.population import PopulationGame
+
+    game = PopulationGame(configs)
+    run = graph.Graph(game, "check") if graphed else graph.Execution(game, "eager", "check")
+    rows = torch.stack([run.step(i) for i in range(steps)])
+    if graphed and run.mode != "graph":
+        raise RuntimeError(run.reason)
+    return rows, [p.detach().clone() for p in game.g.params + game.d.params]
+
+
+def _error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest |a - b| in units of its tolerance (<= 1 passes); infinite where only one is NaN."""
+    same = (a == b) | (torch.isnan(a) & torch.isnan(b))  # also equal infinities
+    err = ((a - b).abs() / (ATOL + RTOL * b.abs())).masked_fill(same, 0)
+    return float(err.nan_to_num(nan=math.inf).max()) if err.numel() else 0.0
+
+
+def replay_checks(device: torch.device) -> dict[str, Any]:
+    """Replay against eager (populations of :data:`REPLAY_MEMBERS`, :data:`REPLAY_STEPS` steps),
+    or the reason a configuration runs eagerly. Needs CUDA (on a CPU everything is eager)."""
+    from ogan.errors import ConfigError
+    from ogan.game import graph
+    from ogan.game.config import SCHEMES
+    from ogan.game.population import PopulationGame
+    from ogan.optim import OPTIMIZERS
+
+    if device.type != "cuda":
+        return {"skipped": "CUDA graphs need a CUDA device", "passed": True}
+    rows = []
+    for name in OPTIMIZERS:
+        for scheme in SCHEMES:
+            for label, (workload, options) in GRAPH_WORKLOADS.items():
+                row: dict[str, Any] = {"optimizer": name, "scheme": scheme, "workload": label}
+                rows.append(row)
+                try:
+                    configs = _configs(workload, name, REPLAY_MEMBERS, device, scheme=scheme,
+                                       **options)  # fmt: skip
+                except ConfigError as exc:  # e.g. extrapolation is simultaneous only
+                    row.update(mode="not run", reason=str(exc))
+                    continue
+                row["mode"], row["reason"] = graph.plan(PopulationGame(configs))
+                if row["mode"] != "graph":
+                    continue
+                try:
+                    eager_rows, eager_params = _run_steps(configs, False, REPLAY_STEPS)
+                    graph_rows, graph_params = _run_steps(configs, True, REPLAY_STEPS)
+                except Exception as exc:  # a capture that fails is a finding, not a crash
+                    row.update(mode="failed", reason=f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                row["rows_error"] = _error(graph_rows.float(), eager_rows.float())
+                row["params_error"] = max(_error(g.float(), e.float())
+                                          for g, e in zip(graph_params, eager_params))  # fmt: skip
+    graphed = [r for r in rows if r["mode"] == "graph"]
+    passed = all(max(r["rows_error"], r["params_error"]) <= 1 for r in graphed)
+    failed = [r for r in rows if r["mode"] == "failed"]
+    return {"tolerance": {"rtol": RTOL, "atol": ATOL}, "cases": rows,
+            "graphed": len(graphed), "failed": len(failed),
+            "passed": passed and not failed}  # fmt: skip
+
+
+def _step_time(configs, mode: str, steps: int) -> tuple[float, str]:
+    """(Seconds per population step, how it ran): ``today`` (eager, a torch.Generator per
+    member, the rows read back every step, as the landed code ran), ``eager`` (eager, counter
+    streams) or ``graph`` (which falls back to eager where a capture fails)."""
+    from ogan.game import graph
+    from ogan.game.game import Game
+    from ogan.game.loop import One
+    from ogan.game.population import PopulationGame
+
+    if mode == "today":
+        configs = [dataclasses.replace(c, streams="torch") for c in configs]
+    game = One(Game(configs[0])) if len(configs) == 1 else PopulationGame(configs)
+    run = graph.Graph(game, "timing") if mode == "graph" else graph.Execution(game, mode, "timing")
+    sync = game.core.device.type == "cuda"
+    for i in range(graph.WARMUP + 2):
+        run.step(i)
+    if sync:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(graph.WARMUP + 2, graph.WARMUP + 2 + steps):
+        rows = run.step(i)
+        if mode == "today":  # the landed loop read every step back
+            torch.isfinite(rows).all(1).tolist()
+    if sync:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps, run.mode
+
+
+def graph_timings(device: torch.device, quick: bool = False) -> dict[str, Any]:
+    """Population step times (ms), today's path against the graph, and the issue's targets."""
+    cuda = device.type == "cuda"
+    steps = 30 if cuda else 2
+    plan = [  # (protocol, optimizer, members)
+        ("unrolled", "adam", 1), ("unrolled", "adam", 64), ("unrolled", "adam", 256),
+        ("pacgan", "adam", 1), ("pacgan", "adam", 10), ("pacgan", "adam", 20),
+        ("pacgan", {"name": "adam", "ortho": "weights"}, 20),
+    ] if cuda else [("mog-ring", "adam", 1), ("mog-ring", "adam", 2)]  # fmt: skip
+    rows = []
+    for protocol, optimizer, members in plan:
+        workload, options = GRAPH_WORKLOADS[protocol]
+        configs = _configs(workload, optimizer, members, device, **options)
+        row = {"protocol": protocol, "optimizer": optimizer, "members": members}
+        for mode in ("today", "graph") if cuda else ("today", "eager"):
+            try:
+                seconds, row[f"{mode}_ran"] = _step_time(configs, mode, steps)
+                row[f"{mode}_ms"] = 1e3 * seconds
+            except Exception as exc:  # e.g. ⊥Grad: not capturable; recorded, not a crash
+                row[f"{mode}_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        rows.append(row)
+    out: dict[str, Any] = {"steps": steps, "cases": rows}
+    if cuda:
+        ms = {(r["protocol"], str(r["optimizer"]), r["members"]): r for r in rows}
+        get = lambda p, o, m, k="graph_ms": ms[(p, o, m)].get(k, math.nan)  # noqa: E731
+        ortho = str({"name": "adam", "ortho": "weights"})
+        single = get("unrolled", "adam", 1, "today_ms")
+        ortho_ratio = get("pacgan", ortho, 20) / get("pacgan", "adam", 20)
+        out["targets"] = {
+            "unrolled P=256 adam <= 6 ms": get("unrolled", "adam", 256),
+            "pacgan P=10 <= 3 ms": get("pacgan", "adam", 10),
+            "pacgan P=1 <= 1.5 ms": get("pacgan", "adam", 1),
+            "pacgan P=20 ortho/adam <= 1.3": ortho_ratio,
+            "unrolled P=256 member-steps/s vs one eager run >= 100x": (
+                256 * single / get("unrolled", "adam", 256)
+            ),
+        }
+    return out

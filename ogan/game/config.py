@@ -13,12 +13,14 @@ import torch
 from ogan import optim
 from ogan.errors import ConfigError
 from ogan.game.losses import LOSSES
+from ogan.game.streams import STREAMS
 from ogan.registry import resolve_name
+from ogan.workloads.base import Workload
 
 SCHEMES = ("simultaneous", "alternating")
 GAME_OPTIMIZER_KEYS = ("name", "lr_ratio", "surgery")
 """Keys of an optimizer spec that belong to the game rather than to one player's optimizer."""
-GAME_OPTIONS = ("scheme", "d_steps", "loss", "r1", "batch_size", "fresh_batch")
+GAME_OPTIONS = ("scheme", "d_steps", "loss", "r1", "batch_size", "fresh_batch", "streams")
 """Options of :func:`resolve` that shape the game, neither the workload's nor the optimizer's:
 what a sweep's ``[[workload]]`` table may set besides the workload's own options."""
 
@@ -41,6 +43,7 @@ class TrainConfig:
     batch_size: int
     fresh_batch: bool  # extrapolation methods: a new minibatch for the update half-step
     threads: int | None  # torch intra-op threads during the run; None leaves torch's setting
+    streams: str = "torch"  # training batches: torch.Generator, or counter-based (streams.py)
     sources: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Where each name's code came from (``ogan.registry.Origin`` as dicts): ``workload``,
     ``optimizer`` and, for a wrapper, ``optimizer.<key>`` (e.g. ``optimizer.base``)."""
@@ -124,6 +127,7 @@ def resolve(
     batch_size: int | None = None,
     fresh_batch: bool = False,
     threads: int | None = None,
+    streams: str = "torch",
     lr: float | None = None,
     lr_ratio: float | None = None,
     **options: Any,
@@ -178,6 +182,11 @@ def resolve(
     if (r1 > 0 or spec["surgery"]) and not cls.has_real_data:
         raise ConfigError(f"workload {workload!r} has no real data: r1 and surgery do not apply")
 
+    if streams not in STREAMS:
+        raise ConfigError(f"Unknown streams {streams!r}; valid: {', '.join(STREAMS)}")
+    if streams == "counter" and cls.sample_streams is Workload.sample_streams:
+        raise ConfigError(f"workload {workload!r} has no sample_streams: use streams='torch'")
+
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -204,5 +213,6 @@ def resolve(
         batch_size=batch_size,
         fresh_batch=bool(fresh_batch),
         threads=threads,
+        streams=streams,
         sources={"workload": entry.origin.to_dict(), **sources},
     )

@@ -139,6 +139,15 @@ class Workload(abc.ABC):
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """A training batch drawn with ``generator`` (on the workload's device)."""
 
+    def sample_streams(self, batch_size: int, streams: Any) -> Batch:
+        """A training batch per member from counter-based streams (the game option
+        ``streams="counter"``, :class:`ogan.game.streams.Streams`): the same draws as
+        :meth:`sample` makes, through ``streams.randint(high, shape)`` and
+        ``streams.normal(shape)``, whose results carry the members' dimensions first (none for
+        one run), so one call draws every member's batch. Optional: a workload without it
+        trains with ``streams="torch"`` only."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def evaluate(self, G: nn.Module, D: nn.Module, generator: torch.Generator) -> dict[str, float]:
         """Every metric in :attr:`metrics`; called in eval mode under ``no_grad``."""

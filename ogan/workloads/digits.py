@@ -126,6 +126,11 @@ class SeedMLP(DigitsScoring, ImageGAN):
         z = torch.randn(batch_size, 100, generator=generator, device=self.device)
         return Batch(real=self._data[idx].flatten(1), z=z)
 
+    def sample_streams(self, batch_size: int, streams: Any) -> Batch:
+        idx = streams.randint(len(self._data), (batch_size,))
+        z = streams.normal((batch_size, 100))
+        return Batch(real=self._data[idx].flatten(-3), z=z)  # (*members, batch, pixels)
+
     def build_players(self) -> tuple[nn.Module, nn.Module]:
         G, D = nets.seed_mlp_players(self._out)
         return G.to(self.device), D.to(self.device)

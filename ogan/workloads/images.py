@@ -105,6 +105,11 @@ class ImageGAN(Workload):
         z = torch.randn(batch_size, self.options.z_dim, generator=generator, device=self.device)
         return Batch(real=self._data[idx], z=z)
 
+    def sample_streams(self, batch_size: int, streams: Any) -> Batch:
+        idx = streams.randint(len(self._data), (batch_size,))
+        z = streams.normal((batch_size, self.options.z_dim))
+        return Batch(real=self._data[idx], z=z)
+
     def _sampler(self, G: nn.Module, generator: torch.Generator) -> Any:
         def sample_fn(n: int) -> Tensor:
             z = torch.randn(n, self.options.z_dim, generator=generator, device=self.device)

@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -194,6 +194,12 @@ class _MoG(Workload):
         real = self._centers[idx] + self.std * noise
         z = torch.randn(n, self.options.z_dim, generator=generator, device=self.device)
         return Batch(real=real, z=z)
+
+    def sample_streams(self, batch_size: int, streams: Any) -> Batch:
+        n = batch_size * self.options.packing
+        idx = streams.randint(len(self._centers), (n,))
+        real = self._centers[idx] + self.std * streams.normal((n, 2))
+        return Batch(real=real, z=streams.normal((n, self.options.z_dim)))
 
     def evaluate(self, G: nn.Module, D: nn.Module, generator: torch.Generator) -> dict[str, float]:
         n = self.eval_samples

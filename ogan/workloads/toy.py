@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -100,6 +101,9 @@ class Bilinear(Workload):
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         return Batch(real=None, z=None)
 
+    def sample_streams(self, batch_size: int, streams: Any) -> Batch:
+        return Batch(real=None, z=None)
+
     def objective(self, d_fake: Tensor) -> tuple[Tensor, Tensor]:
         return -d_fake, d_fake  # D maximises xᵀAy, G minimises it
 
@@ -171,6 +175,10 @@ class Dirac(Workload):
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         zeros = torch.zeros(batch_size, 1, device=self.device)
+        return Batch(real=zeros, z=zeros)
+
+    def sample_streams(self, batch_size: int, streams: Any) -> Batch:
+        zeros = torch.zeros(*streams.keys.shape, batch_size, 1, device=self.device)
         return Batch(real=zeros, z=zeros)
 
     def evaluate(self, G: nn.Module, D: nn.Module, generator: torch.Generator) -> dict[str, float]:

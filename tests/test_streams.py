@@ -1,0 +1,141 @@
+"""Counter-based random streams: a member's batches depend on its own seed only, drawn at once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import ogan
+from ogan.errors import ConfigError
+from ogan.game import Game, resolve
+from ogan.game.population import PopulationGame
+from ogan.game.streams import Streams, key
+from ogan.workloads.base import Workload
+from ogan.workloads.mog import MoGRing
+
+MASK = 2**64 - 1
+
+
+def splitmix64(seed: int, n: int) -> list[int]:
+    """SplitMix64 in Python integers, as Steele et al. (2014) and Vigna's splitmix64.c write it."""
+    out, state = [], seed & MASK
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & MASK
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def test_each_member_stream_is_splitmix64_from_its_key():
+    assert splitmix64(0, 1) == [0xE220A8397B1DCDAF]  # the published first output for seed 0
+    keys = [0, 1234567, -5, key(3)]
+    streams = Streams(torch.tensor(keys))
+    first, second = streams._bits(3), streams._bits(4)  # the position carries on
+    for m, k in enumerate(keys):
+        drawn = [int(x) & MASK for x in torch.cat([first[m], second[m]])]
+        assert drawn == splitmix64(k, 7)
+    assert int(streams.position) == 7
+
+
+def test_uniforms_normals_and_integers_have_their_distributions():
+    streams = Streams(torch.tensor([key(0), key(1)]))
+    z = streams.normal((20_000,))
+    assert z.shape == (2, 20_000) and z.dtype == torch.float32
+    assert z.mean(1).abs().max() < 0.03 and (z.std(1) - 1).abs().max() < 0.03
+    u = streams.uniform((20_000,))
+    assert float(u.min()) >= 0 and float(u.max()) < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    counts = torch.bincount(streams.randint(8, (80_000,)).flatten(), minlength=8)
+    assert counts.shape == (8,) and int(counts.min()) > 19_000 and int(counts.max()) < 21_000
+    with pytest.raises(ValueError, match="0 < high < 2"):
+        streams.randint(0, (3,))
+
+
+@pytest.mark.parametrize("workload", ["mog-ring", "digits"])
+def test_a_members_batches_are_the_same_in_every_population_and_alone(workload):
+    def batches(game, n=3):
+        return [game._sample() for _ in range(n)]
+
+    def configs(seeds):
+        return [resolve(workload, "adam", seed=s, device="cpu", streams="counter",
+                        batch_size=16) for s in seeds]  # fmt: skip
+
+    alone = batches(Game(configs([5])[0]))
+    for seeds in ([5], [5, 9], [9, 5, 2]):
+        slot = seeds.index(5)
+        for mine, ref in zip(batches(PopulationGame(configs(seeds))), alone):
+            assert torch.equal(mine.real[slot], ref.real)  # bit for bit
+            assert torch.equal(mine.z[slot], ref.z)
+    other = batches(Game(configs([9])[0]), 1)[0]
+    assert not torch.equal(other.z, alone[0].z)  # another seed, other numbers
+
+
+class _Ops(TorchDispatchMode):
+    """The aten operations run inside: kernels launched, and host reads (``.item()``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _sampling_ops(seeds, streams):
+    game = PopulationGame([resolve("mog-ring", "adam", seed=s, device="cpu", streams=streams)
+                           for s in seeds])  # fmt: skip
+    with _Ops() as mode:
+        game._sample()
+    return mode.ops
+
+
+def test_counter_streams_draw_every_batch_with_a_fixed_number_of_ops_and_no_host_read():
+    counts = {p: _sampling_ops(range(p), "counter") for p in (1, 3, 8)}
+    assert len(counts[1]) == len(counts[3]) == len(counts[8])
+    assert not any("_local_scalar_dense" in op or "item" in op for op in counts[8])
+    torch_counts = {p: len(_sampling_ops(range(p), "torch")) for p in (1, 3)}
+    assert torch_counts[3] > torch_counts[1]  # a generator per member: a draw per member
+
+
+def test_a_member_trains_the_same_run_in_every_population():
+    kw = dict(steps=12, eval_every=6, device="cpu", threads=1, streams="counter", hidden=8,
+              batch_size=16)  # fmt: skip
+    alone = ogan.train("mog-ring", "adam", seed=5, **kw)
+    for seeds in ([5], [5, 9], [9, 5, 2]):
+        member = ogan.train_population("mog-ring", "adam", seeds=seeds, **kw)[seeds.index(5)]
+        # the batched kernels sum in another order than the standalone ones: float tolerance
+        for column in ("loss_g", "loss_d", "grad_norm_g", "grad_norm_d"):
+            torch.testing.assert_close(
+                torch.tensor(member.trace[column].values), torch.tensor(alone.trace[column].values),
+                rtol=1e-4, atol=1e-6,
+            )  # fmt: skip
+
+
+def test_a_population_with_counter_streams_resumes_from_its_checkpoint(tmp_path):
+    kw = dict(seeds=[3, 1, 4], steps=10, eval_every=5, device="cpu", threads=1,
+              streams="counter", hidden=8, batch_size=16)  # fmt: skip
+    whole = ogan.train_population("mog-ring", "adam", **kw)
+    path = tmp_path / "p.pt"
+    ogan.train_population("mog-ring", "adam", checkpoint=path, checkpoint_every=4, **kw)
+    resumed = ogan.train_population("mog-ring", "adam", checkpoint=path, **kw)
+    for a, b in zip(resumed, whole):
+        assert a.trace.drop(columns="step_time").equals(b.trace.drop(columns="step_time"))
+
+
+class _NoStreams(MoGRing):
+    sample_streams = Workload.sample_streams  # as a user's workload that lacks the method
+
+
+@pytest.mark.parametrize(
+    ("workload", "streams", "message"),
+    [
+        ("mog-ring", "philox", "Unknown streams 'philox'; valid: torch, counter"),
+        (_NoStreams, "counter", "has no sample_streams: use streams='torch'"),
+    ],
+)
+def test_bad_streams_are_one_line_errors(workload, streams, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(workload, "adam", device="cpu", streams=streams)
