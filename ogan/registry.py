@@ -41,7 +41,9 @@ from ogan.provenance import Origin, find_origin
 GROUPS = {"workload": "ogan.workloads", "optimizer": "ogan.optimizers"}
 """The entry-point group of each kind of name."""
 IMPL_FLAGS = ("foreach", "fused", "capturable", "differentiable")
-"""torch.optim's implementation switches: not hyperparameters, not set from a sweep."""
+"""torch.optim's implementation switches: they choose how the update is computed (speed,
+graph capture), not which update, so they are accepted where the optimizer names them, recorded
+with the run, and left out of its id (``bench.spec.RunSpec.run_id``)."""
 _PATH_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _passed: dict[str, Any] = {}  # import path -> an object passed by value in this process
 
@@ -56,7 +58,8 @@ class Entry:
     ``singular_values``: a sweep takes a plain list there as one value). ``open_keys``: a
     factory with ``**kwargs`` takes keys that cannot be listed; its own call checks them.
     ``wraps``: for an optimizer around another one (lookahead), the key that names the inner
-    optimizer and its default, e.g. ``("base", "adam")``.
+    optimizer and its default, e.g. ``("base", "adam")``. ``impl_keys``: the
+    :data:`IMPL_FLAGS` an optimizer's signature names (accepted, but not in ``keys``).
     """
 
     kind: str
@@ -70,6 +73,7 @@ class Entry:
     open_keys: bool = False
     wraps: tuple[str, str] | None = None
     game_defaults: Mapping[str, Any] = field(default_factory=dict)
+    impl_keys: tuple[str, ...] = ()  # the IMPL_FLAGS its signature names
 
 
 def is_import_path(name: str) -> bool:
@@ -295,6 +299,7 @@ def _optimizer_entry(name: str, obj: Any, origin: Origin, registered: Any) -> En
         for p in params[1:]
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in IMPL_FLAGS
     ]
+    impl = tuple(p.name for p in params[1:] if p.name in IMPL_FLAGS and p.kind is not p.VAR_KEYWORD)
     wraps = None if registered is None else registered.wraps
     # **kwargs of a wrapper go to the wrapped optimizer, whose keys are listed (lr included)
     open_keys = wraps is None and any(p.kind is p.VAR_KEYWORD for p in params)
@@ -321,6 +326,7 @@ def _optimizer_entry(name: str, obj: Any, origin: Origin, registered: Any) -> En
         open_keys=open_keys,
         wraps=wraps,
         game_defaults=registered.game_defaults if registered else {},
+        impl_keys=impl,
     )
 
 

@@ -17,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from ogan.errors import ConfigError
+from ogan.optim.admission import Admission, check
 from ogan.optim.extragradient import ExtraAdam, ExtraSGD, PastExtraAdam
 from ogan.optim.muon import MuonWithAdam
 from ogan.optim.optimistic import OGDA, OptimisticAdam
@@ -26,6 +27,7 @@ from ogan.registry import Entry, resolve_name
 __all__ = [
     "OGDA",
     "OPTIMIZERS",
+    "Admission",
     "ExtraAdam",
     "ExtraSGD",
     "GradNormProbe",
@@ -36,6 +38,7 @@ __all__ = [
     "Ortho",
     "PastExtraAdam",
     "acts_per_member",
+    "admit",
     "build",
     "default_lr",
     "hyperparameters",
@@ -93,40 +96,84 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
 }
 
 
-ELEMENTWISE_TORCH = (
-    torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam,
-    torch.optim.Adamax, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adadelta,
-    torch.optim.Rprop, torch.optim.ASGD,
-)  # fmt: skip
-"""torch.optim's optimizers whose update of an element depends on that element's gradient
-history and on scalars alone (no norm, factorisation or line search over a tensor): on a
-population's stacked tensors they update every member exactly as they would that member alone.
-Not listed, so never batched: Adafactor (factored moments, per-tensor RMS), Muon (one
-orthogonalisation per tensor; ogan's ``muon`` is population-aware), LBFGS, SparseAdam."""
+def admit(name: Any, hparams: Mapping[str, Any] | None = None) -> Admission:
+    """Whether optimizer ``name`` with these hyperparameters may train a population, measured.
+
+    :func:`ogan.optim.admission.check` runs it on a trial population and on each member alone;
+    every optimizer (ogan's, torch.optim's, a user's) is admitted by that measurement alone.
+    ``hparams`` are the keyword arguments of :func:`build` (``lr`` included; keys that are
+    not the optimizer's, such as a sweep spec's ``lr_ratio``, are ignored). Cached per name and
+    hyperparameters in this process.
+
+    Raises:
+        ConfigError: the optimizer declares ``elementwise = True`` but fails the check (the
+            message names the member that differs and by how much), or its ``step`` needs a
+            closure (ogan's game steps without one).
+    """
+    entry = resolve_name("optimizer", name)
+    valid = {*hyperparameters(name, hparams), "extra_keys", *_extra_keys(hparams)}
+    kwargs = {k: v for k, v in (hparams or {}).items() if k in valid}
+    key = (entry.name, repr(sorted(kwargs.items())))
+    if key not in _admissions:
+        _admissions[key] = _admit(entry, kwargs)
+    return _admissions[key]
+
+
+_admissions: dict[tuple[str, str], Admission] = {}
+
+
+TRIAL_LRS = (1e-2, 1.0)
+"""Learning rates every admission check tries besides the spec's own: coupling can hide at a
+small one (Prodigy's step size stays at ``d0`` for thousands of steps at lr 1e-3, then mixes
+members once it grows; at lr 1 it mixes at once) and show only at another (AdamP)."""
+
+
+def _admit(entry: Entry, kwargs: dict[str, Any]) -> Admission:
+    lrs = [kwargs["lr"]] if "lr" in kwargs else []
+    lrs += [lr for lr in TRIAL_LRS if lr not in lrs and ("lr" in kwargs or entry.defaults)]
+    outcome = None
+    for i, lr in enumerate(lrs or [None]):
+        trial = kwargs if lr is None else {**kwargs, "lr": lr}
+        try:
+            outcome = check(lambda groups, trial=trial: build(entry.name, groups, **trial))
+        except ConfigError:
+            raise
+        except Exception as exc:  # the optimizer fails on its own, not only in a population
+            if needs_closure(exc):
+                raise ConfigError(
+                    f"optimizer {entry.name!r} needs a closure in step() (it re-evaluates the "
+                    f"loss: {type(exc).__name__}: {exc}); ogan's two-player step has none to "
+                    "give, choose another optimizer"
+                ) from None
+            if i == 0:
+                raise ConfigError(f"optimizer {entry.name!r} fails a trial step: "
+                                  f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+            continue  # a trial learning rate it cannot take: no evidence either way
+        if not outcome.admitted:
+            where = "" if lr is None else f"at lr={lr:g}, "
+            outcome = Admission(False, where + outcome.reason, outcome.max_difference)
+            break
+    assert outcome is not None
+    declared = getattr(entry.obj, "elementwise", None) is True
+    if declared and not outcome.admitted:
+        raise ConfigError(
+            f"optimizer {entry.name!r} declares elementwise = True, but {outcome.reason}; "
+            "remove the attribute (its runs then train one seed at a time)"
+        )
+    return outcome
+
+
+def needs_closure(exc: BaseException) -> bool:
+    """Whether an error from ``step()`` says it wanted a closure (torch.optim.LBFGS: a
+    TypeError naming ``closure``; pytorch_optimizer: ``NoClosureError``)."""
+    return "closure" in type(exc).__name__.lower() or (
+        isinstance(exc, TypeError) and "closure" in str(exc)
+    )
 
 
 def acts_per_member(name: Any, hparams: Mapping[str, Any] | None = None) -> bool:
-    """Whether optimizer ``name`` can train a population (``ogan.train_population``).
-
-    A population stacks its members' tensors along a leading dimension; an optimizer trains it
-    correctly only if it updates each member's slice exactly as it would that member alone.
-    That holds for every optimizer ogan registers (the element-wise ones, and ⊥Grad and Muon,
-    which act on each member's slices through the groups' ``members`` key), for
-    :data:`ELEMENTWISE_TORCH`, and for a class or factory that says so with the attribute
-    ``elementwise = True``. Anything else (it may take a norm over a whole tensor) is trained
-    one seed at a time.
-    """
-    entry = resolve_name("optimizer", name)
-    inner = wrapped(name, hparams)
-    if inner is not None and not acts_per_member(inner.obj):
-        return False
-    registered = OPTIMIZERS.get(entry.name)
-    if registered is not None and registered.factory is entry.obj:
-        return True
-    obj = entry.obj
-    if isinstance(obj, type) and obj in ELEMENTWISE_TORCH:
-        return True
-    return getattr(obj, "elementwise", False) is True
+    """Whether optimizer ``name`` can train a population: :func:`admit`'s verdict."""
+    return admit(name, hparams).admitted
 
 
 def wrapped(name: Any, hparams: Mapping[str, Any] | None = None) -> Entry | None:
@@ -145,13 +192,71 @@ def wrapped(name: Any, hparams: Mapping[str, Any] | None = None) -> Entry | None
 
 
 def hyperparameters(name: Any, hparams: Mapping[str, Any] | None = None) -> tuple[str, ...]:
-    """The keyword arguments ``build(name, ...)`` accepts (a wrapped optimizer's too)."""
+    """The keyword arguments ``build(name, ...)`` accepts (a wrapped optimizer's too, the
+    implementation switches its signature names, and the keys ``extra_keys`` opts in)."""
     entry = resolve_name("optimizer", name)
-    keys = list(entry.keys)
+    keys = [*entry.keys, *entry.impl_keys]
     inner = wrapped(name, hparams)
     if inner is not None:
-        keys += [k for k in inner.keys if k not in keys]
+        keys += [k for k in (*inner.keys, *inner.impl_keys) if k not in keys]
     return (*keys, *ORTHO_KEYS)
+
+
+def _extra_keys(hparams: Mapping[str, Any] | None) -> tuple[str, ...]:
+    extra = (hparams or {}).get("extra_keys", [])
+    if not (isinstance(extra, list | tuple) and all(isinstance(k, str) for k in extra)):
+        raise ConfigError(f"extra_keys must be a list of key names, got {extra!r}")
+    return tuple(extra)
+
+
+def _check_keys(entry: Entry, inner: Entry | None, hparams: Mapping[str, Any]) -> None:
+    """Unknown keys and numbers written as strings are errors, for every optimizer.
+
+    A constructor with ``**kwargs`` (pytorch_optimizer's all have one) would swallow a
+    misspelled or foreign key (``momentum`` on Lion) without a word and the spec would record
+    it as if it mattered; a key the class really reads from ``**kwargs`` is opted in by name
+    with ``extra_keys``. A number given as a string (``lr = "1e-4"`` in TOML) would be passed
+    on as a string, and give the run another id than the number does.
+    """
+    valid = hyperparameters(entry.name, hparams)
+    extra = _extra_keys(hparams)
+    open_keys = (inner or entry).open_keys
+    for key in extra:
+        if key in valid:
+            raise ConfigError(
+                f"extra_keys: {key!r} is a named parameter of optimizer {entry.name!r}; "
+                "remove it from extra_keys"
+            )
+        if not open_keys:
+            raise ConfigError(
+                f"extra_keys: optimizer {entry.name!r} takes no **kwargs, so {key!r} cannot "
+                f"reach it; valid keys: {', '.join(valid)}"
+            )
+    unknown = sorted(set(hparams) - {*valid, *extra, "extra_keys"})
+    if unknown:
+        hint = (
+            f" (if it reads {unknown[0]!r} from **kwargs, opt in: extra_keys = [{unknown[0]!r}])"
+            if open_keys
+            else ""
+        )
+        raise ConfigError(
+            f"Unknown hyperparameter(s) {', '.join(unknown)} for optimizer {entry.name!r}; "
+            f"valid: {', '.join(valid)}{hint}"
+        )
+    defaults = {**(inner.defaults if inner else {}), **entry.defaults}
+    for key, value in hparams.items():
+        default = defaults.get(key)
+        numeric = [default] if not isinstance(default, tuple) else list(default)
+        given = value if isinstance(value, list | tuple) else [value]
+        if any(_is_number(d) for d in numeric) and any(isinstance(v, str) for v in given):
+            raise ConfigError(
+                f"optimizer {entry.name!r}: {key} = {value!r} holds a string where a number "
+                "is expected; write the number without quotes"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def sequence_keys(name: Any, hparams: Mapping[str, Any] | None = None) -> frozenset[str]:
@@ -180,7 +285,8 @@ def build(name: Any, params: Iterable, **hparams: Any) -> Optimizer:
             ``f(params, **hparams)``), or that object itself (see :mod:`ogan.registry`).
         params: parameters or parameter groups, as for any ``torch.optim`` optimizer.
         **hparams: the optimizer's keyword arguments, plus ``ortho="weights"`` (wrap in
-            :class:`Ortho`) and ``ortho_renorm`` (default True). Unknown keys are errors.
+            :class:`Ortho`) and ``ortho_renorm`` (default True). Unknown keys are errors, also
+            for a constructor with ``**kwargs``, unless ``extra_keys=[...]`` names them.
 
     Raises:
         ConfigError: unknown name or key (the message lists the valid ones), or a factory
@@ -188,14 +294,10 @@ def build(name: Any, params: Iterable, **hparams: Any) -> Optimizer:
         ValueError: an invalid value (from the optimizer's own validation).
     """
     entry = resolve_name("optimizer", name)
-    valid = hyperparameters(name, hparams)
-    unknown = sorted(set(hparams) - set(valid))
-    if unknown and not entry.open_keys:
-        raise ConfigError(
-            f"Unknown hyperparameter(s) {', '.join(unknown)} for optimizer {entry.name!r}; "
-            f"valid: {', '.join(valid)}"
-        )
+    _check_keys(entry, wrapped(name, hparams), hparams)
     hparams = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+    if entry.wraps is None:  # a wrapper hands it on with the keys it opts in
+        hparams.pop("extra_keys", None)
     ortho = hparams.pop("ortho", None)
     renorm = hparams.pop("ortho_renorm", True)
     if ortho not in (None, "none", "weights"):

@@ -1,0 +1,166 @@
+"""Whether an optimizer may train a population: measured, not declared.
+
+A population (``ogan.train_population``) stacks its members' tensors along a leading dimension
+and hands one optimizer the stacked tensors. That trains every member correctly only if the
+optimizer updates each member's slice exactly as it would that member alone. Element-wise rules
+(SGD, Adam, Lion) do; anything that takes a norm, a factorisation or a statistic over a whole
+tensor (SOAP's preconditioners, Prodigy's global step size, LAMB's trust ratio) couples the
+members, and a population of them would be silently wrong. No attribute or allow-list can be
+trusted for that (a third-party class cannot say, and a subclass may break what its base did),
+so :func:`check` measures it on the optimizer itself:
+
+* stacked copies of small random tensors, shaped like a player's parameters (a matrix, a bias,
+  a convolution kernel), :data:`MEMBERS` members of deliberately different scales (an update
+  that mixes members then shows at once), and the population's parameter group carries
+  ``members`` as ``ogan``'s population does (⊥Grad and Muon act per member through it);
+* :data:`STEPS` steps on a quadratic whose gradient depends on the weights (so the optimizer's
+  state and the weights feed back, as in training), with the extrapolation protocol
+  (``extrapolate`` then ``step``) where the optimizer has one and schedule-free modes switched
+  to training;
+* each member's update against the same optimizer's on that member alone, in float64;
+  admitted when every tensor's update agrees to :data:`RTOL` of its size (the stacked kernels
+  sum in another order, nothing more).
+
+The whole check takes milliseconds; callers cache it per optimizer spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from math import inf
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+MEMBERS = 3
+"""Members of the trial population: two could pass by symmetry; three of unequal scale do not."""
+SHAPES: tuple[tuple[int, ...], ...] = ((6, 4), (6,), (3, 2, 3, 3))
+"""A linear layer's weight and bias and a convolution's kernel: the tensors a player holds."""
+STEPS = 6
+"""Enough for momentum, bias correction and lookahead's 5-step synchronisation to show."""
+SCALES = (1.0, 30.0, 0.03)
+"""Each member's weights and gradients are scaled by its own factor (see the module docstring)."""
+DTYPE = torch.float64
+"""The trial's precision: an update far below a weight's float32 resolution (Prodigy's first
+steps, d0 * lr ~ 1e-9) must still be compared, and reordered sums must not look like mixing."""
+RTOL = 1e-6
+"""Admitted when every member's update (weights after minus before) equals its standalone
+run's to this fraction of the update's largest element (float64 reordering: ~1e-15)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of :func:`check`, recorded with every run of a sweep."""
+
+    admitted: bool
+    reason: str  # one phrase, said to the user when a population is refused
+    max_difference: float  # the largest |population - standalone| over members and tensors
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check(build: Callable[[Any], Optimizer]) -> Admission:
+    """Run ``build(param_groups)`` on a trial population and on each member alone; compare.
+
+    ``build`` makes the optimizer under test from parameters or parameter groups (its
+    hyperparameters, the learning rate included, bound).
+    An exception while the population trains is a refusal (its message is the reason); one
+    while a member trains alone propagates: the optimizer fails as a standalone run too.
+    """
+    inits, targets, curvatures = _problem()
+    alone = [_train(build, [[t.clone() for t in inits[m]]], m, targets, curvatures, None)
+             for m in range(MEMBERS)]  # fmt: skip
+    stacked = [torch.stack([inits[m][i] for m in range(MEMBERS)]) for i in range(len(SHAPES))]
+    try:
+        together = _train(build, [stacked], None, targets, curvatures, MEMBERS)
+    except Exception as exc:  # any error of an optimizer on stacked tensors: it is not admitted
+        return Admission(False, f"it fails on stacked tensors ({type(exc).__name__}: {exc})",
+                         float("nan"))  # fmt: skip
+    failing: list[tuple[float, int, int]] = []  # (difference, member, tensor)
+    largest = 0.0
+    for m in range(MEMBERS):
+        for i, (a, b) in enumerate(zip(together, alone[m])):
+            diff = _relative_difference(a[m], b)
+            largest = max(largest, diff)
+            if diff > RTOL:
+                failing.append((diff, m, i))
+    if failing:
+        diff, m, i = max(failing)
+        return Admission(
+            False,
+            f"member {m}'s update differs from the same optimizer's on it alone by {diff:.3g} "
+            f"of its size (tensor of shape {SHAPES[i]}, {STEPS} steps, {MEMBERS} members)",
+            largest,
+        )
+    return Admission(True, "every member's update equals its standalone run's", largest)
+
+
+def _relative_difference(a: Tensor, b: Tensor) -> float:
+    """max |a - b| / max |b| (inf where only one is non-finite, 0 where both updates are 0)."""
+    if not torch.equal(a.isfinite(), b.isfinite()):
+        return inf
+    a, b = a[b.isfinite()], b[b.isfinite()]
+    scale = float(b.abs().max()) if b.numel() else 0.0
+    diff = float((a - b).abs().max()) if b.numel() else 0.0
+    return 0.0 if diff == 0.0 else diff / scale if scale > 0 else inf
+
+
+def _problem() -> tuple[list[list[Tensor]], list[list[Tensor]], list[list[Tensor]]]:
+    """Per member: initial weights, the quadratic's minimum and curvature (fixed seed)."""
+    gen = torch.Generator().manual_seed(20260)
+    inits, targets, curvatures = [], [], []
+    for scale in SCALES:
+        inits.append([scale * torch.randn(s, generator=gen, dtype=DTYPE) for s in SHAPES])
+        targets.append([scale * torch.randn(s, generator=gen, dtype=DTYPE) for s in SHAPES])
+        curvatures.append([0.5 + torch.rand(s, generator=gen, dtype=DTYPE) for s in SHAPES])
+    return inits, targets, curvatures
+
+
+def _train(
+    build: Callable[[Any], Optimizer],
+    params: list[list[Tensor]],
+    member: int | None,
+    targets: list[list[Tensor]],
+    curvatures: list[list[Tensor]],
+    members: int | None,
+) -> list[Tensor]:
+    """STEPS steps of the optimizer on the quadratic; the weights after them.
+
+    ``member`` None: ``params`` holds the stacked tensors of all members (the gradient of
+    member m's slice is member m's own quadratic's).
+    """
+    from ogan.optim.wrappers import set_mode
+
+    (tensors,) = params
+    leaves = [t.clone().requires_grad_(True) for t in tensors]
+    group: dict[str, Any] = {"params": leaves}
+    if members is not None:
+        group["members"] = members
+    opt = build([group])
+    set_mode(opt, "train")
+    if member is None:
+        target = [torch.stack([targets[m][i] for m in range(MEMBERS)]) for i in range(len(SHAPES))]
+        curve = [torch.stack([curvatures[m][i] for m in range(MEMBERS)])
+                 for i in range(len(SHAPES))]  # fmt: skip
+    else:
+        target, curve = targets[member], curvatures[member]
+
+    def grads() -> None:
+        with torch.no_grad():
+            for p, t, c in zip(leaves, target, curve):
+                p.grad = c * (p - t)  # the gradient of sum(c (p - t)^2 / 2)
+
+    extrapolation = getattr(opt, "extrapolation", None)
+    for _ in range(STEPS):
+        if extrapolation is not None:
+            if extrapolation == "extragradient":
+                grads()
+            opt.extrapolate()
+        grads()
+        opt.step()
+    set_mode(opt, "eval")  # schedule-free: compare the points a run is evaluated at
+    return [p.detach() - t for p, t in zip(leaves, tensors)]  # the updates
