@@ -77,13 +77,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         report = run_sweep(args.config, dry_run=args.dry_run, **options)
     if report.failed:
-        print(
-            f"bench run: {report.failed} run(s) failed (see above); run the same command again "
-            "to retry them",
-            file=sys.stderr,
-        )
+        print(failure_advice(report.failed, getattr(report, "transient", 0)), file=sys.stderr)
         return EXIT_FAILED_RUNS
     return EXIT_OK
+
+
+def failure_advice(failed: int, transient: int) -> str:
+    """What to do about failed runs: retrying helps only those whose error may not repeat."""
+    deterministic = failed - transient
+    parts = []
+    if deterministic:
+        parts.append(
+            f"{deterministic} run(s) failed with an error that will repeat (see above; the "
+            "report lists each missing run's reason): fix the spec or the code it names"
+        )
+    if transient:
+        parts.append(
+            f"{transient} run(s) failed with an error that may not repeat (memory, disk, "
+            "connection): run the same command again to retry them"
+        )
+    return "bench run: " + "; ".join(parts)
 
 
 def _list_imports(config: str | None) -> bool:

@@ -196,6 +196,8 @@ def hyperparameters(name: Any, hparams: Mapping[str, Any] | None = None) -> tupl
     implementation switches its signature names, and the keys ``extra_keys`` opts in)."""
     entry = resolve_name("optimizer", name)
     keys = [*entry.keys, *entry.impl_keys]
+    if entry.open_keys and "lr" not in keys:  # ogan sets each player's lr: it must go through
+        keys.insert(0, "lr")
     inner = wrapped(name, hparams)
     if inner is not None:
         keys += [k for k in (*inner.keys, *inner.impl_keys) if k not in keys]
