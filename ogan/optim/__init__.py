@@ -262,9 +262,10 @@ def _is_number(value: Any) -> bool:
 
 
 def sequence_keys(name: Any, hparams: Mapping[str, Any] | None = None) -> frozenset[str]:
-    """Hyperparameters whose value is a sequence (``betas``), a wrapped optimizer's included."""
+    """Hyperparameters whose value is a sequence (``betas``), a wrapped optimizer's included,
+    and ``extra_keys`` (a list of key names)."""
     inner = wrapped(name, hparams)
-    own = resolve_name("optimizer", name).sequence_keys
+    own = resolve_name("optimizer", name).sequence_keys | {"extra_keys"}
     return own if inner is None else own | inner.sequence_keys
 
 
