@@ -204,7 +204,7 @@ def test_what_an_entry_wraps_is_data_a_new_wrapper_gets_keys_labels_and_lr_from_
     monkeypatch.setitem(optim.OPTIMIZERS, "slow-sgd", entry)
     assert "momentum" in optim.hyperparameters("slow-sgd")
     assert optim.default_lr("slow-sgd") == resolve_name("optimizer", "sgd").defaults["lr"]
-    assert optim.sequence_keys("slow-sgd", {"base": "adam"}) == {"betas"}
+    assert optim.sequence_keys("slow-sgd", {"base": "adam"}) == {"betas", "extra_keys"}
     sweep = parse_sweep(
         '[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "slow-sgd"\nlr = 0.1\n'
         '[[optimizer]]\nname = "slow-sgd"\nbase = ["adam", "sgd"]\nlr = 0.1\nlabel = "x"',
