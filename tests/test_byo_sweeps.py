@@ -120,7 +120,9 @@ def test_dry_run_lists_every_import_path_and_entry_point_without_importing_any(
 ):
     marker = tmp_path / "imported"
     module = f"untrusted_{uuid.uuid4().hex[:8]}"
-    (installed[0] / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (installed[0] / f"{module}.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n\nclass GAN:\n    pass\n"
+    )
     config = _sweep(
         tmp_path,
         f'name = "{module}:GAN"\nhidden = [8, 16]',
@@ -134,6 +136,10 @@ def test_dry_run_lists_every_import_path_and_entry_point_without_importing_any(
     assert "optimizer torch.optim:RAdam  (import path; [[optimizer]] #1)" in printed
     assert "optimizer fake-sgd  (entry point of fakegan 1.2" in printed
     assert "run sweep files you trust" in printed
+    assert f"  {module}:GAN: module {module!r} found, 'GAN' defined in its source" in printed
+    assert "  torch.optim:RAdam: module 'torch.optim' found, 'RAdam' defined in its source" in (
+        printed
+    )
     assert not marker.exists() and module not in sys.modules and not out.exists()
 
 

@@ -142,3 +142,20 @@ def test_a_key_opted_in_with_extra_keys_reaches_the_optimizer(tmp_path, sweep_fi
     result = ogan.train("mog-ring", spec, seed=0, **KW)
     assert result.config["optimizer"]["extra_keys"] == ["foo"]
     assert result.config["optimizer"]["foo"] == 1
+
+
+def test_dry_run_finds_a_misspelled_class_of_an_installed_package_without_importing_it(
+    tmp_path, sweep_file, capsys
+):
+    config = sweep_file(TINY + f'\n[[optimizer]]\nname = "{PO}:Lino"\nlr = 1e-4\n')
+    assert main(["run", str(config), "--dry-run", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bench run: error: optimizer '{PO}:Lino': module '{PO}' has no attribute 'Lino'; "
+        "check the name after the colon"
+    )
+    config = sweep_file(TINY + f'\n[[optimizer]]\nname = "{PO}:Lion"\nlr = 1e-4\n')
+    assert main(["run", str(config), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    assert f"  {PO}:Lion: module '{PO}' found, 'Lion' defined in its source" in (
+        capsys.readouterr().out
+    )
+    assert not (tmp_path / "out").exists()
