@@ -7,7 +7,8 @@ wraps, where its code came from). Everything that accepts a name goes through it
 
 A name is, in this order:
 
-1. a registered name: ``ogan.workloads.WORKLOADS`` / ``ogan.optim.OPTIMIZERS``;
+1. a registered name: the table :mod:`ogan.names` (``ogan.workloads.WORKLOADS`` /
+   ``ogan.optim.OPTIMIZERS``);
 2. an entry point of an installed package, in the group ``ogan.workloads`` or
    ``ogan.optimizers`` (``importlib.metadata``); a name registered twice (by two packages, or
    by a package and ogan) is an error naming both;
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ogan.errors import ConfigError
+from ogan.names import OPTIMIZERS, WORKLOAD_BASE, WORKLOADS
 from ogan.provenance import Origin, find_origin
 
 GROUPS = {"workload": "ogan.workloads", "optimizer": "ogan.optimizers"}
@@ -215,11 +217,7 @@ def _twice(kind: str, name: str, first: str, second: str) -> str:
 def _builtins(kind: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """(name -> import path or object, name -> registry metadata) of ogan's own names."""
     if kind == "workload":
-        from ogan.workloads import WORKLOADS
-
         return WORKLOADS, {}
-    from ogan.optim import OPTIMIZERS
-
     return {n: e.factory for n, e in OPTIMIZERS.items()}, OPTIMIZERS
 
 
@@ -230,9 +228,9 @@ def _entry(kind: str, name: str, obj: Any, origin: Origin, registered: Any = Non
 
 
 def _workload_entry(name: str, cls: Any, origin: Origin) -> Entry:
-    from ogan.workloads.base import Workload
+    base = _import("workload", WORKLOAD_BASE, WORKLOAD_BASE)  # imported here: no circle
 
-    if not (isinstance(cls, type) and issubclass(cls, Workload)):
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(
             f"workload {name!r} is {_what(cls)}, not a subclass of ogan.workloads.Workload; "
             "point the name at your Workload class"

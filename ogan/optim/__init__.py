@@ -9,14 +9,13 @@ Names are resolved by :func:`ogan.registry.resolve_name`: ours, installed packag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import torch
 from torch.optim import Optimizer
 
 from ogan.errors import ConfigError
+from ogan.names import OPTIMIZERS, OptimizerEntry
 from ogan.optim.admission import Admission, check
 from ogan.optim.extragradient import ExtraAdam, ExtraSGD, PastExtraAdam
 from ogan.optim.muon import MuonWithAdam
@@ -42,6 +41,7 @@ __all__ = [
     "build",
     "default_lr",
     "hyperparameters",
+    "lookahead",
     "sequence_keys",
     "set_mode",
     "wrapped",
@@ -51,49 +51,11 @@ ORTHO_KEYS = ("ortho", "ortho_renorm")
 """Keys every optimizer accepts: ``ortho="weights"`` wraps it in :class:`Ortho`."""
 
 
-@dataclass(frozen=True)
-class OptimizerEntry:
-    """A registered optimizer: how to build it for one player, and what it means for a game."""
-
-    factory: Callable[..., Optimizer]
-    description: str
-    game_defaults: Mapping[str, Any] = field(default_factory=dict)
-    """Two-player defaults, e.g. TTUR's discriminator/generator learning-rate ratio."""
-    wraps: tuple[str, str] | None = None
-    """(key, default) of the optimizer this one wraps, e.g. lookahead's ``("base", "adam")``:
-    the wrapped optimizer's hyperparameters pass through, and its default lr is this one's."""
-
-
-def _lookahead(
+def lookahead(
     params: Iterable, base: str = "adam", k: int = 5, alpha: float = 0.5, **base_hparams: Any
 ) -> Lookahead:
+    """The registered ``lookahead``: :class:`Lookahead` around ``build(base, ...)``."""
     return Lookahead(build(base, params, **base_hparams), k=k, alpha=alpha)
-
-
-OPTIMIZERS: dict[str, OptimizerEntry] = {
-    "sgd": OptimizerEntry(torch.optim.SGD, "gradient descent-ascent (torch.optim.SGD)"),
-    "adam": OptimizerEntry(torch.optim.Adam, "Adam (torch.optim.Adam)"),
-    "ttur": OptimizerEntry(
-        torch.optim.Adam,
-        "two time-scale Adam: lr_D = lr_ratio * lr_G, lr_ratio 4 (Heusel et al. 2017)",
-        {"lr_ratio": 4.0},
-    ),
-    "ogda": OptimizerEntry(OGDA, "optimistic gradient descent (Daskalakis et al. 2018)"),
-    "optimistic-adam": OptimizerEntry(OptimisticAdam, "optimistic Adam (Daskalakis et al. 2018)"),
-    "extra-sgd": OptimizerEntry(ExtraSGD, "extragradient, SGD half-steps (Gidel et al. 2019)"),
-    "extra-adam": OptimizerEntry(ExtraAdam, "extragradient, Adam half-steps (Gidel et al. 2019)"),
-    "past-extra-adam": OptimizerEntry(
-        PastExtraAdam, "extrapolation from the past with Adam (Gidel et al. 2019)"
-    ),
-    "lookahead": OptimizerEntry(
-        _lookahead,
-        "lookahead-minmax around base=<name> (Chavdarova et al. 2021)",
-        wraps=("base", "adam"),
-    ),
-    "muon": OptimizerEntry(
-        MuonWithAdam, "Muon on matrix weights, Adam on the rest (torch.optim.Muon)"
-    ),
-}
 
 
 def admit(name: Any, hparams: Mapping[str, Any] | None = None) -> Admission:
