@@ -12,9 +12,10 @@ or connection) is *transient*, and only those are worth retrying as they are.
 Costs on equal terms: a member of a population is charged its share of the population's step,
 which depends on the population's size, while an optimizer that trains one seed at a time is
 charged a whole step. So every stored run also carries ``summary["time_per_step_alone"]``, the
-step time of one run trained alone: a standalone run's own, and for a population the time of a
-short standalone run of its first member (:data:`ALONE_STEPS` steps) measured in the same
-worker right after it. The report's overheads compare those.
+median step time of one run trained alone: a standalone run's own steps', and for a population
+those of a short standalone run of its first member (:data:`ALONE_STEPS` steps) measured in
+the same worker right after it. The median leaves out the first steps' warm-up, which a short
+run's mean would carry and a long run's would not. The report's overheads compare those.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from bench import store
 from bench.spec import RunSpec
 
 ALONE_STEPS = 20
-"""Steps of the standalone timing run after a population (its first steps include warm-up; it
-is the same warm-up every optimizer's standalone timing has, so ratios stay fair)."""
+"""Steps of the standalone timing run after a population (their median: see the docstring)."""
 TRANSIENT_ERRORS = (MemoryError, OSError, TimeoutError)
 """Exception types that depend on the machine at the time, not on the run (CUDA's out-of-memory
 error is recognised by name: torch.cuda.OutOfMemoryError)."""
@@ -119,7 +119,7 @@ def execute(spec: RunSpec, gpus: GpuSlots | None = None) -> Outcome:
         last = traceback.format_exception_only(exc)[-1].strip()
         full = "".join(traceback.format_exception(exc))
         return Outcome(spec, None, None, last, time.perf_counter() - t0, full, is_transient(exc))
-    result.summary["time_per_step_alone"] = result.summary["time_per_step"]
+    result.summary["time_per_step_alone"] = median_step_time(result)
     return Outcome(spec, result, env, None, time.perf_counter() - t0)
 
 
@@ -164,6 +164,12 @@ def _time_alone(spec: RunSpec, device: str) -> float:
     kwargs["steps"] = min(ALONE_STEPS, spec.steps)
     kwargs["eval_every"] = kwargs["steps"]
     try:
-        return float(ogan.train(**kwargs, threads=1).summary["time_per_step"])
+        return median_step_time(ogan.train(**kwargs, threads=1))
     except Exception:  # a timing aid must not fail a population that trained
         return math.nan
+
+
+def median_step_time(result: Any) -> float:
+    """The median of a run's per-step training times (``trace["step_time"]``)."""
+    times = result.trace.get("step_time")
+    return float(times.median()) if times is not None and len(times) else math.nan
