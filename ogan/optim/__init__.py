@@ -93,7 +93,7 @@ members once it grows; at lr 1 it mixes at once) and show only at another (AdamP
 def _admit(entry: Entry, kwargs: dict[str, Any]) -> Admission:
     lrs = [kwargs["lr"]] if "lr" in kwargs else []
     lrs += [lr for lr in TRIAL_LRS if lr not in lrs and ("lr" in kwargs or entry.defaults)]
-    outcome = None
+    outcome = best = None
     for i, lr in enumerate(lrs or [None]):
         trial = kwargs if lr is None else {**kwargs, "lr": lr}
         try:
@@ -111,11 +111,14 @@ def _admit(entry: Entry, kwargs: dict[str, Any]) -> Admission:
                 raise ConfigError(f"optimizer {entry.name!r} fails a trial step: "
                                   f"{type(exc).__name__}: {exc}") from None  # fmt: skip
             continue  # a trial learning rate it cannot take: no evidence either way
+        where = "" if lr is None else f"at lr={lr:g}, "
         if not outcome.admitted:
-            where = "" if lr is None else f"at lr={lr:g}, "
             outcome = Admission(False, where + outcome.reason, outcome.max_difference)
             break
+        if best is None or outcome.max_difference > best.max_difference:  # the closest call
+            best = Admission(True, where + outcome.reason, outcome.max_difference)
     assert outcome is not None
+    outcome = outcome if not outcome.admitted or best is None else best
     declared = getattr(entry.obj, "elementwise", None) is True
     if declared and not outcome.admitted:
         raise ConfigError(

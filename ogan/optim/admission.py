@@ -39,11 +39,14 @@ MEMBERS = 3
 """Members of the trial population: two could pass by symmetry; three of unequal scale do not."""
 SHAPES: tuple[tuple[int, ...], ...] = ((6, 4), (6,), (3, 2, 3, 3))
 """A linear layer's weight and bias and a convolution's kernel: the tensors a player holds."""
-STEPS = 30
+STEPS = 20
 """Momentum, bias correction and lookahead's 5-step synchronisation show within a few steps;
-step-size estimators couple members later (pytorch_optimizer's DAdaptLion: after 12 steps, not
-6). A coupling that starts later still (a preconditioner first computed after thousands of
-steps) escapes any short trial: the check is evidence, not proof."""
+step-size estimators couple members later (pytorch_optimizer's DAdaptLion: between 16 and 20
+steps; AdaNorm, AdaShift, SWATS, FAdam: after 6). A coupling that starts later still (a
+preconditioner first computed after thousands of steps) escapes any short trial: the check is
+evidence, not proof. Its cost is the optimizer's: up to 7 trial runs at each of 3 learning
+rates (measured at 30 steps on this project's loaded 2-core machine: Adam 0.4 s; Muon 34 s,
+its bfloat16 Newton-Schulz taking ~0.1 s a call on this CPU)."""
 SCALES = (1.0, 30.0, 0.03)
 """Each member's weights and gradients are scaled by its own factor (see the module docstring)."""
 DTYPES = (torch.float64, torch.float32)
@@ -51,6 +54,11 @@ DTYPES = (torch.float64, torch.float32)
 (Prodigy's first steps, d0 * lr ~ 1e-9) is still compared and reordered sums cannot look like
 mixing; float32 for an optimizer that cannot run in float64 (pytorch_optimizer's FAdam)."""
 RTOL = {torch.float64: 1e-6, torch.float32: 1e-4}
+NOISE_FACTOR = 10
+"""Beyond :data:`RTOL`, a difference is still rounding if it is within this factor of what a
+population of *one* member differs by (which cannot mix members): Muon's bfloat16
+Newton-Schulz differs by ~2e-4 in both, an optimizer that mixes by orders of magnitude more
+than its population of one (AdamS: 3e-4 against 0)."""
 """Admitted when every member's update (weights after minus before) equals its standalone
 run's to this fraction of the update's largest element (reordering: ~1e-15 in float64)."""
 
@@ -76,37 +84,53 @@ def check(build: Callable[[Any], Optimizer]) -> Admission:
     while a member trains alone propagates: the optimizer fails as a standalone run too.
     """
     for dtype in DTYPES:
-        inits, targets, curvatures = _problem(dtype)
+        problem = _problem(dtype)
         try:
-            alone = [_train(build, [[t.clone() for t in inits[m]]], m, targets, curvatures, None)
-                     for m in range(MEMBERS)]  # fmt: skip
+            alone = [_train(build, problem, m, stacked=False) for m in range(MEMBERS)]
             break
         except Exception:
             if dtype == DTYPES[-1]:
                 raise  # it fails in float32 too: its own error, not the trial's precision
-    stacked = [torch.stack([inits[m][i] for m in range(MEMBERS)]) for i in range(len(SHAPES))]
     try:
-        together = _train(build, [stacked], None, targets, curvatures, MEMBERS)
+        together = _train(build, problem, list(range(MEMBERS)), stacked=True)
     except Exception as exc:  # any error of an optimizer on stacked tensors: it is not admitted
         return Admission(False, f"it fails on stacked tensors ({type(exc).__name__}: {exc})",
                          float("nan"))  # fmt: skip
-    failing: list[tuple[float, int, int]] = []  # (difference, member, tensor)
-    largest = 0.0
-    for m in range(MEMBERS):
-        for i, (a, b) in enumerate(zip(together, alone[m])):
-            diff = _relative_difference(a[m], b)
-            largest = max(largest, diff)
-            if diff > RTOL[dtype]:
-                failing.append((diff, m, i))
-    if failing:
-        diff, m, i = max(failing)
+    largest, worst = _compare(together, alone, range(MEMBERS))
+    if largest <= RTOL[dtype]:
+        return Admission(True, "every member's update equals its standalone run's", largest)
+    # A population of one cannot mix members: what it differs by is the stacked layout's
+    # rounding (Muon's Newton-Schulz runs in bfloat16), the floor a population is held to.
+    floor = max(
+        _compare(_train(build, problem, [m], stacked=True), [alone[m]], [0])[0]
+        for m in range(MEMBERS)
+    )
+    if largest <= NOISE_FACTOR * floor:
         return Admission(
-            False,
-            f"member {m}'s update differs from the same optimizer's on it alone by {diff:.3g} "
-            f"of its size (tensor of shape {SHAPES[i]}, {STEPS} steps, {MEMBERS} members)",
+            True,
+            f"every member's update equals its standalone run's to {largest:.2g}, within "
+            f"{NOISE_FACTOR}x what a population of one differs by ({floor:.2g})",
             largest,
         )
-    return Admission(True, "every member's update equals its standalone run's", largest)
+    diff, m, i = worst
+    return Admission(
+        False,
+        f"member {m}'s update differs from the same optimizer's on it alone by {diff:.3g} "
+        f"of its size (tensor of shape {SHAPES[i]}, {STEPS} steps, {MEMBERS} members)",
+        largest,
+    )
+
+
+def _compare(
+    together: list[Tensor], alone: list[list[Tensor]], members: Any
+) -> tuple[float, tuple[float, int, int]]:
+    """The largest relative difference of a stacked run's slices from the standalone runs,
+    and where it is: (difference, member, tensor)."""
+    worst = (0.0, 0, 0)
+    for slot, m in enumerate(members):
+        for i, (a, b) in enumerate(zip(together, alone[slot])):
+            worst = max(worst, (_relative_difference(a[slot], b), m, i))
+    return worst[0], worst
 
 
 def _relative_difference(a: Tensor, b: Tensor) -> float:
@@ -135,32 +159,33 @@ def _problem(dtype: torch.dtype) -> tuple[Tensors, Tensors, Tensors]:
 
 def _train(
     build: Callable[[Any], Optimizer],
-    params: list[list[Tensor]],
-    member: int | None,
-    targets: list[list[Tensor]],
-    curvatures: list[list[Tensor]],
-    members: int | None,
+    problem: tuple[Tensors, Tensors, Tensors],
+    members: int | list[int],
+    *,
+    stacked: bool,
 ) -> list[Tensor]:
-    """STEPS steps of the optimizer on the quadratic; the weights after them.
+    """STEPS steps of the optimizer on the quadratic; the updates (weights after - before).
 
-    ``member`` None: ``params`` holds the stacked tensors of all members (the gradient of
-    member m's slice is member m's own quadratic's).
+    ``stacked``: ``members`` (a list) as one population, each slice with its own quadratic,
+    in a parameter group with ``members`` set; else the one member ``members`` alone.
     """
     from ogan.optim.wrappers import set_mode
 
-    (tensors,) = params
-    leaves = [t.clone().requires_grad_(True) for t in tensors]
-    group: dict[str, Any] = {"params": leaves}
-    if members is not None:
-        group["members"] = members
-    opt = build([group])
-    set_mode(opt, "train")
-    if member is None:
-        target = [torch.stack([targets[m][i] for m in range(MEMBERS)]) for i in range(len(SHAPES))]
-        curve = [torch.stack([curvatures[m][i] for m in range(MEMBERS)])
-                 for i in range(len(SHAPES))]  # fmt: skip
+    inits, targets, curvatures = problem
+    group: dict[str, Any] = {}
+    if stacked:
+        assert isinstance(members, list)
+        tensors, target, curve = (
+            [torch.stack([per[m][i] for m in members]) for i in range(len(SHAPES))]
+            for per in (inits, targets, curvatures)
+        )
+        group["members"] = len(members)
     else:
-        target, curve = targets[member], curvatures[member]
+        assert isinstance(members, int)
+        tensors, target, curve = inits[members], targets[members], curvatures[members]
+    leaves = [t.clone().requires_grad_(True) for t in tensors]
+    opt = build([{"params": leaves, **group}])
+    set_mode(opt, "train")
 
     def grads() -> None:
         with torch.no_grad():
@@ -176,4 +201,4 @@ def _train(
         grads()
         opt.step()
     set_mode(opt, "eval")  # schedule-free: compare the points a run is evaluated at
-    return [p.detach() - t for p, t in zip(leaves, tensors)]  # the updates
+    return [p.detach() - t for p, t in zip(leaves, tensors)]
