@@ -75,9 +75,14 @@ def test_populations_admit_exactly_the_optimizers_that_pass_the_member_check(
     admission = optim.admit(name, hparams)
     assert admission.admitted is expected
     assert optim.acts_per_member(name, hparams) is expected
-    if expected:
+    if expected and name == "muon":  # bfloat16 Newton-Schulz: a population of one differs too
+        assert 1e-6 < admission.max_difference < 1e-3
+        assert re.fullmatch(r"every member's update equals its standalone run's to \S+, within "
+                            r"10x what a population of one differs by \(\S+\) \(closest at "
+                            r"lr=\S+\)", admission.reason)
+    elif expected:
         assert admission.max_difference <= 1e-6
-        assert admission.reason == "every member's update equals its standalone run's"
+        assert admission.reason.startswith("every member's update equals its standalone run's")
     else:
         assert admission.max_difference > 1e-6
         assert re.fullmatch(r"at lr=\S+, member \d's update differs from the same optimizer's on "

@@ -116,7 +116,8 @@ def _admit(entry: Entry, kwargs: dict[str, Any]) -> Admission:
             outcome = Admission(False, where + outcome.reason, outcome.max_difference)
             break
         if best is None or outcome.max_difference > best.max_difference:  # the closest call
-            best = Admission(True, where + outcome.reason, outcome.max_difference)
+            at = f" (closest at lr={lr:g})" if lr is not None and outcome.max_difference else ""
+            best = Admission(True, outcome.reason + at, outcome.max_difference)
     assert outcome is not None
     outcome = outcome if not outcome.admitted or best is None else best
     declared = getattr(entry.obj, "elementwise", None) is True
