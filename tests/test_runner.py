@@ -16,7 +16,9 @@ import pytest
 
 import bench
 from bench import runner, store, worker
+from bench.cli import failure_advice
 from bench.errors import BenchError
+from bench.report.data import load_sweep as load_sweep_data
 from ogan.files import temporaries
 
 TINY_RUNS = 2 * 3 * 2  # conftest's tiny sweep: workloads × optimizer settings × seeds
@@ -243,6 +245,9 @@ def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries
     for label in ("adam", "extra-adam+ortho"):
         assert rows["bilinear", label].endswith(" 1 RuntimeError: simulated crash")
     assert rows["mog-ring", "adam"].split()[-1] == "0"
+    missing = load_sweep_data(tmp_path / "out").missing  # the report's missing runs, and why
+    assert sorted(missing["run_id"]) == sorted(failed)
+    assert set(missing["reason"]) == {"failed, deterministic: RuntimeError: simulated crash"}
 
     monkeypatch.setattr(ogan, "train", train)
     again = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
@@ -417,3 +422,34 @@ def test_the_worker_count_defaults_to_the_cpus_and_never_exceeds_the_runs():
     assert runner._n_jobs(None, 100, 3, None) == 3  # one worker per GPU
     assert runner._n_jobs(8, 3, 0, None) == 3
     assert runner._n_jobs(1, 3, 0, None) == 1
+
+
+def test_a_transient_failure_is_said_to_be_one_and_only_it_gets_the_retry_advice(
+    tmp_path, monkeypatch, tiny_sweep, capsys
+):
+    import ogan
+
+    train = ogan.train
+
+    def short_of_memory(workload, optimizer, **kw):
+        if workload == "bilinear" and optimizer["lr"] == 1e-2 and kw["seed"] == 1:
+            raise MemoryError("simulated")
+        if workload == "bilinear" and optimizer["lr"] == 1e-2 and kw["seed"] == 0:
+            raise TypeError("simulated")
+        return train(workload, optimizer, **kw)
+
+    monkeypatch.setattr(ogan, "train", short_of_memory)  # jobs=1 trains in this process
+    report = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)
+    assert (report.failed, report.transient) == (4, 2)  # adam and extra-adam at 1e-2, seeds 0-1
+    assert sum("FAILED, may not repeat (MemoryError: simulated)" in x for x in report.lines) == 2
+    assert sum("FAILED, will repeat (TypeError: simulated)" in x for x in report.lines) == 2
+    reasons = load_sweep_data(tmp_path / "out").missing["reason"].value_counts().to_dict()
+    assert reasons == {"failed, transient: MemoryError: simulated": 2,
+                       "failed, deterministic: TypeError: simulated": 2}  # fmt: skip
+    assert failure_advice(4, 2) == (
+        "bench run: 2 run(s) failed with an error that will repeat (see above; the report lists "
+        "each missing run's reason): fix the spec or the code it names; 2 run(s) failed with an "
+        "error that may not repeat (memory, disk, connection): run the same command again to "
+        "retry them"
+    )
+    assert "run the same command again" not in failure_advice(3, 0)
