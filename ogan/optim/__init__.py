@@ -10,6 +10,7 @@ Names are resolved by :func:`ogan.registry.resolve_name`: ours, installed packag
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from torch.optim import Optimizer
@@ -36,12 +37,14 @@ __all__ = [
     "OptimizerEntry",
     "Ortho",
     "PastExtraAdam",
+    "Resolved",
     "acts_per_member",
     "admit",
     "build",
     "default_lr",
     "hyperparameters",
     "lookahead",
+    "resolve",
     "sequence_keys",
     "set_mode",
     "wrapped",
@@ -58,7 +61,7 @@ def lookahead(
     return Lookahead(build(base, params, **base_hparams), k=k, alpha=alpha)
 
 
-def admit(name: Any, hparams: Mapping[str, Any] | None = None) -> Admission:
+def admit(name: Any | Resolved, hparams: Mapping[str, Any] | None = None) -> Admission:
     """Whether optimizer ``name`` with these hyperparameters may train a population, measured.
 
     :func:`ogan.optim.admission.check` runs it on a trial population and on each member alone;
@@ -72,12 +75,13 @@ def admit(name: Any, hparams: Mapping[str, Any] | None = None) -> Admission:
             message names the member that differs and by how much), or its ``step`` needs a
             closure (ogan's game steps without one).
     """
-    entry = resolve_name("optimizer", name)
-    valid = {*hyperparameters(name, hparams), "extra_keys", *_extra_keys(hparams)}
-    kwargs = {k: v for k, v in (hparams or {}).items() if k in valid}
-    key = (entry.name, repr(sorted(kwargs.items())))
+    if not isinstance(name, Resolved):
+        entry = resolve_name("optimizer", name)
+        valid = {*_keys(entry, _wrapped(entry, hparams)), "extra_keys", *_extra_keys(hparams)}
+        name = resolve(entry.name, {k: v for k, v in (hparams or {}).items() if k in valid})
+    key = (name.name, repr(sorted(name.spec.items())))
     if key not in _admissions:
-        _admissions[key] = _admit(entry, kwargs)
+        _admissions[key] = _admit(name)
     return _admissions[key]
 
 
@@ -90,14 +94,15 @@ small one (Prodigy's step size stays at ``d0`` for thousands of steps at lr 1e-3
 members once it grows; at lr 1 it mixes at once) and show only at another (AdamP)."""
 
 
-def _admit(entry: Entry, kwargs: dict[str, Any]) -> Admission:
+def _admit(resolved: Resolved) -> Admission:
+    entry, kwargs = resolved.entry, resolved.hparams
     lrs = [kwargs["lr"]] if "lr" in kwargs else []
     lrs += [lr for lr in TRIAL_LRS if lr not in lrs and ("lr" in kwargs or entry.defaults)]
     outcome = best = None
     for i, lr in enumerate(lrs or [None]):
-        trial = kwargs if lr is None else {**kwargs, "lr": lr}
+        trial = {} if lr is None else {"lr": lr}
         try:
-            outcome = check(lambda groups, trial=trial: build(entry.name, groups, **trial))
+            outcome = check(lambda groups, trial=trial: resolved.build(groups, **trial))
         except ConfigError:
             raise
         except Exception as exc:  # the optimizer fails on its own, not only in a population
@@ -144,7 +149,10 @@ def acts_per_member(name: Any, hparams: Mapping[str, Any] | None = None) -> bool
 
 def wrapped(name: Any, hparams: Mapping[str, Any] | None = None) -> Entry | None:
     """The optimizer that ``name`` wraps with these hyperparameters (lookahead's ``base``)."""
-    entry = resolve_name("optimizer", name)
+    return _wrapped(resolve_name("optimizer", name), hparams)
+
+
+def _wrapped(entry: Entry, hparams: Mapping[str, Any] | None) -> Entry | None:
     if entry.wraps is None:
         return None
     key, default = entry.wraps
@@ -158,13 +166,16 @@ def wrapped(name: Any, hparams: Mapping[str, Any] | None = None) -> Entry | None
 
 
 def hyperparameters(name: Any, hparams: Mapping[str, Any] | None = None) -> tuple[str, ...]:
-    """The keyword arguments ``build(name, ...)`` accepts (a wrapped optimizer's too, the
-    implementation switches its signature names, and the keys ``extra_keys`` opts in)."""
+    """The keyword arguments ``build(name, ...)`` accepts (a wrapped optimizer's too, and the
+    implementation switches its signature names; ``extra_keys`` opts in more)."""
     entry = resolve_name("optimizer", name)
+    return _keys(entry, _wrapped(entry, hparams))
+
+
+def _keys(entry: Entry, inner: Entry | None) -> tuple[str, ...]:
     keys = [*entry.keys, *entry.impl_keys]
     if entry.open_keys and "lr" not in keys:  # ogan sets each player's lr: it must go through
         keys.insert(0, "lr")
-    inner = wrapped(name, hparams)
     if inner is not None:
         keys += [k for k in (*inner.keys, *inner.impl_keys) if k not in keys]
     return (*keys, *ORTHO_KEYS)
@@ -186,7 +197,7 @@ def _check_keys(entry: Entry, inner: Entry | None, hparams: Mapping[str, Any]) -
     with ``extra_keys``. A number given as a string (``lr = "1e-4"`` in TOML) would be passed
     on as a string, and give the run another id than the number does.
     """
-    valid = hyperparameters(entry.name, hparams)
+    valid = _keys(entry, inner)
     extra = _extra_keys(hparams)
     open_keys = (inner or entry).open_keys
     for key in extra:
@@ -262,21 +273,69 @@ def build(name: Any, params: Iterable, **hparams: Any) -> Optimizer:
             that does not return an optimizer.
         ValueError: an invalid value (from the optimizer's own validation).
     """
+    return resolve(name, hparams).build(params)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An optimizer spec resolved once, to be handed on.
+
+    torch.optim turns ``params`` into ``param_groups`` once, in ``__init__``, and nothing
+    downstream reads the user's argument again; this does the same for a name and its keys:
+    :func:`resolve` finds the class or factory (and what it wraps) and checks the keys once;
+    :meth:`build` makes each player's optimizer, :meth:`admission` gives its population
+    admission, :attr:`sources` where its code came from, without resolving the name again.
+    """
+
+    entry: Entry
+    inner: Entry | None  # what it wraps (lookahead's base), resolved too
+    hparams: Mapping[str, Any]  # checked keyword arguments; lists as tuples; no ortho keys
+    ortho: bool  # wrap in Ortho (⊥Grad)
+    renorm: bool
+    spec: Mapping[str, Any]  # the keyword arguments as given (the admission's cache key)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def sources(self) -> dict[str, Any]:
+        """Where its code came from (``TrainConfig.sources``' optimizer entries)."""
+        out = {"optimizer": self.entry.origin.to_dict()}
+        if self.inner is not None and self.entry.wraps is not None:
+            out[f"optimizer.{self.entry.wraps[0]}"] = self.inner.origin.to_dict()
+        return out
+
+    def build(self, params: Iterable, **overrides: Any) -> Optimizer:
+        """The optimizer for one player (``overrides``: e.g. that player's ``lr``)."""
+        optimizer = self.entry.obj(params, **{**self.hparams, **overrides})
+        if not isinstance(optimizer, Optimizer):
+            raise ConfigError(
+                f"optimizer {self.name!r} returned {type(optimizer).__name__}, not a "
+                "torch.optim.Optimizer; the factory must return one"
+            )
+        return Ortho(optimizer, renorm=self.renorm) if self.ortho else optimizer
+
+    def admission(self) -> Admission:
+        """:func:`admit` for this spec (cached)."""
+        return admit(self)
+
+
+def resolve(name: Any, hparams: Mapping[str, Any] | None = None) -> Resolved:
+    """Resolve an optimizer name and check its keyword arguments, once (see :class:`Resolved`).
+
+    Raises:
+        ConfigError: as :func:`build`.
+    """
     entry = resolve_name("optimizer", name)
-    _check_keys(entry, wrapped(name, hparams), hparams)
-    hparams = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+    spec = dict(hparams or {})
+    inner = _wrapped(entry, spec)
+    _check_keys(entry, inner, spec)
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
     if entry.wraps is None:  # a wrapper hands it on with the keys it opts in
-        hparams.pop("extra_keys", None)
-    ortho = hparams.pop("ortho", None)
-    renorm = hparams.pop("ortho_renorm", True)
+        kwargs.pop("extra_keys", None)
+    ortho = kwargs.pop("ortho", None)
+    renorm = kwargs.pop("ortho_renorm", True)
     if ortho not in (None, "none", "weights"):
         raise ConfigError(f"Invalid ortho: {ortho!r}; valid: 'weights' (⊥Grad) or 'none'")
-    optimizer = entry.obj(params, **hparams)
-    if not isinstance(optimizer, Optimizer):
-        raise ConfigError(
-            f"optimizer {entry.name!r} returned {type(optimizer).__name__}, not a "
-            "torch.optim.Optimizer; the factory must return one"
-        )
-    if ortho == "weights":
-        optimizer = Ortho(optimizer, renorm=bool(renorm))
-    return optimizer
+    return Resolved(entry, inner, kwargs, ortho == "weights", bool(renorm), spec)
