@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         report = run_sweep(args.config, dry_run=args.dry_run, **options)
     if report.failed:
-        print(failure_advice(report.failed, getattr(report, "transient", 0)), file=sys.stderr)
+        print(failure_advice(report.failed, report.transient), file=sys.stderr)
         return EXIT_FAILED_RUNS
     return EXIT_OK
 
