@@ -159,3 +159,11 @@ def test_dry_run_finds_a_misspelled_class_of_an_installed_package_without_import
         capsys.readouterr().out
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_list_shows_a_pypi_optimizers_keys_and_functions_by_name(capsys):
+    assert main(["list", f"{PO}:ADOPT"]) == 0
+    out = capsys.readouterr().out
+    assert f"clip_lambda=<{PO}.optimizer.adopt.ADOPT.<lambda>>" in out and " at 0x" not in out
+    assert "  implementation (not part of the run id): foreach\n" in out
+    assert "a key it reads from **kwargs: extra_keys = [...]" in out
