@@ -389,10 +389,14 @@ def _say_alone(
     """One line per optimizer whose runs train one seed at a time, with the reason."""
     if size == 1:
         return
+    seeds: dict[RunSpec, int] = {}  # runs per group: a run with no other seed has no population
+    for spec in todo:
+        key = populations.optimizer_key(spec)
+        seeds[key] = seeds.get(key, 0) + 1
     said: set[str] = set()
     for spec in todo:
         admission = admitted[spec.optimizer]
-        if admission.admitted or spec.label in said:
+        if admission.admitted or spec.label in said or seeds[populations.optimizer_key(spec)] < 2:
             continue
         said.add(spec.label)
         echo(
