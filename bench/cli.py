@@ -77,13 +77,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         report = run_sweep(args.config, dry_run=args.dry_run, **options)
     if report.failed:
-        print(
-            f"bench run: {report.failed} run(s) failed (see above); run the same command again "
-            "to retry them",
-            file=sys.stderr,
-        )
+        print(failure_advice(report.failed, report.transient), file=sys.stderr)
         return EXIT_FAILED_RUNS
     return EXIT_OK
+
+
+def failure_advice(failed: int, transient: int) -> str:
+    """What to do about failed runs: retrying helps only those whose error may not repeat."""
+    deterministic = failed - transient
+    parts = []
+    if deterministic:
+        parts.append(
+            f"{deterministic} run(s) failed with an error that will repeat (see above; the "
+            "report lists each missing run's reason): fix the spec or the code it names"
+        )
+    if transient:
+        parts.append(
+            f"{transient} run(s) failed with an error that may not repeat (memory, disk, "
+            "connection): run the same command again to retry them"
+        )
+    return "bench run: " + "; ".join(parts)
+
+
+def _default(value: object) -> str:
+    """A default as ``bench list`` shows it: a function by its name, not its address."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"<{getattr(value, '__module__', '?')}.{value.__qualname__}>"
+    return repr(value)
 
 
 def _list_imports(config: str | None) -> bool:
@@ -119,7 +139,7 @@ def describe(name: str) -> str:
         if errors[0] == errors[1]:  # e.g. the module does not import
             raise OganError(errors[0])
         raise OganError(f"{errors[0]}; and as an optimizer: {errors[1]}")
-    keys = [f"{k}={entry.defaults[k]!r}" if k in entry.defaults else k for k in entry.keys]
+    keys = [f"{k}={_default(entry.defaults[k])}" if k in entry.defaults else k for k in entry.keys]
     what = "options" if entry.kind == "workload" else "hyperparameters"
     lines = [
         f"{name}: {entry.kind}, {entry.origin.describe()}",
@@ -129,8 +149,12 @@ def describe(name: str) -> str:
     if entry.sequence_keys:
         lines.append(f"  sequence-valued: {', '.join(sorted(entry.sequence_keys))}")
     if entry.kind == "optimizer":
-        unchecked = "; other keys go to it unchecked (**kwargs)" if entry.open_keys else ""
-        lines.append(f"  with any optimizer: {', '.join(ORTHO_KEYS)}, lr_ratio, surgery{unchecked}")
+        if entry.impl_keys:
+            lines.append(
+                f"  implementation (not part of the run id): {', '.join(entry.impl_keys)}"
+            )
+        opt_in = "; a key it reads from **kwargs: extra_keys = [...]" if entry.open_keys else ""
+        lines.append(f"  with any optimizer: {', '.join(ORTHO_KEYS)}, lr_ratio, surgery{opt_in}")
         if entry.wraps is not None:
             key, default = entry.wraps
             lines.append(

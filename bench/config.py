@@ -270,6 +270,13 @@ def validate(specs: Iterable[RunSpec], *, device: str | None = None) -> None:
         if key in seen:  # the seed is checked by parse_sweep; the rest is the same check again
             continue
         seen.add(key)
+        for name in ("lr", "lr_ratio"):  # ogan.train would convert them: too late for the id
+            value = dict(spec.optimizer).get(name)
+            if isinstance(value, str):
+                raise BenchError(
+                    f"{spec.workload} × {spec.label}: {name} = {value!r} is a string; write the "
+                    f"number without quotes ({name} = {value})"
+                )
         try:
             resolve(**kwargs, threads=1)
         except OganError as exc:

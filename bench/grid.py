@@ -75,7 +75,9 @@ def optimizer_variants(
             raise ConfigError(f"{exc} (in {where})") from None
         where = f"{where} ({name})"
         inner = _wrapped_values(table, entry)
-        valid = [*GAME_OPTIMIZER_KEYS, "lr", *SWEEP_OPTIMIZER_KEYS]
+        valid = [*GAME_OPTIMIZER_KEYS, "lr", *SWEEP_OPTIMIZER_KEYS, "extra_keys"]
+        extra = table.get("extra_keys", [])  # keys opted in: ogan.optim.build checks them
+        valid += [k for k in (extra if isinstance(extra, list) else []) if isinstance(k, str)]
         sequence: frozenset[str] = frozenset()
         try:
             for hparams in inner:

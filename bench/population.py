@@ -1,7 +1,10 @@
 """Populations in a sweep: the runs that differ only by seed, trained as one program.
 
 ``bench run`` groups the runs still to do by everything but their seed and trains each group
-with ``ogan.train_population`` (in chunks of at most the population size). Every member is
+with ``ogan.train_population`` (in chunks of at most the population size), when the group's
+optimizer passes the population check (:func:`ogan.optim.admit`, once per optimizer spec;
+its outcome is stored in every run's ``summary["admission"]``). What a worker runs is
+:mod:`bench.worker`. Every member is
 stored as its own run, under its usual run id, so the store, ``bench.load``, resuming and the
 report see runs exactly as before; ``summary["population"]`` says how a run was trained (size,
 member index, the population's step time; ``time_per_step`` is the member's share). Resuming
@@ -13,17 +16,10 @@ one-process-per-run behaviour of before.
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
-import traceback
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
 from bench.spec import RunSpec
-
-if TYPE_CHECKING:  # bench.runner imports this module
-    from bench.runner import GpuSlots, Outcome
-    from bench.store import Checkpoints
+from ogan.optim import Admission, admit
 
 DEFAULT_SIZE = {"cpu": 8, "cuda": 64}
 """Members per population by device. CPU: the member-step throughput of the small workloads
@@ -37,69 +33,48 @@ def default_size(device: str) -> int:
     return DEFAULT_SIZE["cuda" if device.startswith("cuda") else "cpu"]
 
 
-def populations(specs: Sequence[RunSpec], size: int) -> list[tuple[RunSpec, ...]]:
+def optimizer_key(spec: RunSpec) -> RunSpec:
+    """What an admission depends on: the optimizer spec (one check per spec per sweep)."""
+    return dataclasses.replace(spec, seed=0)
+
+
+def admissions(specs: Iterable[RunSpec]) -> dict[tuple, Admission]:
+    """Each optimizer spec's population admission (:func:`ogan.optim.admit`), checked once.
+
+    Raises ConfigError, naming the run, for an optimizer that needs a closure, fails a trial
+    step or declares ``elementwise = True`` and fails the check.
+    """
+    from ogan.errors import OganError
+
+    found: dict[tuple, Admission] = {}
+    for spec in specs:
+        key = spec.optimizer
+        if key in found:
+            continue
+        optimizer = dict(spec.optimizer)
+        try:
+            found[key] = admit(optimizer["name"], optimizer)
+        except OganError as exc:
+            raise type(exc)(f"{spec.workload} × {spec.label} (lr={spec.lr:g}): {exc}") from None
+    return found
+
+
+def populations(
+    specs: Sequence[RunSpec], size: int, admitted: dict[tuple, Admission] | None = None
+) -> list[tuple[RunSpec, ...]]:
     """``specs`` grouped by everything but the seed, in sweep order, in chunks of ``size``.
 
-    A run whose optimizer cannot train a population (``ogan.optim.acts_per_member``: one that
-    may take a norm over a whole tensor) is a group of its own.
+    A run whose optimizer is not admitted to populations (``admitted``, default: checked here)
+    is a group of its own.
     """
-    from ogan.optim import acts_per_member
-
     if size < 1:
         raise ValueError(f"population size must be >= 1, got {size}")
+    admitted = admissions(specs) if admitted is None else admitted
     groups: dict[RunSpec, list[RunSpec]] = {}
     for spec in specs:
-        groups.setdefault(dataclasses.replace(spec, seed=0), []).append(spec)
+        groups.setdefault(optimizer_key(spec), []).append(spec)
     chunks = []
     for members in groups.values():
-        optimizer = dict(members[0].optimizer)
-        n = size if acts_per_member(optimizer["name"], optimizer) else 1
+        n = size if admitted[members[0].optimizer].admitted else 1
         chunks += [tuple(members[i : i + n]) for i in range(0, len(members), n)]
     return chunks
-
-
-def execute_population(
-    specs: tuple[RunSpec, ...],
-    gpus: GpuSlots | None = None,
-    checkpoints: Checkpoints | None = None,
-) -> list[Outcome]:
-    """Train one population (in a worker); one :class:`bench.runner.Outcome` per member.
-
-    ``checkpoints``: the population keeps one checkpoint; its last member's outcome carries
-    the path, so the parent removes the file once every member is stored.
-
-    If the population raises, its members are trained one at a time (:func:`bench.runner.
-    execute`: each fails or succeeds on its own); a diverged member is a normal result. Each
-    member's ``seconds`` is its share of the population's time.
-    """
-    from bench import runner, store
-
-    if len(specs) == 1:
-        return [runner.execute(specs[0], gpus, checkpoints)]
-    import ogan  # the first import in a fresh worker takes seconds: keep it out of the timing
-
-    t0 = time.perf_counter()
-    device = specs[0].device
-    if gpus is not None and device == "cuda":
-        device = runner._gpu_device(gpus)
-    kwargs = {**specs[0].train_kwargs(), "device": device}
-    del kwargs["seed"]
-    try:
-        saving = {} if checkpoints is None else checkpoints.kwargs(specs)
-        seeds = [s.seed for s in specs]
-        results = ogan.train_population(**kwargs, seeds=seeds, threads=1, **saving)
-        env = store.environment(device, threads=1)
-    except Exception as exc:
-        # A workload's networks may do what torch.vmap cannot batch (e.g. dropout, .item() in
-        # forward): its members still run, one at a time, each with its own error if it fails.
-        error = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        print(
-            f"warning: a population of {len(specs)} ({specs[0].workload} {specs[0].label} "
-            f"lr={specs[0].lr:g}) failed ({error}); training its members one at a time",
-            file=sys.stderr,
-        )
-        return [runner.execute(spec, gpus, checkpoints) for spec in specs]
-    share = (time.perf_counter() - t0) / len(specs)
-    outcomes = [runner.Outcome(spec, r, env, None, share) for spec, r in zip(specs, results)]
-    outcomes[-1].checkpoint = saving.get("checkpoint")
-    return outcomes

@@ -1,8 +1,8 @@
 """Run a sweep: validate it, skip finished runs, train the rest in parallel, store each as it lands.
 
-Workers only compute: :func:`execute` trains one :class:`~bench.spec.RunSpec` and returns the
-result (runs that differ only by seed go to a worker together, as one population: see
-:mod:`bench.population`). The parent process writes every run the moment it arrives
+Workers only compute: :mod:`bench.worker` trains one :class:`~bench.spec.RunSpec` (or the
+runs that differ only by seed, together, as one population: see :mod:`bench.population`) and
+returns the result. The parent process writes every run the moment it arrives
 (``Parallel(return_as="generator_unordered")``), so the same code serves local processes
 (joblib's loky backend) and a Dask cluster (joblib's dask backend), and a killed sweep loses at
 most the runs in flight.
@@ -20,8 +20,6 @@ import math
 import os
 import sys
 import tempfile
-import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,30 +31,11 @@ from bench.config import Sweep, load_sweep, validate
 from bench.errors import BenchError
 from bench.imports import check_workers
 from bench.spec import RunSpec
+from bench.worker import GpuSlots, Outcome, execute_population
+from ogan.optim import Admission
 
 DASK_CONNECT_TIMEOUT_S = 10
 """How long to wait for a scheduler (and for its first worker) before giving up."""
-
-
-@dataclass
-class Outcome:
-    """What a worker sends back for one run: the result, or why it failed."""
-
-    spec: RunSpec
-    result: Any  # ogan.TrainResult, None when the run raised
-    env: dict[str, Any] | None
-    error: str | None  # the exception's last line
-    seconds: float
-    traceback: str | None = None  # the whole traceback, stored as runs/<id>.error.txt
-    checkpoint: str | None = None  # removed once this outcome is stored (its run's last one)
-
-
-@dataclass(frozen=True)
-class GpuSlots:
-    """One lock file per local GPU; a worker takes the first free one and keeps it for life."""
-
-    lock_dir: str
-    count: int
 
 
 @dataclass
@@ -70,55 +49,7 @@ class SweepReport:
     ran: int = 0
     diverged: int = 0
     failed: int = 0
-
-
-# -- worker side ------------------------------------------------------------------------------
-
-# (lock_dir, lock fd, GPU index): the GPU this worker process holds for its whole life
-_claimed_gpu: tuple[str, int, int] | None = None
-
-
-def _gpu_device(slots: GpuSlots) -> str:
-    global _claimed_gpu
-    if _claimed_gpu is not None and _claimed_gpu[0] == slots.lock_dir:
-        return f"cuda:{_claimed_gpu[2]}"
-    if _claimed_gpu is not None:  # a reused worker from an earlier sweep: release its lock
-        os.close(_claimed_gpu[1])
-        _claimed_gpu = None
-    for index in range(slots.count):
-        fd = os.open(os.path.join(slots.lock_dir, f"gpu{index}.lock"), os.O_CREAT | os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        _claimed_gpu = (slots.lock_dir, fd, index)
-        return f"cuda:{index}"
-    raise RuntimeError(f"all {slots.count} GPUs are held by other workers")
-
-
-def execute(
-    spec: RunSpec, gpus: GpuSlots | None = None, checkpoints: store.Checkpoints | None = None
-) -> Outcome:
-    """Train one run (in a worker) and return its result; writes nothing but its checkpoints.
-
-    An exception inside the run is returned as the outcome's error, so one broken run does not
-    stop the sweep; a diverged run is a normal result (``summary["diverged_at"]``).
-    """
-    import ogan  # the first import in a fresh worker takes seconds: keep it out of the timing
-
-    t0 = time.perf_counter()
-    device = _gpu_device(gpus) if gpus is not None and spec.device == "cuda" else spec.device
-    try:
-        saving = {} if checkpoints is None else checkpoints.kwargs([spec])
-        result = ogan.train(**{**spec.train_kwargs(), "device": device}, threads=1, **saving)
-        env = store.environment(device, threads=1)
-    except Exception as exc:  # reported by the parent; the run is retried on the next invocation
-        last = traceback.format_exception_only(exc)[-1].strip()
-        full = "".join(traceback.format_exception(exc))
-        return Outcome(spec, None, None, last, time.perf_counter() - t0, full)
-    path = saving.get("checkpoint")
-    return Outcome(spec, result, env, None, time.perf_counter() - t0, checkpoint=path)
+    transient: int = 0  # failures that may not repeat (bench.worker.is_transient)
 
 
 # -- parent side ------------------------------------------------------------------------------
@@ -174,9 +105,12 @@ def run_sweep(
         # torch optimizer imports torch._dynamo, ~2 s). A cluster's GPUs cannot be checked from
         # here: check its runs on the CPU.
         validate(todo, device="cpu" if client is not None else None)
+        admitted = populations.admissions(todo)
         report = SweepReport(sweep, sweep_dir, total=len(ids), skipped=len(done))
+        size = population or populations.default_size(sweep.device)
         if dry_run:
             _print_plan(report, todo, echo)
+            _say_alone(todo, admitted, size, echo)
             return report
 
         stack.enter_context(_sweep_lock(sweep_dir))
@@ -194,12 +128,12 @@ def run_sweep(
             f"{len(todo)} to run on {sweep.device} -> {sweep_dir}"
         )
         if todo:
-            size = population or populations.default_size(sweep.device)
-            groups = populations.populations(todo, size)
+            _say_alone(todo, admitted, size, echo)
+            groups = populations.populations(todo, size, admitted)
             n_jobs = _n_jobs(jobs, len(groups), n_gpus, client)
             gpus = stack.enter_context(_gpu_slots(n_gpus)) if n_gpus else None
             checkpoints = store.Checkpoints(str(sweep_dir), sweep.checkpoint_every)
-            _run_all(report, todo, groups, n_jobs, client, gpus, echo, checkpoints)
+            _run_all(report, todo, groups, admitted, n_jobs, client, gpus, echo, checkpoints)
         echo(summary_table(sweep_dir, sweep.specs))
     return report
 
@@ -208,6 +142,7 @@ def _run_all(
     report: SweepReport,
     todo: list[RunSpec],
     groups: list[tuple[RunSpec, ...]],
+    admitted: dict[tuple, Admission],
     n_jobs: int,
     client: Any,
     gpus: GpuSlots | None,
@@ -215,6 +150,8 @@ def _run_all(
     checkpoints: store.Checkpoints | None = None,
 ) -> None:
     from tqdm import tqdm
+
+    said: set[tuple[str, str]] = set()  # (workload, optimizer label) whose fallback was said
 
     bar = tqdm(
         total=len(todo),
@@ -228,19 +165,31 @@ def _run_all(
     outcomes = _outcomes(groups, n_jobs, client, gpus, checkpoints)
     try:
         for count, outcome in enumerate(outcomes, 1):
+            spec = outcome.spec
             if outcome.error is None:
-                store.write_run(report.sweep_dir, outcome.spec, outcome.result, outcome.env)
+                outcome.result.summary["admission"] = admitted[spec.optimizer].to_dict()
+                store.write_run(report.sweep_dir, spec, outcome.result, outcome.env)
                 if outcome.checkpoint is not None:  # stored: nothing left to resume
                     Path(outcome.checkpoint).unlink(missing_ok=True)
                 report.ran += 1
                 report.diverged += outcome.result.summary.get("diverged_at") is not None
             else:
                 store.write_error(
-                    report.sweep_dir, outcome.spec.run_id, outcome.traceback or outcome.error
+                    report.sweep_dir,
+                    spec.run_id,
+                    outcome.traceback or outcome.error,
+                    transient=outcome.transient,
                 )
                 report.failed += 1
+                report.transient += outcome.transient
             bar.update()
             with tqdm.external_write_mode():  # tqdm.write, through echo: above the bar
+                if outcome.fallback is not None and (spec.workload, spec.label) not in said:
+                    said.add((spec.workload, spec.label))
+                    echo(
+                        f"{spec.workload} {spec.label}: trained one seed at a time "
+                        f"({outcome.fallback})"
+                    )
                 echo(f"[{count}/{len(todo)}] {status_line(outcome)}")
     except KeyboardInterrupt:
         bar.close()
@@ -263,8 +212,7 @@ def _outcomes(
 ) -> Iterator[Outcome]:
     from joblib import Parallel, delayed, parallel_config
 
-    run = populations.execute_population
-    tasks = (delayed(run)(group, gpus, checkpoints) for group in groups)
+    tasks = (delayed(execute_population)(group, gpus, checkpoints) for group in groups)
     if client is None:
         parallel = Parallel(
             n_jobs=n_jobs, backend="loky", return_as="generator_unordered", batch_size=1
@@ -290,7 +238,8 @@ def status_line(outcome: Outcome) -> str:
     spec = outcome.spec
     what = f"{spec.workload} {spec.label} lr={spec.lr:g} seed={spec.seed}"
     if outcome.error is not None:
-        return f"{what}: FAILED ({outcome.error})"
+        kind = "may not repeat" if outcome.transient else "will repeat"
+        return f"{what}: FAILED, {kind} ({outcome.error})"
     summary = outcome.result.summary
     if summary.get("diverged_at") is not None:
         return f"{what}: diverged at step {summary['diverged_at']} ({outcome.seconds:.1f}s)"
@@ -438,4 +387,29 @@ def _print_plan(report: SweepReport, todo: list[RunSpec], echo: Callable[[str], 
         echo(
             f"  {spec.run_id}  {spec.workload} {spec.label} lr={spec.lr:g} seed={spec.seed} "
             f"steps={spec.steps}"
+        )
+
+
+def _say_alone(
+    todo: list[RunSpec],
+    admitted: dict[tuple, Admission],
+    size: int,
+    echo: Callable[[str], None],
+) -> None:
+    """One line per optimizer whose runs train one seed at a time, with the reason."""
+    if size == 1:
+        return
+    seeds: dict[RunSpec, int] = {}  # runs per group: a run with no other seed has no population
+    for spec in todo:
+        key = populations.optimizer_key(spec)
+        seeds[key] = seeds.get(key, 0) + 1
+    said: set[str] = set()
+    for spec in todo:
+        admission = admitted[spec.optimizer]
+        if admission.admitted or spec.label in said or seeds[populations.optimizer_key(spec)] < 2:
+            continue
+        said.add(spec.label)
+        echo(
+            f"{spec.label}: trained one seed at a time, not as a population "
+            f"(the per-member check: {admission.reason})"
         )

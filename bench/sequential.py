@@ -79,6 +79,7 @@ class SequentialReport:
     rounds: int = 0
     ran: int = 0
     failed: int = 0
+    transient: int = 0  # failures that may not repeat (bench.worker.is_transient)
     comparisons: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -120,8 +121,9 @@ def run_until_decided(
         population=population, echo=echo,
     )  # fmt: skip
     report = SequentialReport(grid.sweep_dir, ran=grid.ran, failed=grid.failed)
+    report.transient = grid.transient
     if grid.failed:
-        echo("--until-decided: runs of the grid failed; run the same command again first")
+        echo("--until-decided: runs of the grid failed; the grid must finish first (see above)")
         return report
     if state is None:
         state = _new_state(load_sweep(grid.sweep_dir), int(max_seeds))
@@ -141,8 +143,9 @@ def run_until_decided(
         ran = run_sweep(sweep, out=out, jobs=jobs, scheduler=scheduler, population=population,
                         echo=echo)  # fmt: skip
         report.ran, report.failed = report.ran + ran.ran, report.failed + ran.failed
+        report.transient += ran.transient
         if ran.failed:
-            echo("--until-decided: runs failed; run the same command again to retry them")
+            echo("--until-decided: runs failed (see above); the rounds stop here")
             break
     report.comparisons = state["comparisons"]
     echo(verdict_table(state["comparisons"]))

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ogan.registry import IMPL_FLAGS
+
 Items = tuple[tuple[str, Any], ...]
 
 
@@ -40,11 +42,14 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """sha256 of the canonical JSON of what determines the result (not sweep or label)."""
+        """sha256 of the canonical JSON of what determines the result (not sweep or label, nor
+        torch.optim's implementation switches, ``foreach`` and the like: they change how fast
+        the update is computed, not the experiment; the run records them in its spec)."""
+        optimizer = {k: v for k, v in thaw(self.optimizer).items() if k not in IMPL_FLAGS}
         key = {
             "workload": self.workload,
             "workload_options": thaw(self.workload_options),
-            "optimizer": thaw(self.optimizer),
+            "optimizer": optimizer,
             "seed": self.seed,
             "steps": self.steps,
             "eval_every": self.eval_every,

@@ -6,7 +6,7 @@ Layout of a sweep directory ``DIR/<sweep>/``::
     runs/<run_id>.json        spec, resolved config, summary, environment   (written last)
     runs/<run_id>.parquet     history: one row per evaluation
     runs/<run_id>.trace.parquet   trace: one row per training step
-    runs/<run_id>.error.txt   the traceback of the run's last attempt, if it raised
+    runs/<run_id>.error.txt   the last attempt's failure, if it raised: its kind, its traceback
     checkpoints/<key>.pt      an unfinished run's (or population's) last checkpoint; removed
                               once the run is stored (key: see :class:`Checkpoints`)
 
@@ -146,17 +146,47 @@ def write_run(sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any]) 
     (runs / f"{spec.run_id}{ERROR_SUFFIX}").unlink(missing_ok=True)  # an earlier attempt's
 
 
-def write_error(sweep_dir: Path, run_id: str, traceback: str) -> None:
-    """Store why a run's attempt failed (its traceback); :func:`write_run` removes it later."""
-    atomic_write_bytes(sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}", traceback.encode())
+FAILURE_HEADER = "# failure: "
+"""The first line of ``<id>.error.txt``: ``# failure: deterministic`` (the same run raises it
+again: fix the spec or the code) or ``# failure: transient`` (it depended on the machine at
+the time: running again may succeed); see :func:`bench.worker.is_transient`."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a run's last attempt failed."""
+
+    kind: str  # "deterministic", "transient", or "unknown" (a file written before the header)
+    error: str  # the exception's line, the traceback's last
+    traceback: str
+
+
+def write_error(sweep_dir: Path, run_id: str, traceback: str, *, transient: bool = False) -> None:
+    """Store why a run's attempt failed (its kind, then its traceback); :func:`write_run`
+    removes it later."""
+    kind = "transient" if transient else "deterministic"
+    text = f"{FAILURE_HEADER}{kind}\n{traceback}"
+    atomic_write_bytes(sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}", text.encode())
 
 
 def read_error(sweep_dir: Path, run_id: str) -> str | None:
     """The traceback of the run's last attempt if it failed, else None."""
+    failure = read_failure(sweep_dir, run_id)
+    return None if failure is None else failure.traceback
+
+
+def read_failure(sweep_dir: Path, run_id: str) -> Failure | None:
+    """Why the run's last attempt failed (None: it has not failed, or it has since finished)."""
     try:
-        return (sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}").read_text(errors="replace")
+        text = (sweep_dir / RUNS / f"{run_id}{ERROR_SUFFIX}").read_text(errors="replace")
     except FileNotFoundError:
         return None
+    kind = "unknown"
+    if text.startswith(FAILURE_HEADER):
+        head, _, text = text.partition("\n")
+        kind = head.removeprefix(FAILURE_HEADER).strip()
+    error = (text.strip().splitlines() or ["?"])[-1]
+    return Failure(kind, error, text)
 
 
 def write_sweep(sweep_dir: Path, manifest: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ wraps, where its code came from). Everything that accepts a name goes through it
 
 A name is, in this order:
 
-1. a registered name: ``ogan.workloads.WORKLOADS`` / ``ogan.optim.OPTIMIZERS``;
+1. a registered name: the table :mod:`ogan.names` (``ogan.workloads.WORKLOADS`` /
+   ``ogan.optim.OPTIMIZERS``);
 2. an entry point of an installed package, in the group ``ogan.workloads`` or
    ``ogan.optimizers`` (``importlib.metadata``); a name registered twice (by two packages, or
    by a package and ogan) is an error naming both;
@@ -36,12 +37,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ogan.errors import ConfigError
+from ogan.names import OPTIMIZERS, WORKLOAD_BASE, WORKLOADS
 from ogan.provenance import Origin, find_origin
 
 GROUPS = {"workload": "ogan.workloads", "optimizer": "ogan.optimizers"}
 """The entry-point group of each kind of name."""
 IMPL_FLAGS = ("foreach", "fused", "capturable", "differentiable")
-"""torch.optim's implementation switches: not hyperparameters, not set from a sweep."""
+"""torch.optim's implementation switches: they choose how the update is computed (speed,
+graph capture), not which update, so they are accepted where the optimizer names them, recorded
+with the run, and left out of its id (``bench.spec.RunSpec.run_id``)."""
 _PATH_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _passed: dict[str, Any] = {}  # import path -> an object passed by value in this process
 
@@ -56,7 +60,8 @@ class Entry:
     ``singular_values``: a sweep takes a plain list there as one value). ``open_keys``: a
     factory with ``**kwargs`` takes keys that cannot be listed; its own call checks them.
     ``wraps``: for an optimizer around another one (lookahead), the key that names the inner
-    optimizer and its default, e.g. ``("base", "adam")``.
+    optimizer and its default, e.g. ``("base", "adam")``. ``impl_keys``: the
+    :data:`IMPL_FLAGS` an optimizer's signature names (accepted, but not in ``keys``).
     """
 
     kind: str
@@ -70,6 +75,7 @@ class Entry:
     open_keys: bool = False
     wraps: tuple[str, str] | None = None
     game_defaults: Mapping[str, Any] = field(default_factory=dict)
+    impl_keys: tuple[str, ...] = ()  # the IMPL_FLAGS its signature names
 
 
 def is_import_path(name: str) -> bool:
@@ -211,11 +217,7 @@ def _twice(kind: str, name: str, first: str, second: str) -> str:
 def _builtins(kind: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """(name -> import path or object, name -> registry metadata) of ogan's own names."""
     if kind == "workload":
-        from ogan.workloads import WORKLOADS
-
         return WORKLOADS, {}
-    from ogan.optim import OPTIMIZERS
-
     return {n: e.factory for n, e in OPTIMIZERS.items()}, OPTIMIZERS
 
 
@@ -226,9 +228,9 @@ def _entry(kind: str, name: str, obj: Any, origin: Origin, registered: Any = Non
 
 
 def _workload_entry(name: str, cls: Any, origin: Origin) -> Entry:
-    from ogan.workloads.base import Workload
+    base = _import("workload", WORKLOAD_BASE, WORKLOAD_BASE)  # imported here: no circle
 
-    if not (isinstance(cls, type) and issubclass(cls, Workload)):
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(
             f"workload {name!r} is {_what(cls)}, not a subclass of ogan.workloads.Workload; "
             "point the name at your Workload class"
@@ -295,6 +297,7 @@ def _optimizer_entry(name: str, obj: Any, origin: Origin, registered: Any) -> En
         for p in params[1:]
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in IMPL_FLAGS
     ]
+    impl = tuple(p.name for p in params[1:] if p.name in IMPL_FLAGS and p.kind is not p.VAR_KEYWORD)
     wraps = None if registered is None else registered.wraps
     # **kwargs of a wrapper go to the wrapped optimizer, whose keys are listed (lr included)
     open_keys = wraps is None and any(p.kind is p.VAR_KEYWORD for p in params)
@@ -321,6 +324,7 @@ def _optimizer_entry(name: str, obj: Any, origin: Origin, registered: Any) -> En
         open_keys=open_keys,
         wraps=wraps,
         game_defaults=registered.game_defaults if registered else {},
+        impl_keys=impl,
     )
 
 

@@ -40,7 +40,10 @@ ortho = "weights"
 """
 """Two workloads × three optimizer settings × two seeds = 12 runs of well under a second each."""
 
-TIMING = ("wall_time", "step_time", "time_per_step", "eval_time", "time_to_target", "git_commit")
+TIMING = (
+    "wall_time", "step_time", "time_per_step", "time_per_step_alone", "eval_time",
+    "time_to_target", "git_commit",
+)  # fmt: skip
 """Columns that differ between two otherwise identical runs (clock readings, the checkout)."""
 
 

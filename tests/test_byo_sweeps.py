@@ -120,7 +120,9 @@ def test_dry_run_lists_every_import_path_and_entry_point_without_importing_any(
 ):
     marker = tmp_path / "imported"
     module = f"untrusted_{uuid.uuid4().hex[:8]}"
-    (installed[0] / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (installed[0] / f"{module}.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n\nclass GAN:\n    pass\n"
+    )
     config = _sweep(
         tmp_path,
         f'name = "{module}:GAN"\nhidden = [8, 16]',
@@ -134,6 +136,10 @@ def test_dry_run_lists_every_import_path_and_entry_point_without_importing_any(
     assert "optimizer torch.optim:RAdam  (import path; [[optimizer]] #1)" in printed
     assert "optimizer fake-sgd  (entry point of fakegan 1.2" in printed
     assert "run sweep files you trust" in printed
+    assert f"  {module}:GAN: module {module!r} found, 'GAN' defined in its source" in printed
+    assert "  torch.optim:RAdam: module 'torch.optim' found, 'RAdam' defined in its source" in (
+        printed
+    )
     assert not marker.exists() and module not in sys.modules and not out.exists()
 
 
@@ -204,7 +210,7 @@ def test_what_an_entry_wraps_is_data_a_new_wrapper_gets_keys_labels_and_lr_from_
     monkeypatch.setitem(optim.OPTIMIZERS, "slow-sgd", entry)
     assert "momentum" in optim.hyperparameters("slow-sgd")
     assert optim.default_lr("slow-sgd") == resolve_name("optimizer", "sgd").defaults["lr"]
-    assert optim.sequence_keys("slow-sgd", {"base": "adam"}) == {"betas"}
+    assert optim.sequence_keys("slow-sgd", {"base": "adam"}) == {"betas", "extra_keys"}
     sweep = parse_sweep(
         '[[workload]]\nname = "dirac"\n[[optimizer]]\nname = "slow-sgd"\nlr = 0.1\n'
         '[[optimizer]]\nname = "slow-sgd"\nbase = ["adam", "sgd"]\nlr = 0.1\nlabel = "x"',

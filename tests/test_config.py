@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+import ogan
 from bench.config import embedded_sweeps, load_sweep, parse_sweep, validate
 from bench.errors import BenchError
 from bench.spec import RunSpec
@@ -82,7 +83,7 @@ def test_sequence_keys_are_found_by_introspection():
     assert "momentum" not in optim.sequence_keys("lookahead", {"base": "sgd"})
     assert "lr" not in optim.sequence_keys("adam")
     # lr: float | Tensor is not a sequence; betas: tuple[float, float] is
-    assert optim.sequence_keys("torch.optim:RAdam") == {"betas"}
+    assert optim.sequence_keys("torch.optim:RAdam") == {"betas", "extra_keys"}
     assert resolve_name("workload", "bilinear").sequence_keys == {"singular_values"}
     assert resolve_name("workload", "mog-ring").sequence_keys == frozenset()
 
@@ -293,6 +294,44 @@ def test_an_integer_lr_and_the_same_float_are_the_same_run():
     a = parse('[[optimizer]]\nname = "sgd"\nlr = 1\n').specs
     b = parse('[[optimizer]]\nname = "sgd"\nlr = 1.0\n').specs
     assert [s.run_id for s in a] == [s.run_id for s in b]
+
+
+@pytest.mark.parametrize(
+    ("name", "switches"),
+    [
+        ("adam", 'foreach = false\nfused = false\ncapturable = false\ndifferentiable = false'),
+        ("torch.optim:RAdam", "foreach = true"),
+        ("lookahead", "foreach = false"),  # handed to its base, adam
+    ],
+)
+def test_implementation_switches_are_accepted_recorded_and_not_part_of_the_run_id(
+    name, switches
+):
+    plain = parse(f'[[optimizer]]\nname = "{name}"\nlr = 1e-3\n').specs
+    switched = parse(f'[[optimizer]]\nname = "{name}"\nlr = 1e-3\n{switches}\n').specs
+    validate(switched)
+    assert [s.run_id for s in switched] == [s.run_id for s in plain]  # speed, not experiment
+    keys = dict(line.split(" = ") for line in switches.splitlines())
+    assert {k: dict(switched[0].optimizer)[k] for k in keys} == {
+        k: v == "true" for k, v in keys.items()
+    }  # recorded in the spec the run stores
+    result = ogan.train("bilinear", switched[0].train_kwargs()["optimizer"], steps=2, seed=0)
+    assert {k: result.config["optimizer"][k] for k in keys} == {
+        k: v == "true" for k, v in keys.items()
+    }
+
+
+def test_an_implementation_switch_an_optimizer_does_not_name_is_an_error_listing_the_valid_keys():
+    with pytest.raises(BenchError, match=r"^unknown key 'foreach' in \[\[optimizer\]\] #1 "
+                       r"\(ogda\); valid keys: .*weight_decay, ortho, ortho_renorm"):
+        parse('[[optimizer]]\nname = "ogda"\nlr = 1e-3\nforeach = true\n')
+
+
+def test_an_lr_given_as_a_string_is_an_error_not_another_run():
+    sweep = parse('[[optimizer]]\nname = "adam"\nlr = "1e-3"\n')
+    with pytest.raises(BenchError, match=r"^bilinear × adam: lr = '1e-3' is a string; write the "
+                       r"number without quotes \(lr = 1e-3\)$"):  # fmt: skip
+        validate(sweep.specs)
 
 
 def test_the_sweep_name_defaults_to_the_file_stem_and_files_win_over_embedded_names(tmp_path):

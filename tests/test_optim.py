@@ -455,3 +455,23 @@ def test_build_wraps_ortho_and_lookahead_bases():
     assert opt.extrapolation == "extragradient"
     with pytest.raises(ConfigError, match="ortho"):
         optim.build("adam", params, ortho="gradients")
+
+
+def test_a_resolved_spec_builds_and_is_admitted_without_resolving_its_name_again(monkeypatch):
+    calls = []
+    real = optim.resolve_name
+    monkeypatch.setattr(
+        optim, "resolve_name", lambda kind, name: calls.append(name) or real(kind, name)
+    )
+    spec = optim.resolve(
+        "torch.optim:RAdam", {"lr": 1.5e-3, "betas": [0.5, 0.9], "ortho": "weights"}
+    )
+    assert calls == ["torch.optim:RAdam"]
+    g = spec.build([torch.zeros(2, requires_grad=True)])
+    d = spec.build([torch.zeros(3, requires_grad=True)], lr=6e-3)  # the other player's lr
+    assert isinstance(g, optim.Ortho) and isinstance(d, optim.Ortho)
+    assert (g.param_groups[0]["lr"], d.param_groups[0]["lr"]) == (1.5e-3, 6e-3)
+    assert g.param_groups[0]["betas"] == (0.5, 0.9)
+    assert spec.admission().admitted
+    assert spec.sources["optimizer"]["target"] == "torch.optim:RAdam"
+    assert calls == ["torch.optim:RAdam"]  # built twice, admitted: resolved once

@@ -3,6 +3,7 @@ user's workload, optimizer and schedule-free modes through one, member by member
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,12 @@ class NormScaled(torch.optim.SGD):
         return super().step(closure)
 
 
+class DeclaredNormScaled(NormScaled):
+    """Says it is element-wise, and is not: the measurement wins, with an error."""
+
+    elementwise = True
+
+
 @pytest.mark.parametrize(
     ("name", "hparams", "expected"),
     [
@@ -54,20 +61,62 @@ class NormScaled(torch.optim.SGD):
         ("torch.optim:RAdam", None, True),
         ("torch.optim:AdamW", None, True),
         ("torch.optim:Adafactor", None, False),  # per-tensor RMS and factored moments
-        ("torch.optim:Muon", None, False),  # one orthogonalisation per tensor
         ("lookahead", {"base": "torch.optim:RAdam"}, True),
         ("lookahead", {"base": "torch.optim:Adafactor"}, False),
+        ("adam", {"ortho": "weights"}, True),  # ⊥Grad projects each member's slice
         (ElementwiseScheduleFree, None, True),
-        (AdamWScheduleFree, None, False),  # element-wise, but it does not say so
-        (NormScaled, None, False),  # a subclass of an element-wise class is not trusted
+        (AdamWScheduleFree, None, True),  # element-wise: measured, no declaration needed
+        (NormScaled, None, False),  # a subclass of an element-wise class is measured too
     ],
 )
-def test_only_optimizers_known_to_act_per_member_train_populations(name, hparams, expected):
+def test_populations_admit_exactly_the_optimizers_that_pass_the_member_check(
+    name, hparams, expected
+):
+    admission = optim.admit(name, hparams)
+    assert admission.admitted is expected
     assert optim.acts_per_member(name, hparams) is expected
+    if expected and name == "muon":  # bfloat16 Newton-Schulz: a population of one differs too
+        assert 1e-6 < admission.max_difference < 1e-3
+        assert re.fullmatch(r"every member's update equals its standalone run's to \S+, within "
+                            r"10x what a population of one differs by \(\S+\) \(closest at "
+                            r"lr=\S+\)", admission.reason)
+    elif expected:
+        assert admission.max_difference <= 1e-6
+        assert admission.reason.startswith("every member's update equals its standalone run's")
+    else:
+        assert admission.max_difference > 1e-6
+        assert re.fullmatch(r"at lr=\S+, member \d's update differs from the same optimizer's on "
+                            r"it alone by \S+ of its size \(tensor of shape .*\)", admission.reason)
 
 
-def test_a_population_refuses_an_optimizer_that_may_mix_members():
-    with pytest.raises(ConfigError, match=r"--population 1.*elementwise = True"):
+def test_the_member_check_runs_once_per_optimizer_spec(monkeypatch):
+    calls = []
+    real = optim.check
+    monkeypatch.setattr(optim, "check", lambda build: calls.append(1) or real(build))
+    spec = {"lr": 3.25e-3, "betas": (0.5, 0.9)}
+    first = optim.admit("torch.optim:NAdam", spec)
+    assert optim.admit("torch.optim:NAdam", dict(spec)) is first
+    assert len(calls) == 3  # the spec's lr and the two trial lrs, once
+    optim.admit("torch.optim:NAdam", {**spec, "lr": 2.5e-3})
+    assert len(calls) == 6  # another spec: checked again
+
+
+def test_an_optimizer_that_cannot_take_a_players_tensors_is_an_error():
+    with pytest.raises(ConfigError, match=r"^optimizer 'torch.optim:Muon' fails a trial step: "
+                       r"ValueError: Muon only supports 2D parameters"):  # fmt: skip
+        optim.admit("torch.optim:Muon")
+
+
+def test_a_declared_elementwise_optimizer_that_mixes_members_is_an_error():
+    with pytest.raises(ConfigError, match=r"declares elementwise = True, but at lr=\S+, "
+                       r"member \d's update differs .* by \S+ of its size.*remove the "
+                       r"attribute"):  # fmt: skip
+        optim.admit(DeclaredNormScaled, {"lr": 1e-2})
+
+
+def test_a_population_refuses_an_optimizer_that_mixes_members():
+    with pytest.raises(ConfigError, match=r"cannot train a population: at lr=0.01, member \d's "
+                       r"update differs.*bench run --population 1"):  # fmt: skip
         ogan.train_population("mog-ring", {"name": NormScaled, "lr": 1e-2}, seeds=[0, 1], **KW)
 
 

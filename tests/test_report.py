@@ -369,9 +369,11 @@ def test_missing_runs_from_sweep_json_are_named(report):
         0.3,
         0,
     ]
+    assert missing.iloc[0]["reason"] == "not run yet (or interrupted)"  # it never failed
     page = report.read_text()
     assert "Partial sweep: 1 of" in page
     assert missing.iloc[0]["run_id"] in page
+    assert "not run yet (or interrupted)" in page
 
 
 def test_report_states_the_seed_split_and_how_metrics_were_computed(report):

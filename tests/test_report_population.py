@@ -36,3 +36,12 @@ def test_overhead_is_taken_at_one_population_size_both_sides_ran_at():
 def test_no_shared_population_size_gives_no_overhead():
     ratio, size = overhead(_runs([0.3], [5]), _runs([1.0]))
     assert math.isnan(ratio) and size is None
+
+
+def test_overhead_compares_standalone_step_times_when_every_run_records_one():
+    # adam trained in populations of 8 (a member's share 0.1), the variant alone (1.5): their
+    # standalone times (0.5 and 1.5) compare on equal terms
+    variant = _runs([1.5, 1.5], [None, None]).assign(time_per_step_alone=[1.5, 1.5])
+    reference = _runs([0.1, 0.1], [8, 8]).assign(time_per_step_alone=[0.4, 0.6])
+    ratio, size = overhead(variant, reference)
+    assert (ratio, size) == (pytest.approx(3.0), 1)

@@ -16,8 +16,10 @@ import pytest
 from patience import patience
 
 import bench
-from bench import runner, store
+from bench import runner, store, worker
+from bench.cli import failure_advice
 from bench.errors import BenchError
+from bench.report.data import load_sweep as load_sweep_data
 from ogan.files import temporaries
 
 TINY_RUNS = 2 * 3 * 2  # conftest's tiny sweep: workloads × optimizer settings × seeds
@@ -224,7 +226,9 @@ def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries
     monkeypatch.setattr(ogan, "train", flaky)  # jobs=1 trains in this process
     report = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
     assert (report.ran, report.failed) == (TINY_RUNS - 2, 2)  # adam and extra-adam at 1e-2
-    assert sum("FAILED (RuntimeError: simulated crash)" in line for line in report.lines) == 2
+    assert sum("FAILED, will repeat (RuntimeError: simulated crash)" in line
+               for line in report.lines) == 2  # fmt: skip
+    assert (report.failed, report.transient) == (2, 0)
     failed = [s.run_id for s in report.sweep.specs if s.workload == "bilinear" and s.lr == 1e-2
               and s.seed == 1]  # fmt: skip
     runs = tmp_path / "out" / "tiny" / "runs"
@@ -233,7 +237,8 @@ def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries
     )
     for run_id in failed:  # the whole traceback, down to the frame that raised
         text = (runs / f"{run_id}.error.txt").read_text()
-        assert text.startswith("Traceback (most recent call last)") and "crash_inside" in text
+        assert text.startswith("# failure: deterministic\nTraceback (most recent call last)")
+        assert "crash_inside" in text
         assert text.rstrip().splitlines()[-1] == "RuntimeError: simulated crash"
     table = report.lines[-1].splitlines()
     assert table[0].split()[-2:] == ["failed", "error"]
@@ -241,6 +246,9 @@ def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries
     for label in ("adam", "extra-adam+ortho"):
         assert rows["bilinear", label].endswith(" 1 RuntimeError: simulated crash")
     assert rows["mog-ring", "adam"].split()[-1] == "0"
+    missing = load_sweep_data(tmp_path / "out").missing  # the report's missing runs, and why
+    assert sorted(missing["run_id"]) == sorted(failed)
+    assert set(missing["reason"]) == {"failed, deterministic: RuntimeError: simulated crash"}
 
     monkeypatch.setattr(ogan, "train", train)
     again = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)  # one run: one ogan.train
@@ -387,14 +395,14 @@ def test_dry_run_lists_the_runs_to_do_and_writes_nothing(tmp_path, tiny_sweep):
 
 
 def test_gpu_workers_each_hold_a_different_gpu_for_their_lifetime(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "_claimed_gpu", None)
-    slots = runner.GpuSlots(str(tmp_path), 2)
+    monkeypatch.setattr(worker, "_claimed_gpu", None)
+    slots = worker.GpuSlots(str(tmp_path), 2)
     try:
-        assert runner._gpu_device(slots) == "cuda:0"
-        assert runner._gpu_device(slots) == "cuda:0"  # kept across runs
+        assert worker.gpu_device(slots) == "cuda:0"
+        assert worker.gpu_device(slots) == "cuda:0"  # kept across runs
         code = (
-            "from bench import runner; "
-            f"s = runner.GpuSlots({str(tmp_path)!r}, {{n}}); print(runner._gpu_device(s))"
+            "from bench import worker; "
+            f"s = worker.GpuSlots({str(tmp_path)!r}, {{n}}); print(worker.gpu_device(s))"
         )
         other = subprocess.run(
             [sys.executable, "-c", code.format(n=2)], capture_output=True, text=True, check=True
@@ -405,8 +413,7 @@ def test_gpu_workers_each_hold_a_different_gpu_for_their_lifetime(tmp_path, monk
         )
         assert "all 1 GPUs are held" in full.stderr
     finally:
-        if runner._claimed_gpu is not None:
-            os.close(runner._claimed_gpu[1])
+        worker.release_gpu()
 
 
 def test_the_worker_count_defaults_to_the_cpus_and_never_exceeds_the_runs():
@@ -416,3 +423,34 @@ def test_the_worker_count_defaults_to_the_cpus_and_never_exceeds_the_runs():
     assert runner._n_jobs(None, 100, 3, None) == 3  # one worker per GPU
     assert runner._n_jobs(8, 3, 0, None) == 3
     assert runner._n_jobs(1, 3, 0, None) == 1
+
+
+def test_a_transient_failure_is_said_to_be_one_and_only_it_gets_the_retry_advice(
+    tmp_path, monkeypatch, tiny_sweep, capsys
+):
+    import ogan
+
+    train = ogan.train
+
+    def short_of_memory(workload, optimizer, **kw):
+        if workload == "bilinear" and optimizer["lr"] == 1e-2 and kw["seed"] == 1:
+            raise MemoryError("simulated")
+        if workload == "bilinear" and optimizer["lr"] == 1e-2 and kw["seed"] == 0:
+            raise TypeError("simulated")
+        return train(workload, optimizer, **kw)
+
+    monkeypatch.setattr(ogan, "train", short_of_memory)  # jobs=1 trains in this process
+    report = run(tiny_sweep, tmp_path / "out", jobs=1, population=1)
+    assert (report.failed, report.transient) == (4, 2)  # adam and extra-adam at 1e-2, seeds 0-1
+    assert sum("FAILED, may not repeat (MemoryError: simulated)" in x for x in report.lines) == 2
+    assert sum("FAILED, will repeat (TypeError: simulated)" in x for x in report.lines) == 2
+    reasons = load_sweep_data(tmp_path / "out").missing["reason"].value_counts().to_dict()
+    assert reasons == {"failed, transient: MemoryError: simulated": 2,
+                       "failed, deterministic: TypeError: simulated": 2}  # fmt: skip
+    assert failure_advice(4, 2) == (
+        "bench run: 2 run(s) failed with an error that will repeat (see above; the report lists "
+        "each missing run's reason): fix the spec or the code it names; 2 run(s) failed with an "
+        "error that may not repeat (memory, disk, connection): run the same command again to "
+        "retry them"
+    )
+    assert "run the same command again" not in failure_advice(3, 0)

@@ -18,6 +18,7 @@ from torch import nn
 
 from ogan.optim import Ortho
 from ogan.projection import orthogonalize_
+from ogan.registry import resolve_name
 from ogan.workloads import nets
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
@@ -145,10 +146,9 @@ def optimizer_vs_adam(name: str, model: str) -> Callable[[Settings], Pair]:
     """One update of an ogan optimizer vs one torch Adam step (Extra-*: both half-steps vs two)."""
 
     def build(s: Settings) -> Pair:
-        from ogan import optim
 
         a, b = _two_copies(model, s.device)
-        factory = optim.OPTIMIZERS[name].factory
+        factory = resolve_name("optimizer", name).obj
         # torch.optim picks its for-loop implementation on CPU unless asked for foreach
         multi = {"foreach": True} if "foreach" in inspect.signature(factory).parameters else {}
         opt = factory(a, lr=1e-5, **multi)

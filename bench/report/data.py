@@ -85,7 +85,7 @@ class SweepData:
     workloads: dict[str, WorkloadInfo]  # by report workload key
     optimizer_config: dict[tuple[str, str], dict[str, Any]]  # (workload, optimizer) -> config
     pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"/"baseline"), base, projected
-    missing: pd.DataFrame  # specs listed in sweep.json without a finished run
+    missing: pd.DataFrame  # specs listed in sweep.json without a finished run, and why
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
@@ -339,6 +339,14 @@ def read_sequential(sweep_dir: Path) -> dict[str, Any]:
     return state
 
 
+def _missing_reason(sweep_dir: Path, run_id: str) -> str:
+    """Why a run of sweep.json has no result: its last attempt's failure, or none yet."""
+    failure = store.read_failure(sweep_dir, run_id)
+    if failure is None:
+        return "not run yet (or interrupted)"
+    return f"failed, {failure.kind}: {failure.error}"
+
+
 def load_sweep(path: Path) -> SweepData:
     """Load a results directory (a results root, a sweep directory, or its ``runs``).
 
@@ -399,12 +407,14 @@ def load_sweep(path: Path) -> SweepData:
             "lr": s.lr,
             "seed": s.seed,
             "run_id": s.run_id,
+            "reason": _missing_reason(sweep_dir, s.run_id),
         }
-        for s in expected_specs
+        for sweep_dir, manifest in results.manifests.items()
+        for s in manifest["specs"]
         if s.run_id not in seen
     ]
     missing_df = pd.DataFrame(
-        missing, columns=["sweep", "workload", "label", "lr", "seed", "run_id"]
+        missing, columns=["sweep", "workload", "label", "lr", "seed", "run_id", "reason"]
     )
     missing_df = missing_df.drop_duplicates("run_id").sort_values(
         ["workload", "label", "lr", "seed"]

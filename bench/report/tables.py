@@ -130,13 +130,27 @@ def population_sizes(runs: pd.DataFrame) -> pd.Series:
     return runs["population_size"].fillna(1).astype(int)
 
 
+def alone_time(runs: pd.DataFrame) -> pd.Series:
+    """Each run's step time trained alone (``summary["time_per_step_alone"]``, recorded by
+    ``bench run`` since populations are admitted by measurement; NaN for older runs)."""
+    if "time_per_step_alone" not in runs:
+        return pd.Series(math.nan, index=runs.index)
+    return runs["time_per_step_alone"].astype(float)
+
+
 def overhead(runs: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, int | None]:
     """(mean time per step of ``runs`` / that of ``reference``, the population size).
 
-    A run's time per step is its share of its population's step, which depends on the size:
-    both means are taken over the runs of one population size both ran at, the size most of
-    the runs's runs used (ties: the smaller). (NaN, None) when they share no size.
+    Equal terms for every optimizer: the step time of one run trained alone
+    (:func:`alone_time`; size 1), whether the sweep trained it as a population or not, so
+    an optimizer refused a population compares with Adam trained as one. Runs stored without
+    it fall back to their share of a population's step, which depends on the size: both means
+    are then taken over the runs of one population size both ran at, the size most of the
+    runs used (ties: the smaller). (NaN, None) when they share no size.
     """
+    alone, ref_alone = alone_time(runs).dropna(), alone_time(reference).dropna()
+    if len(alone) and len(ref_alone):
+        return float(alone.mean() / ref_alone.mean()), 1
     sizes, ref_sizes = population_sizes(runs), population_sizes(reference)
     counts = sizes[sizes.isin(set(ref_sizes))].value_counts()
     if counts.empty:

@@ -53,12 +53,11 @@ def train_population(
         for seed in seeds
     ]  # fmt: skip
     spec = configs[0].optimizer
-    if not optim.acts_per_member(spec["name"], configs[0].hparams):
+    admission = optim.admit(spec["name"], {**configs[0].hparams, "lr": spec["lr"]})
+    if not admission.admitted:
         raise ConfigError(
-            f"optimizer {spec['name']!r} is not known to update each member of a population "
-            "as it would that member alone; train the seeds one at a time (ogan.train, or "
-            "bench run --population 1), or set elementwise = True on it if its update is "
-            "element by element"
+            f"optimizer {spec['name']!r} cannot train a population: {admission.reason}; train "
+            "the seeds one at a time (ogan.train, or bench run --population 1)"
         )
     checkpointing = ckpt.plan(checkpoint, checkpoint_every, configs[0].steps)
     with _threads(configs[0].threads):

@@ -1,4 +1,5 @@
-"""The workload registry: names mapped to classes, imported on first use.
+"""The workload registry: names mapped to classes (the table is :data:`ogan.names.WORKLOADS`),
+imported on first use.
 
 Names are resolved by :func:`ogan.registry.resolve_name`: these, installed packages' (the
 ``ogan.workloads`` entry-point group) and import paths ``"package.module:Class"`` of any
@@ -9,22 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ogan.names import WORKLOADS
 from ogan.registry import resolve_name
 from ogan.workloads.base import Batch, Metric, Workload
 
 __all__ = ["WORKLOADS", "Batch", "Metric", "Workload", "get"]
-
-WORKLOADS: dict[str, str] = {
-    "bilinear": "ogan.workloads.toy:Bilinear",
-    "dirac": "ogan.workloads.toy:Dirac",
-    "mog-ring": "ogan.workloads.mog:MoGRing",
-    "mog-grid": "ogan.workloads.mog:MoGGrid",
-    "digits": "ogan.workloads.digits:Digits",
-    "seed-mlp": "ogan.workloads.digits:SeedMLP",
-    "mnist": "ogan.workloads.vision:MNIST",
-    "cifar10": "ogan.workloads.vision:CIFAR10",
-}
-
 
 def get(name: str | type[Workload] | Any) -> type[Workload]:
     """The workload class a name (or import path, or the class itself) stands for."""

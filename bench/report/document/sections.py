@@ -190,8 +190,9 @@ def missing_section(a: Analysis) -> Section:
             Table(
                 f"Missing: {len(d.missing)} of {d.expected} runs in sweep.json have no result",
                 frame.astype(str),
-                "Run python -m bench run again to resume the sweep (finished runs are "
-                f"skipped).{cut}",
+                "reason: a run's last attempt's error (deterministic: it will fail again as it "
+                "is; transient: running again may succeed), or none yet. Run python -m bench "
+                f"run again to resume the sweep (finished runs are skipped).{cut}",
             )
         )
     if len(d.problems):
