@@ -9,11 +9,22 @@ import pytest
 from bench.perf import gate, main
 from bench.perf.cases import CASES, Settings
 
+# The gate in the suite measures on one thread. make test runs it beside other work (the
+# emulated CPUs' tests, a busy laptop), and a multi-threaded kernel on oversubscribed cores waits
+# at its OpenMP barriers while a single-threaded baseline does not: Ortho(Adam) vs Adam measured
+# 2.97 (baseline 1.30) with two threads beside a loaded suite. On one thread other work slows
+# subject and baseline alike, and the interleaved median ratio holds. (bench perf, run on a quiet
+# machine, measures with torch's default threads.) One thread has its own committed baseline,
+# results/perf/baseline-threads1.json: the fused kernel's ratio to one _foreach_add_ depends on
+# how many threads it spreads over.
+QUIET = Settings(quick=True, threads=1)
+
 
 def test_quick_gate_passes_against_the_committed_baseline():
-    assert gate.BASELINE.is_file(), "results/perf/baseline.json is missing"
-    baseline = gate.load_baseline()
-    results = gate.run(settings=Settings(quick=True), rounds=9)
+    path = gate.baseline_path(QUIET)
+    assert path.is_file(), f"{path} is missing (python -m bench perf --quick --threads 1 ...)"
+    baseline = gate.load_baseline(path)
+    results = gate.run(settings=QUIET, rounds=9)
     assert {r.case for r in results} == {n for n, c in CASES.items() if c.quick}
     assert all(r.baseline_ratio == baseline[r.case] for r in results)
     regressed = {r.case: round(r.measurement.ratio, 3) for r in results if r.regressed}
@@ -21,7 +32,7 @@ def test_quick_gate_passes_against_the_committed_baseline():
 
 
 def test_gate_fails_when_the_projection_falls_back_to_the_reference_loop():
-    slow = Settings(quick=True, force_impl="reference")
+    slow = Settings(quick=True, force_impl="reference", threads=1)
     results = gate.run(["projection-mlp", "floor-mlp"], slow, rounds=5)
     assert all(r.regressed for r in results), [r.measurement.ratio for r in results]
 

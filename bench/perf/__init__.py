@@ -5,6 +5,8 @@
     python -m bench perf --compare A [B]    ratios of two saved runs (B: the baseline)
     python -m bench perf --device cuda      the GPU check -> results/perf/<name>-cuda.json
     python -m bench perf --update-baseline  also write results/perf/baseline.json
+    python -m bench perf --quick --threads 1    on one thread, against baseline-threads1.json
+                                            (what make test's gate runs: see gate.baseline_path)
 
 Exit code 1 when a ratio regressed beyond the tolerance against the committed baseline.
 """
@@ -37,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="compare a saved run with another (default: the baseline)")  # fmt: skip
     p.add_argument("--update-baseline", action="store_true", help="write baseline.json")
     p.add_argument("--no-benchmarks", action="store_true", help="skip the pytest-benchmark suite")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads in every case (default torch's; each has its baseline)")
     return p
 
 
@@ -86,17 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (args.quick or args.no_benchmarks):
         _pytest_benchmarks(args.out, name)
-    settings = Settings(quick=args.quick)
+    if args.threads is not None and args.threads < 1:
+        raise BenchError(f"--threads must be >= 1, got {args.threads}")
+    settings = Settings(quick=args.quick, threads=args.threads)
     rounds = args.rounds or (9 if args.quick else 21)
     results = gate.run(args.case, settings, rounds=rounds)
+    baseline = gate.baseline_path(settings)
     record = gate.report(results, settings)
     path = args.out / f"{name}.json"
     gate.write_record(path, record)
     print(gate.table(record["cases"]))
     print(f"wrote {path}  (tolerance {gate.TOLERANCE:.0%} over the baseline ratio)")
     if args.update_baseline:
-        gate.write_record(gate.BASELINE, record)
-        print(f"wrote {gate.BASELINE}")
+        gate.write_record(baseline, record)
+        print(f"wrote {baseline}")
     regressed = [r.case for r in results if r.regressed]
     if regressed:
         print(f"REGRESSED: {', '.join(regressed)}", file=sys.stderr)

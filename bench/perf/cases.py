@@ -29,6 +29,7 @@ class Settings:
     device: str = "cpu"
     quick: bool = False
     force_impl: str | None = None  # e.g. "reference": a deliberate slowdown the gate must catch
+    threads: int | None = None  # torch's intra-op threads (None: torch's default, the cores)
 
 
 @dataclass(frozen=True)

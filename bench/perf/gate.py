@@ -78,6 +78,15 @@ def write_record(path: Path, record: dict) -> None:
     atomic_write_bytes(path, json.dumps(record, indent=1, default=str).encode())
 
 
+def baseline_path(settings: Settings = DEFAULT) -> Path:
+    """The committed baseline these settings compare against: ``baseline.json`` for torch's
+    default threads, ``baseline-threads<N>.json`` for N threads (the fused kernel parallelises
+    over threads and a one-tensor ``_foreach_add_`` does not, so their ratio depends on N)."""
+    if settings.threads is None:
+        return BASELINE
+    return BASELINE.with_name(f"baseline-threads{settings.threads}.json")
+
+
 def load_baseline(path: Path = BASELINE) -> dict[str, float]:
     if not path.is_file():
         return {}
@@ -103,7 +112,7 @@ def run(
     if settings.device.startswith("cuda"):
         names = [n for n in names if CASES[n].cuda]
     names = sorted(names, key=lambda n: CASES[n].heavy)  # stable: the light ones first
-    baseline = load_baseline() if baseline is None else baseline
+    baseline = load_baseline(baseline_path(settings)) if baseline is None else baseline
     once = _measure_isolated if isolate else measure
     results = []
     for name in names:
@@ -117,6 +126,8 @@ def run(
 
 
 def measure(name: str, settings: Settings, rounds: int) -> Measurement:
+    if settings.threads is not None:  # the fused kernel's OpenMP threads follow torch's
+        torch.set_num_threads(settings.threads)
     subject, reference = CASES[name].build(settings)
     return interleaved(subject, reference, rounds=rounds)
 
