@@ -13,6 +13,11 @@ Protocol: set ``.grad`` to :math:`F(w_t)`, call :meth:`extrapolate`; set ``.grad
 resumes exactly. ``step`` without a preceding ``extrapolate`` is a plain step of the underlying
 method; a second ``extrapolate`` before ``step`` is an error (it would move the anchor).
 
+Both half-steps are device work only (foreach copies and the base method's update), so with the
+base's ``capturable=True`` (Adam's device-side step counters) an update can be captured in a CUDA
+graph; the anchors' bookkeeping is host logic that runs identically at every step, so the
+captured graph replays it faithfully.
+
 The attribute ``extrapolation`` tells the game what :meth:`extrapolate` needs: ``"extragradient"``
 needs fresh gradients at :math:`w_t` (two gradient evaluations per update); ``"past"`` reuses the
 stored previous one (one evaluation per update).
@@ -149,7 +154,9 @@ class PastExtraAdam(_Anchored, Adam):
 
     without changing them (a no-op before the first step); ``step`` then performs one Adam
     update from :math:`w_t` with :math:`g(w_{t+1/2})`. One gradient evaluation per update.
-    Arguments are those of :class:`torch.optim.Adam` (the coupled-weight-decay ones).
+    Arguments are those of :class:`torch.optim.Adam` (the coupled-weight-decay ones), and its
+    ``capturable``: the step counters on the device, so that both half-steps read nothing back
+    to the host (the extrapolation's bias corrections too).
     """
 
     extrapolation: ClassVar[str] = "past"
@@ -164,10 +171,11 @@ class PastExtraAdam(_Anchored, Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        capturable: bool = False,
     ):
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize,
+            maximize=maximize, capturable=capturable,
         )  # fmt: skip
 
     @torch.no_grad()
@@ -179,8 +187,10 @@ class PastExtraAdam(_Anchored, Adam):
                 continue
             states = [self.state[p] for p in params]
             second = "max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"
+            # capturable: the device-side counters themselves (no host read)
+            steps = [s["step"] if group["capturable"] else float(s["step"]) for s in states]
             direction = adam_direction(
-                [s["exp_avg"] for s in states], [s[second] for s in states],
-                [float(s["step"]) for s in states], group["betas"], group["eps"],
+                [s["exp_avg"] for s in states], [s[second] for s in states], steps,
+                group["betas"], group["eps"],
             )  # fmt: skip
             torch._foreach_add_(params, direction, alpha=-group["lr"])

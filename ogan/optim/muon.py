@@ -96,6 +96,10 @@ class MuonWithAdam(Optimizer):
         adjust_lr_fn: Muon's per-shape lr adjustment (default ``"match_rms_adamw"``).
         betas, eps: Adam's, for the non-matrix parameters (defaults (0.9, 0.999), 1e-8).
         weight_decay: decoupled for Muon (as torch.optim.Muon), L2 for Adam (default 0).
+        capturable: Adam's step counters on the parameters' device, its bias corrections
+            computed there (torch.optim.Adam's ``capturable``), so that no step reads a value
+            back to the host and it can be captured in a CUDA graph (default False). The Muon
+            part keeps no counter and reads nothing back either way.
     """
 
     def __init__(
@@ -109,6 +113,8 @@ class MuonWithAdam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        capturable: bool = False,
     ):
         check_hyperparameters(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum=momentum
@@ -119,8 +125,14 @@ class MuonWithAdam(Optimizer):
             "lr": lr, "momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
             "adjust_lr_fn": adjust_lr_fn, "betas": tuple(betas), "eps": eps,
             "weight_decay": weight_decay, "ns_coefficients": (DEFAULT_A, DEFAULT_B, DEFAULT_C),
+            "capturable": capturable,
         }  # fmt: skip
         super().__init__(params, defaults)  # each group goes through add_param_group
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:  # a state saved before the flag existed
+            group.setdefault("capturable", False)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group, split in two: Muon for its ``ndim >= 2`` tensors, Adam for the others.
@@ -184,7 +196,12 @@ class MuonWithAdam(Optimizer):
         for p in params:
             state = self.state[p]
             if "step" not in state:
-                state["step"] = torch.tensor(0.0)
+                # torch.optim.Adam's counter: a host (CPU) tensor, or on the device if capturable
+                state["step"] = (
+                    torch.zeros((), dtype=torch.float32, device=p.device)
+                    if group["capturable"]
+                    else torch.tensor(0.0)
+                )
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             exp_avgs.append(state["exp_avg"])
@@ -195,4 +212,5 @@ class MuonWithAdam(Optimizer):
             params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps,
             amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+            capturable=group["capturable"],
         )  # fmt: skip

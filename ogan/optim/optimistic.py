@@ -3,6 +3,12 @@ r"""Optimistic methods (Daskalakis et al. 2018, *Training GANs with Optimism*).
 Both add a correction from the previous step, which is stored **by value** in the state (a copy,
 never a reference to a ``.grad`` that autograd may overwrite or free). Before the first step the
 stored previous term is zero, as in the authors' code.
+
+Both take ``capturable`` (default False), as torch.optim's Adam does: with it, optimistic Adam's
+step counter is a device tensor and its bias corrections device ops (:mod:`ogan.optim.common`),
+so a step reads nothing back to the host and can be captured in a CUDA graph. OGDA keeps no
+counter and reads nothing back either way; it accepts the flag so that one spec can set it for
+any of ogan's optimizers.
 """
 
 from __future__ import annotations
@@ -14,10 +20,22 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ogan.optim.common import adam_direction, adam_moments_, call_closure, check_hyperparameters
+from ogan.optim.common import (
+    adam_direction,
+    adam_moments_,
+    adam_steps_,
+    call_closure,
+    check_hyperparameters,
+    step_counter,
+)
 
 
 class _Optimistic(Optimizer):
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:  # a state saved before the flag existed
+            group.setdefault("capturable", False)
+
     def _direction(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
     ) -> list[Tensor]:
@@ -56,11 +74,21 @@ class OGDA(_Optimistic):
         params: parameters or parameter groups.
         lr: step size :math:`\eta` (default 1e-3).
         weight_decay: L2 penalty added to the gradient (default 0).
+        capturable: accepted for uniformity; OGDA's step is device work only either way
+            (default False).
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        *,
+        capturable: bool = False,
+    ):
         check_hyperparameters(lr=lr, weight_decay=weight_decay)
-        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+        defaults = {"lr": lr, "weight_decay": weight_decay, "capturable": capturable}
+        super().__init__(params, defaults)
 
     def _direction(self, group, params, grads):
         return grads
@@ -80,6 +108,9 @@ class OptimisticAdam(_Optimistic):
         betas: :math:`(\beta_1, \beta_2)` (default (0.9, 0.999)).
         eps: added to the denominator (default 1e-8).
         weight_decay: L2 penalty added to the gradient (default 0).
+        capturable: keep the step counter on the parameters' device and compute the bias
+            corrections there, so that the step can be captured in a CUDA graph (default False:
+            host arithmetic; the two differ by float rounding).
     """
 
     def __init__(
@@ -89,22 +120,25 @@ class OptimisticAdam(_Optimistic):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        capturable: bool = False,
     ):
         check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                    "capturable": capturable}  # fmt: skip
         super().__init__(params, defaults)
 
     def _direction(self, group, params, grads):
-        exp_avgs, exp_avg_sqs, steps = [], [], []
+        states = []
         for p in params:
             state = self.state[p]
             if "step" not in state:
-                state["step"] = 0
+                state["step"] = step_counter(p, group["capturable"])
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["step"] += 1
-            steps.append(state["step"])
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
+            states.append(state)
+        steps = adam_steps_(states, group["capturable"])
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         adam_moments_(exp_avgs, exp_avg_sqs, grads, group["betas"])
         return adam_direction(exp_avgs, exp_avg_sqs, steps, group["betas"], group["eps"])
