@@ -323,7 +323,7 @@ def test_implementation_switches_are_accepted_recorded_and_not_part_of_the_run_i
 
 def test_an_implementation_switch_an_optimizer_does_not_name_is_an_error_listing_the_valid_keys():
     with pytest.raises(BenchError, match=r"^unknown key 'foreach' in \[\[optimizer\]\] #1 "
-                       r"\(ogda\); valid keys: .*weight_decay, ortho, ortho_renorm"):
+                       r"\(ogda\); valid keys: .*weight_decay, capturable, ortho, ortho_renorm"):
         parse('[[optimizer]]\nname = "ogda"\nlr = 1e-3\nforeach = true\n')
 
 
