@@ -9,10 +9,21 @@ Tensors are reached through a table of data pointers (as in Triton's grouped-GEM
 nothing is concatenated or copied. The semantics match ``ogan.projection`` exactly, including the
 exact residual recomputed for ill-conditioned tensors and the parallel-vector rule.
 The kernels also run on CPU tensors under ``TRITON_INTERPRET=1``, which is how CI tests them.
+
+The tables (pointers and chunk layout) are cached per list of tensors, keyed by what they hold:
+data pointers, shapes, dtypes and device (:func:`tables`). A step projects the same tensors
+every time (an optimizer's parameters and, within a CUDA graph, its gradients, whose addresses
+replay), so a call launches its three kernels with no host-to-device copy and no
+synchronisation, and can be captured in a CUDA graph. A miss builds the table in pinned host
+memory and copies it asynchronously; a table a graph captured (built or used while the stream
+is capturing) is kept for the process, since the graph reads it (and a miss's pinned source) at
+every replay; the others are evicted least recently used (:data:`CACHED_TABLES`). A stale entry
+can never be wrong: its key is its content.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -133,26 +144,74 @@ def _update(
             tl.store(gp + idx, (s * g - t * r).to(DTYPE), mask=mask)
 
 
-class _Layout:
-    """Chunk tables for one list of tensor sizes, cached on the device (sizes rarely change)."""
+CACHED_TABLES = 64
+"""Eager calls' tables kept (least recently used evicted): every list of tensors a run
+projects, many times over (a population's ⊥Grad and surgery project a handful of lists; eager
+steps that reallocate gradients may see a few addresses each)."""
 
-    def __init__(self, numels: tuple[int, ...], device: torch.device):
-        chunks = [(k, s) for k, n in enumerate(numels) for s in range(0, n, CHUNK)]
+
+class Tables:
+    """One list of (gradient, reference) pairs' device tables, as views of one int64 tensor:
+    the pointers (``g_tab``, ``r_tab``), each tensor's size (``numel``), its first chunk
+    (``seg_chunk0``) and each chunk's tensor and offset (``chunk_seg``, ``chunk_start``)."""
+
+    def __init__(self, grads: Sequence[torch.Tensor], refs: Sequence[torch.Tensor]):
+        device = grads[0].device
+        numels = [g.numel() for g in grads]
+        chunks = [(k, s) for k, n in enumerate(numels) for s in range(0, n, CHUNK)] or [(0, 0)]
         first = [0]
         for n in numels:
             first.append(first[-1] + -(-n // CHUNK))
-        self.nchunks = len(chunks)
-        self.chunk_seg = torch.tensor(
-            [k for k, _ in chunks] or [0], dtype=torch.int64, device=device
-        )
-        self.chunk_start = torch.tensor(
-            [s for _, s in chunks] or [0], dtype=torch.int64, device=device
-        )
-        self.numel = torch.tensor(numels, dtype=torch.int64, device=device)
-        self.seg_chunk0 = torch.tensor(first, dtype=torch.int64, device=device)
+        self.nchunks = first[-1]
+        sections = [[g.data_ptr() for g in grads], [r.data_ptr() for r in refs], numels, first,
+                    [k for k, _ in chunks], [s for _, s in chunks]]  # fmt: skip
+        values, bounds = [], []
+        for section in sections:  # each 16-byte aligned, as Triton specialises pointers
+            bounds.append((len(values), len(values) + len(section)))
+            values += section + [0] * (len(section) % 2)
+        host = torch.tensor(values, dtype=torch.int64)
+        if device.type == "cuda":
+            host = host.pin_memory()  # an asynchronous copy, and one a graph may capture
+        self.host = host  # a captured copy reads it again at every replay: kept alive here
+        table = host.to(device, non_blocking=True)
+        (self.g_tab, self.r_tab, self.numel, self.seg_chunk0, self.chunk_seg,
+         self.chunk_start) = (table[a:b] for a, b in bounds)  # fmt: skip
 
 
-_LAYOUTS: dict[tuple, _Layout] = {}
+_TABLES: OrderedDict[tuple, Tables] = OrderedDict()  # eager: least recently used first
+_CAPTURED: dict[tuple, Tables] = {}  # read by a CUDA graph: kept for the process
+
+
+def _key(grads: Sequence[torch.Tensor], refs: Sequence[torch.Tensor]) -> tuple:
+    return (
+        tuple(g.data_ptr() for g in grads), tuple(r.data_ptr() for r in refs),
+        tuple(g.shape for g in grads), tuple(r.shape for r in refs),
+        grads[0].dtype, refs[0].dtype, grads[0].device,
+    )  # fmt: skip
+
+
+def tables(
+    grads: Sequence[torch.Tensor], refs: Sequence[torch.Tensor], capturing: bool = False
+) -> Tables:
+    """The cached :class:`Tables` of these tensors (built on a miss).
+
+    ``capturing``: the current CUDA stream is being captured into a graph, which will read the
+    table at every replay: the entry is then kept for the process instead of being evictable.
+    """
+    key = _key(grads, refs)
+    found = _CAPTURED.get(key)
+    if found is not None:
+        return found
+    found = _TABLES.pop(key, None)
+    if found is None:
+        found = Tables(grads, refs)
+    if capturing:
+        _CAPTURED[key] = found
+        return found
+    _TABLES[key] = found  # most recently used last
+    while len(_TABLES) > CACHED_TABLES:
+        _TABLES.popitem(last=False)
+    return found
 
 
 def orthogonalize_(
@@ -169,16 +228,10 @@ def orthogonalize_(
     """
     device = grads[0].device
     dtype = grads[0].dtype
-    numels = tuple(g.numel() for g in grads)
-    key = (numels, device)
-    layout = _LAYOUTS.get(key)
-    if layout is None:
-        layout = _LAYOUTS[key] = _Layout(numels, device)
+    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    layout = tables(grads, refs, capturing)
     n = len(grads)
-    tables = torch.tensor(
-        [g.data_ptr() for g in grads] + [r.data_ptr() for r in refs], dtype=torch.int64
-    ).to(device, non_blocking=True)
-    g_tab, r_tab = tables[:n], tables[n:]
+    g_tab, r_tab = layout.g_tab, layout.r_tab  # views of one cached device tensor: no copy
     partial = torch.empty(max(layout.nchunks, 1) * 3, dtype=torch.float64, device=device)
     coef = torch.empty(3 * n, dtype=torch.float64, device=device)
     stats = torch.empty(2, n, dtype=torch.float32, device=device)

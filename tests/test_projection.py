@@ -307,6 +307,65 @@ def test_triton_kernel_matches_reference_under_the_interpreter():
     assert "TRITON-OK" in proc.stdout, proc.stderr[-3000:]
 
 
+TRITON_CACHE_SCRIPT = textwrap.dedent(
+    """
+    import torch
+    from ogan import _triton_kernel as K
+    from ogan.projection import RHO, orthogonalize_
+    built = []
+    build = K.Tables.__init__
+    def counting(self, grads, refs):
+        built.append(len(grads))
+        build(self, grads, refs)
+    K.Tables.__init__ = counting
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(3, 4), (20_000,), (5,)]
+    grads = [torch.empty(s) for s in shapes]
+    refs = [torch.randn(s, generator=gen) for s in shapes]
+    for step in range(3):  # a step: new gradients in the same tensors
+        values = [torch.randn(s, generator=gen) for s in shapes]
+        for g, v in zip(grads, values):
+            g.copy_(v)
+        expected = [v.clone() for v in values]
+        orthogonalize_(expected, refs, renorm=True, impl="reference")
+        K.orthogonalize_(grads, refs, True, False, 1e-30, RHO[torch.float32])
+        for o, e in zip(grads, expected):
+            torch.testing.assert_close(o, e, rtol=1e-5, atol=1e-6)
+    assert built == [3], built  # built once, then hits: no table copied again
+    t = K.tables(grads, refs)
+    assert t.g_tab.tolist() == [g.data_ptr() for g in grads]
+    assert t.r_tab.tolist() == [r.data_ptr() for r in refs]
+    assert t.numel.tolist() == [12, 20_000, 5] and t.seg_chunk0.tolist() == [0, 1, 4, 5]
+    assert t.chunk_seg.tolist() == [0, 1, 1, 1, 2]
+    assert t.chunk_start.tolist() == [0, 0, 8192, 16384, 0]
+    others = [g.clone() for g in grads]  # other tensors: a miss
+    assert K.tables(others, refs) is not t and built == [3, 3]
+    reshaped = [grads[0].view(12), *grads[1:]]  # the same memory seen as another shape: a miss
+    assert K.tables(reshaped, refs) is not t and built == [3, 3, 3]
+    assert K.tables(grads, refs) is t and built == [3, 3, 3]
+    K.CACHED_TABLES = 2  # eager entries: the least recently used is evicted
+    kept = K.tables(grads[:1], refs[:1], capturing=True)  # read by a graph: never evicted
+    K.tables(others, refs)
+    K.tables(reshaped, refs)
+    assert K.tables(grads, refs) is not t  # evicted, rebuilt
+    assert K.tables(grads[:1], refs[:1]) is kept
+    print("CACHE-OK")
+    """
+)
+
+
+def test_triton_pointer_tables_are_cached_per_list_of_tensors_under_the_interpreter():
+    """Repeated calls on the same tensors (every step) copy no table; other tensors, or the
+    same memory in another shape, get their own; eviction spares what a graph captured."""
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", TRITON_CACHE_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=patience(600),
+    )  # fmt: skip
+    assert "CACHE-OK" in proc.stdout, proc.stderr[-3000:]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tensor_norms_equal_torch_norms_on_every_path(dtype):
     from ogan.projection import tensor_norms
