@@ -28,22 +28,45 @@ def _adam():
     return torch.optim.Adam([torch.zeros(2, requires_grad=True)])
 
 
+def _built(name, **hparams):
+    return ogan.optim.build(name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
+
+
 @pytest.mark.parametrize(
     ("core", "mode", "why"),
     [
         (lambda: _core(_adam()), "graph", "captured"),
         (lambda: _core(Lookahead(_adam())), "graph", "captured"),
+        *[(lambda name=name: _core(_built(name)), "graph", "captured")
+          for name in ogan.optim.OPTIMIZERS],  # every registered optimizer
+        (lambda: _core(_built("optimistic-adam", ortho="weights")), "graph", "captured"),
+        (lambda: _core(_built("lookahead", base="past-extra-adam", ortho="weights")), "graph",
+         "captured"),
+        (lambda: _core(_adam(), surgery=True), "graph", "captured"),  # the cached projection
+        (lambda: _core(Ortho(_adam())), "graph", "captured"),
         (lambda: _core(_adam(), device="cpu"), "eager", "device cpu: CUDA graphs need a CUDA"),
         (lambda: _core(_adam(), streams=False), "eager", "streams='torch' draws each member"),
-        (lambda: _core(_adam(), surgery=True), "eager", "D gradient surgery"),
-        (lambda: _core(Ortho(_adam())), "eager", "optimizer Ortho is not known to be capturable"),
+        (lambda: _core(Ortho(_adam(), impl="reference")), "eager",
+         "⊥Grad impl='reference' reads every coefficient back"),
         (lambda: _core(torch.optim.RAdam([torch.zeros(1, requires_grad=True)])), "eager",
          "optimizer RAdam is not known"),
+        (lambda: _core(Ortho(type("MyAdam", (torch.optim.Adam,), {})(
+            [torch.zeros(1, requires_grad=True)]))), "eager", "optimizer MyAdam is not known"),
     ],
 )  # fmt: skip
 def test_the_step_is_captured_only_when_everything_in_it_is_capturable(core, mode, why):
     got_mode, reason = graph.plan(core())
-    assert got_mode == mode and reason.startswith(why)
+    assert got_mode == mode and reason.startswith(why), reason
+
+
+@pytest.mark.parametrize("name", ["optimistic-adam", "past-extra-adam", "muon", "ogda"])
+def test_the_graph_path_makes_ogans_optimizers_capturable_before_any_state(name, monkeypatch):
+    """As for torch.optim.Adam: ``capturable`` set on every group (a wrapper's are its base's)."""
+    opt = _built(name, ortho="weights")
+    game = SimpleNamespace(core=_core(opt, device="cpu"))
+    monkeypatch.setattr(graph.Graph, "reset", lambda self: None)
+    graph.Graph(game, "test")
+    assert [g["capturable"] for g in opt.base.param_groups] == [True] * len(opt.param_groups)
 
 
 def test_a_cpu_run_records_that_it_ran_eagerly_and_why():
@@ -113,7 +136,15 @@ REPLAY_CASES = [
     ("mog-ring", {"name": "adam", "lr": 1e-4}, {"arch": "pacgan"}),
     ("mog-ring", {"name": "adam", "lr": 1e-4}, {"arch": "unrolled"}),
     ("digits", {"name": "adam", "lr": 2e-4}, {}),
-]
+    # ogan's optimizers (device-side counters), ⊥Grad and surgery (the cached Triton tables)
+    *[("mog-ring", {"name": name, "lr": 1e-3}, {})
+      for name in ("ogda", "optimistic-adam", "extra-sgd", "extra-adam", "past-extra-adam",
+                   "muon", "ttur")],
+    ("mog-ring", {"name": "optimistic-adam", "lr": 1e-3, "ortho": "weights"}, {}),
+    ("mog-ring", {"name": "adam", "lr": 1e-3, "surgery": True}, {"arch": "pacgan"}),
+    ("mog-ring", {"name": "lookahead", "base": "extra-adam", "lr": 1e-3, "ortho": "weights",
+                  "surgery": True}, {}),
+]  # fmt: skip
 
 
 @cuda
@@ -209,17 +240,30 @@ def _fake_cuda(monkeypatch, game) -> list[_FakeGraph]:
     ("optimizer", "options"),
     [({"name": "sgd", "lr": 1e-2, "momentum": 0.9}, {}),
      ({"name": "lookahead", "base": "sgd", "lr": 1e-2, "k": 3},
-      {"scheme": "alternating", "d_steps": 2})],
+      {"scheme": "alternating", "d_steps": 2}),
+     ({"name": "optimistic-adam", "lr": 1e-3, "ortho": "weights", "surgery": True}, {}),
+     ({"name": "lookahead", "base": "past-extra-adam", "lr": 1e-3, "k": 3}, {})],
 )  # fmt: skip
 def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monkeypatch):
     """The host side of the graph path (warm-up, capture per Lookahead phase, counters put back
-    and advanced per replay, recapture after members stop), with the graph faked on the CPU."""
+    and advanced per replay, recapture after members stop), with the graph faked on the CPU;
+    ogan's optimizers with their device-side counters, ⊥Grad and surgery included."""
+    import importlib
+
     from ogan.game.population import PopulationGame
 
+    adam = importlib.import_module("torch.optim.adam")  # capturable=True refused on CPU by name
+    supported = adam._get_capturable_supported_devices
+    monkeypatch.setattr(adam, "_get_capturable_supported_devices",
+                        lambda *a, **k: [*supported(*a, **k), "cpu"])  # fmt: skip
     configs = [ogan.game.resolve("mog-ring", optimizer, seed=s, device="cpu", hidden=8,
                                  batch_size=16, streams="counter", **options)
                for s in range(3)]  # fmt: skip
     eager_game, graph_game = PopulationGame(configs), PopulationGame(configs)
+    for player in (eager_game.g, eager_game.d):  # the same arithmetic as the graph's, eagerly
+        for group in player.optimizer.param_groups:
+            if "capturable" in group:
+                group["capturable"] = True
     eager = graph.Execution(eager_game, "eager", "test")
     captured = _fake_cuda(monkeypatch, graph_game)
     replayed = graph.Graph(graph_game, "test")
@@ -233,6 +277,13 @@ def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monke
     for a, b in zip(graph_game.g.params + graph_game.d.params,
                     eager_game.g.params + eager_game.d.params):  # fmt: skip
         assert torch.equal(a, b)
+    for player in (graph_game.g, graph_game.d):  # counters on the device, advanced by replays
+        inner = player.optimizer
+        while hasattr(inner, "base"):
+            inner = inner.base
+        steps = [state["step"] for state in inner.state.values() if "step" in state]
+        assert all(isinstance(t, torch.Tensor) and t == 20 for t in steps)
+        assert bool(steps) == (optimizer.get("base", optimizer["name"]) != "sgd")
     phases = 2 if optimizer["name"] == "lookahead" else 1
     assert len(captured) == 2 * phases  # before and after the members stopped
     if phases == 2:

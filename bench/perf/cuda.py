@@ -213,7 +213,12 @@ REPLAY_MEMBERS = 4
 RTOL, ATOL = 1e-4, 1e-5  # float32 replay vs eager: the same maths, other kernels' rounding
 
 
-def _configs(workload: str, optimizer: str, members: int, device: torch.device, **kw: Any):
+REPLAY_EXTRA = ({"name": "adam", "ortho": "weights"}, {"name": "adam", "surgery": True})
+"""Besides every registered optimizer: ⊥Grad and D gradient surgery, through the Triton
+projection's cached tables."""
+
+
+def _configs(workload: str, optimizer: Any, members: int, device: torch.device, **kw: Any):
     from ogan.game import resolve
 
     return [resolve(workload, optimizer, seed=s, device=str(device), streams="counter", **kw)
@@ -251,7 +256,7 @@ def replay_checks(device: torch.device) -> dict[str, Any]:
     if device.type != "cuda":
         return {"skipped": "CUDA graphs need a CUDA device", "passed": True}
     rows = []
-    for name in OPTIMIZERS:
+    for name in (*OPTIMIZERS, *REPLAY_EXTRA):
         for scheme in SCHEMES:
             for label, (workload, options) in GRAPH_WORKLOADS.items():
                 row: dict[str, Any] = {"optimizer": name, "scheme": scheme, "workload": label}

@@ -13,11 +13,16 @@ eagerly and ``summary["execution"]`` says why (:func:`plan`), with one line on s
 
 * the device is CUDA and the run draws with ``streams="counter"`` (a ``torch.Generator`` per
   member draws from the host, member by member);
-* every link of both players' optimizer chains is in :data:`CAPTURABLE` (torch.optim's Adam and
-  AdamW, made ``capturable=True`` so their step counters live on the device; SGD; Lookahead,
-  whose synchronisation is two in-place foreach ops). ⊥Grad and D gradient surgery go through
-  the Triton projection, whose pointer table is copied from the host on every call; ogan's own
-  optimizers and users' are not yet known to be capturable;
+* every link of both players' optimizer chains is in :data:`CAPTURABLE`: torch.optim's Adam
+  and AdamW and ogan's optimistic Adam, Extra-Adam, PastExtraAdam and Muon (its Adam part), all
+  made ``capturable=True`` so that their step counters and bias corrections live on the device;
+  SGD, ExtraSGD and OGDA, which keep no counter; the extrapolation methods' two half-steps
+  (foreach copies of the anchors around the base step); Lookahead, whose synchronisation is two
+  in-place foreach ops; ⊥Grad (``Ortho``), whose projection is the Triton kernel with its
+  pointer tables cached per list of tensors (:mod:`ogan._triton_kernel`: no copy, no sync once
+  cached) or the foreach path, which syncs nothing either; not with ``impl="reference"``, whose
+  loop reads every coefficient back. A user's optimizer is not known to be capturable;
+* D gradient surgery goes through the same projection, so it is captured too;
 * the capture itself succeeds (a workload's host logic fails it: the step then runs eagerly,
   the error is the reason).
 
@@ -40,13 +45,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ogan.optim.wrappers import Lookahead
+from ogan.optim.extragradient import ExtraAdam, ExtraSGD, PastExtraAdam
+from ogan.optim.muon import MuonWithAdam
+from ogan.optim.optimistic import OGDA, OptimisticAdam
+from ogan.optim.wrappers import Lookahead, Ortho
 
 WARMUP = 3
 """Eager steps on a side stream before the first capture."""
 
-CAPTURABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, Lookahead)
-"""Optimizer chain links whose step is device work only (Adam/AdamW with ``capturable=True``)."""
+CAPTURABLE = (
+    torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD,
+    OGDA, OptimisticAdam, ExtraSGD, ExtraAdam, PastExtraAdam, MuonWithAdam,
+    Lookahead, Ortho,
+)  # fmt: skip
+"""Optimizer chain links whose step is device work only, once :class:`Graph` has set
+``capturable=True`` where they take it (the exact classes: a subclass may add host logic).
+Not yet measured on a device for ogan's optimizers and ⊥Grad: the device test holds replay to
+eager (tests/test_graph.py)."""
 
 
 def _links(opt: Any) -> list[Any]:
@@ -66,12 +81,15 @@ def plan(core: Any) -> tuple[str, str]:
             "streams='torch' draws each member's batch with its own torch.Generator from the "
             "host; streams='counter' is captured"
         )
-    if core.surgery:
-        return "eager", "D gradient surgery: the Triton projection copies its pointer table"
     for player in (core.g, core.d):
         for link in _links(player.optimizer):
             if type(link) not in CAPTURABLE:
                 return "eager", f"optimizer {type(link).__name__} is not known to be capturable"
+            if isinstance(link, Ortho) and link.impl == "reference":
+                return "eager", (
+                    "⊥Grad impl='reference' reads every coefficient back to the host; "
+                    "impl='auto' (Triton or foreach) is captured"
+                )
     return "graph", "captured"
 
 
@@ -106,7 +124,9 @@ class Graph(Execution):
     def __init__(self, game: Any, reason: str):
         super().__init__(game, "graph", reason)
         core = game.core
-        for player in (core.g, core.d):  # before any state exists: step counters on the device
+        # before any state exists: step counters on the device (torch.optim's Adam and ogan's
+        # optimizers; every link of a chain shares its base's groups)
+        for player in (core.g, core.d):
             for group in player.optimizer.param_groups:
                 if "capturable" in group:
                     group["capturable"] = True
