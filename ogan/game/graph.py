@@ -93,6 +93,29 @@ def plan(core: Any) -> tuple[str, str]:
     return "graph", "captured"
 
 
+def make_capturable(core: Any) -> None:
+    """``capturable=True`` on every optimizer group that takes it (torch.optim's Adam, ogan's
+    optimizers; a chain's links share its base's groups), with existing step counters moved to
+    their parameters' device (ogan's own convert a host counter at their next step).
+
+    Done before the warm-up steps of every capture, not only once: loading a checkpoint an eager
+    run saved restores ``capturable=False``, and a step that is not capturable may still be
+    recorded without error (a host counter read from a CPU tensor) with its bias corrections
+    frozen into the graph as constants, wrong at every later replay.
+    """
+    for player in (core.g, core.d):
+        links = _links(player.optimizer)
+        for group in player.optimizer.param_groups:
+            if "capturable" not in group:
+                continue
+            group["capturable"] = True
+            for p in group["params"]:
+                for link in links:
+                    step = link.state[p].get("step") if p in link.state else None
+                    if isinstance(step, Tensor) and step.device != p.device:
+                        link.state[p]["step"] = step.to(p.device, torch.float32)
+
+
 class Execution:
     """Eager execution: each step as it is written. On a CPU the rows are read back every step
     (a read costs nothing there, and a diverging member is evaluated at the very step it
@@ -123,14 +146,8 @@ class Graph(Execution):
 
     def __init__(self, game: Any, reason: str):
         super().__init__(game, "graph", reason)
-        core = game.core
-        # before any state exists: step counters on the device (torch.optim's Adam and ogan's
-        # optimizers; every link of a chain shares its base's groups)
-        for player in (core.g, core.d):
-            for group in player.optimizer.param_groups:
-                if "capturable" in group:
-                    group["capturable"] = True
-        self.lookahead = core.g.lookahead
+        make_capturable(game.core)  # before any state exists, where it does not yet
+        self.lookahead = game.core.g.lookahead
         self.reset()
 
     def reset(self) -> None:
@@ -146,6 +163,7 @@ class Graph(Execution):
             return self.game.step(index)
         if self.eager_until is None:
             self.eager_until = index + WARMUP
+            make_capturable(self.game.core)  # again: a checkpoint loaded since may have reset it
         if index < self.eager_until:
             side = torch.cuda.Stream(self.game.core.device)
             side.wait_stream(torch.cuda.current_stream())
