@@ -172,3 +172,17 @@ def test_a_state_saved_before_the_flag_existed_loads_as_not_capturable():
     fresh = OptimisticAdam(_model().parameters(), lr=0.1, capturable=True)
     fresh.load_state_dict(saved)
     assert [g["capturable"] for g in fresh.param_groups] == [False]
+
+
+def test_a_spec_with_capturable_trains_and_records_it_with_the_default_runs_losses():
+    import ogan
+
+    kw = dict(steps=8, eval_every=4, device="cpu", seed=2, hidden=8, batch_size=16)
+    spec = {"name": "optimistic-adam", "lr": 1e-3, "ortho": "weights"}
+    on = ogan.train("mog-ring", {**spec, "capturable": True}, **kw)
+    off = ogan.train("mog-ring", spec, **kw)
+    assert on.config["optimizer"]["capturable"] is True
+    for column in ("loss_g", "loss_d"):
+        torch.testing.assert_close(torch.tensor(on.trace[column].values),
+                                   torch.tensor(off.trace[column].values),
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
