@@ -258,9 +258,9 @@ def _is_number(value: Any) -> bool:
 def sequence_keys(name: Any, hparams: Mapping[str, Any] | None = None) -> frozenset[str]:
     """Hyperparameters whose value is a sequence (``betas``), a wrapped optimizer's included,
     and ``extra_keys`` (a list of key names)."""
-    inner = wrapped(name, hparams)
-    own = resolve_name("optimizer", name).sequence_keys | {"extra_keys"}
-    return own if inner is None else own | inner.sequence_keys
+    found = resolve(name, hparams, check=False)
+    own = found.entry.sequence_keys | {"extra_keys"}
+    return own if found.inner is None else own | found.inner.sequence_keys
 
 
 def default_lr(name: Any, hparams: Mapping[str, Any] | None = None) -> float:
@@ -296,7 +296,10 @@ class Resolved:
     downstream reads the user's argument again; this does the same for a name and its keys:
     :func:`resolve` finds the class or factory (and what it wraps) and checks the keys once;
     :meth:`build` makes each player's optimizer, :meth:`admission` gives its population
-    admission, :attr:`sources` where its code came from, without resolving the name again.
+    admission, :attr:`sources` where its code came from, :meth:`trial` a throwaway one (its
+    values validated, a step that needs a closure refused) and :meth:`with_hparams` the same
+    optimizer with other keys, without resolving the name again. ``ogan.game.resolve`` makes
+    one per run (``TrainConfig.resolved``) and every later use goes through it.
     """
 
     entry: Entry
