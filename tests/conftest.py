@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from test_vision_data import fake_mnist
 
+from ogan import registry
 from ogan.metrics.inception import INCEPTION_FILENAME
 
 TINY_SWEEP = """
@@ -83,3 +85,22 @@ def vision_files(tmp_path, monkeypatch) -> dict[str, str]:
     weights.write_bytes(b"not really inception")
     monkeypatch.setenv("OGAN_CACHE_DIR", str(tmp_path / "cache"))
     return {"data_dir": str(tmp_path / "data"), "fid_weights": str(weights)}
+
+
+@pytest.fixture
+def optimizer_resolutions(monkeypatch) -> Counter[str]:
+    """How often each optimizer name is resolved by ``ogan.registry`` from now on.
+
+    Every resolution of an optimizer name ends in the registry's ``_optimizer_entry`` (which
+    reads the signature and builds the ``Entry``), however the caller reached the registry:
+    counting there misses no caller, also one that imported ``resolve_name`` by name.
+    """
+    counts: Counter[str] = Counter()
+    real = registry._optimizer_entry
+
+    def counting(name, *args):
+        counts[name] += 1
+        return real(name, *args)
+
+    monkeypatch.setattr(registry, "_optimizer_entry", counting)
+    return counts

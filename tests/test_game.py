@@ -346,3 +346,41 @@ def test_recorded_norm_after_the_projection_is_that_of_the_gradients_applied():
     applied = torch.stack([p.grad.norm() for p in game.d.params]).norm()
     assert cols["grad_norm_d"][0] == pytest.approx(applied.item(), rel=1e-5)
     assert cols["grad_norm_d"][0] < cols["grad_norm_d_pre"][0]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "names"),
+    [
+        ({"name": "adam", "lr": 1e-3}, {"adam": 1}),
+        (  # a wrapper, its base by import path, ⊥Grad around both
+            {"name": "lookahead", "base": "torch.optim:RAdam", "lr": 1e-3, "ortho": "weights"},
+            {"lookahead": 1, "torch.optim:RAdam": 1},
+        ),
+    ],
+)
+def test_train_resolves_its_optimizer_name_once(optimizer, names, optimizer_resolutions):
+    # TrainConfig carries the resolved spec: both players' builds and the sources use it
+    result = ogan.train("mog-ring", optimizer, steps=2, eval_every=2, device="cpu", hidden=8,
+                        batch_size=8, threads=1)  # fmt: skip
+    assert optimizer_resolutions == names
+    assert result.summary["steps_completed"] == 2
+    assert "resolved" not in result.config  # the record stays plain data
+    assert result.config["sources"]["optimizer"]["via"] == "registered"
+
+
+def test_train_refuses_an_optimizer_whose_step_needs_a_closure_before_any_run():
+    spec = {"name": "torch.optim:LBFGS", "lr": 0.1}
+    expected = (
+        "optimizer 'torch.optim:LBFGS' needs a closure in step() (it re-evaluates the loss: "
+        "TypeError: LBFGS.step() missing 1 required positional argument: 'closure'); ogan's "
+        "two-player step has none to give, choose another optimizer"
+    )
+    with pytest.raises(ConfigError) as at_resolve:  # the configuration: nothing is built
+        resolve("mog-ring", spec, device="cpu")
+    assert str(at_resolve.value) == expected
+    with pytest.raises(ConfigError) as at_train:
+        ogan.train("mog-ring", spec, steps=2, device="cpu")
+    assert str(at_train.value) == expected
+    with pytest.raises(ConfigError) as at_admission:  # where bench run found it: the same text
+        optim.admit("torch.optim:LBFGS", spec)
+    assert str(at_admission.value) == expected

@@ -13,7 +13,7 @@ import torch
 
 import ogan
 from ogan.game import graph, loop
-from ogan.game.game import _seeds
+from ogan.game.game import stream_seeds
 from ogan.optim import Lookahead, Ortho
 from ogan.workloads.mog import MoGRing
 
@@ -85,7 +85,7 @@ class _Deferred(graph.Execution):
 
 def _poison(monkeypatch, seed: int, after: int) -> None:
     """After its first ``after`` batches, one seed's real data is NaN (found by its generator)."""
-    target, sample, calls = _seeds(seed)[1], MoGRing.sample, {"n": 0}
+    target, sample, calls = stream_seeds(seed)[1], MoGRing.sample, {"n": 0}
 
     def poisoned(self, batch_size, generator):
         batch = sample(self, batch_size, generator)

@@ -32,9 +32,9 @@ from ogan import optim, workloads
 from ogan.errors import ConfigError
 from ogan.game import Game
 from ogan.game.config import resolve
-from ogan.game.game import _seeds
+from ogan.game.game import stream_seeds
+from ogan.game.loop import torch_threads
 from ogan.game.population import PopulationGame
-from ogan.game.train import _threads
 from ogan.metrics.inception import INCEPTION_FILENAME
 from ogan.workloads.base import Batch
 from ogan.workloads.mog import MoGRing
@@ -269,7 +269,7 @@ def assert_members_are_standalone(configs, steps=STEPS, tol: Tolerance | None = 
     the game's dynamics (chaotic: a last-bit difference grows step by step, faster on some CPUs'
     kernels than others'). The records and the stepped parameters and buffers are compared.
     """
-    with _threads(1):
+    with torch_threads(1):
         population = PopulationGame(configs)
         games = [Game(c) for c in configs]
         tol = tol or Tolerance.of(games[0])
@@ -429,7 +429,7 @@ def test_population_results_are_the_standalone_results_in_seed_order(workload, o
         pd.testing.assert_frame_equal(_strip(result.history), _strip(alone.history), rtol=1e-3)
         pd.testing.assert_frame_equal(_strip(result.trace), _strip(alone.trace), rtol=1e-4)
         extra = set(result.summary) - set(alone.summary)
-        assert extra == {"population"} and set(alone.summary) <= set(result.summary)
+        assert extra == {"population", "admission"} and set(alone.summary) <= set(result.summary)
         assert result.summary["population"]["size"] == len(seeds)
         assert result.summary["population"]["member"] == index
 
@@ -447,7 +447,7 @@ def test_member_time_is_its_share_of_the_population_step():
 
 def _poison(monkeypatch, seed: int, after: int) -> None:
     """After its first ``after`` batches, one seed's real data is NaN (found by its generator)."""
-    target = _seeds(seed)[1]
+    target = stream_seeds(seed)[1]
     calls = {"n": 0}
     sample = MoGRing.sample
 
@@ -514,6 +514,27 @@ def test_long_runs_agree_with_standalone_runs_in_distribution_over_seeds():
     assert (np.abs(population - alone) > 1e-2 * alone).sum() >= len(seeds) // 2  # separated
     assert scipy.stats.ks_2samp(population, alone).pvalue > 0.05
     assert scipy.stats.mannwhitneyu(population, alone).pvalue > 0.05
+
+
+def test_train_population_resolves_its_optimizer_name_once(optimizer_resolutions):
+    # an lr no other test uses: the admission check runs here, not from the process's cache
+    spec = {"name": "lookahead", "base": "adam", "lr": 1.25e-3, "ortho": "weights"}
+    results = ogan.train_population("mog-ring", spec, seeds=[0, 1, 2], steps=2, eval_every=2,
+                                    device="cpu", hidden=8, batch_size=8, threads=1)  # fmt: skip
+    assert optimizer_resolutions == {"lookahead": 1, "adam": 1}  # 16 and 30 before (3 seeds)
+    assert [r.config["seed"] for r in results] == [0, 1, 2]
+    assert all(r.summary["steps_completed"] == 2 for r in results)
+
+
+def test_train_population_records_its_admission_as_bench_run_stores_it():
+    spec = {"name": "adam", "lr": 1e-3}
+    results = ogan.train_population("mog-ring", spec, seeds=[0, 1], steps=2, eval_every=2,
+                                    device="cpu", hidden=8, batch_size=8, threads=1)  # fmt: skip
+    stored = optim.admit("adam", spec).to_dict()  # what bench run writes into every run
+    assert stored["admitted"] is True and stored["max_difference"] <= 1e-6
+    assert stored["reason"].startswith("every member's update equals its standalone run's")
+    assert [r.summary["admission"] for r in results] == [stored, stored]
+    assert results[0].summary["admission"] is not results[1].summary["admission"]  # own copies
 
 
 def test_a_population_needs_seeds():

@@ -285,10 +285,10 @@ POPULATION = 8
 
 
 def _one_thread(fn: Callable[[], object]) -> Callable[[], object]:
-    from ogan.game.train import _threads
+    from ogan.game.loop import torch_threads
 
     def call() -> object:
-        with _threads(1):
+        with torch_threads(1):
             return fn()
 
     return call

@@ -47,6 +47,11 @@ class TrainConfig:
     sources: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Where each name's code came from (``ogan.registry.Origin`` as dicts): ``workload``,
     ``optimizer`` and, for a wrapper, ``optimizer.<key>`` (e.g. ``optimizer.base``)."""
+    resolved: optim.Resolved | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The optimizer spec resolved once (:func:`resolve` sets it): both players' optimizers,
+    the population admission and the sources come from it, never from the name again. It is
+    the spec's own meaning, not more configuration: equality and :meth:`to_dict` leave it out
+    (an object passed by value is not JSON, and the dict names it already)."""
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -54,7 +59,33 @@ class TrainConfig:
         return {k: v for k, v in self.optimizer.items() if k not in (*GAME_OPTIMIZER_KEYS, "lr")}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The configuration as plain data (what a result and a checkpoint record)."""
+        out = dataclasses.asdict(dataclasses.replace(self, resolved=None))
+        del out["resolved"]
+        return out
+
+    @property
+    def optimizer_resolved(self) -> optim.Resolved:
+        """:attr:`resolved`, which only a configuration made by hand lacks.
+
+        Raises:
+            ValueError: it was not made by :func:`resolve`.
+        """
+        if self.resolved is None:
+            raise ValueError("this TrainConfig holds no resolved optimizer; make it with "
+                             "ogan.game.resolve")  # fmt: skip
+        return self.resolved
+
+
+def check_seed(seed: Any) -> int:
+    """A run's seed, checked (an integer >= 0).
+
+    Raises:
+        ConfigError: anything else, bools included.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    return seed
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -75,40 +106,45 @@ def _nonneg_float(name: str, value: Any, *, strictly: bool = False) -> float:
 
 def resolve_optimizer(
     optimizer: Any | Mapping[str, Any],
-) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
-    """The resolved optimizer spec, its extrapolation kind (None, "extragradient", "past") and
-    where its code came from (see :attr:`TrainConfig.sources`)."""
+) -> tuple[dict[str, Any], optim.Resolved, str | None]:
+    """The completed optimizer spec, the spec resolved (:class:`ogan.optim.Resolved`, its name
+    looked up once) and its extrapolation kind (None, "extragradient", "past").
+
+    The name and what it wraps are resolved first, the game's keys and the lr completed, then
+    the optimizer's keys checked (:meth:`~ogan.optim.Resolved.with_hparams`), and a trial
+    optimizer built and stepped (:meth:`~ogan.optim.Resolved.trial`: its own validation, and a
+    ``step`` that needs a closure refused now rather than at the first step).
+    """
     spec = dict(optimizer) if isinstance(optimizer, Mapping) else {"name": optimizer}
     if "name" not in spec:
         raise ConfigError("optimizer spec needs a 'name', e.g. {'name': 'adam', 'lr': 2e-4}")
-    entry = resolve_name("optimizer", spec["name"])
+    found = optim.resolve(spec["name"], spec, check=False)
+    entry, inner = found.entry, found.inner
     spec["name"] = name = entry.name  # a string, also for an object passed by value
-    sources = {"optimizer": entry.origin.to_dict()}
-    inner = optim.wrapped(name, spec)
-    if inner is not None:
-        key = entry.wraps[0]
-        spec[key] = inner.name
-        sources[f"optimizer.{key}"] = inner.origin.to_dict()
-    valid = (*GAME_OPTIMIZER_KEYS, *optim.hyperparameters(name, spec))
+    if inner is not None and entry.wraps is not None:
+        spec[entry.wraps[0]] = inner.name
+    valid = (*GAME_OPTIMIZER_KEYS, *found.keys)
     unknown = sorted(set(spec) - set(valid))
     if unknown and not (inner or entry).open_keys:
         raise ConfigError(
             f"Unknown key(s) {', '.join(unknown)} for optimizer {name!r}; valid: {', '.join(valid)}"
         )
-    lr = spec["lr"] if "lr" in spec else optim.default_lr(name, spec)
-    spec["lr"] = _nonneg_float("lr", lr, strictly=True)
+    if "lr" not in spec:
+        spec["lr"] = found.default_lr
+    spec["lr"] = _nonneg_float("lr", spec["lr"], strictly=True)
     spec["lr_ratio"] = _nonneg_float(
         "lr_ratio", spec.get("lr_ratio", entry.game_defaults.get("lr_ratio", 1.0)), strictly=True
     )
     spec["surgery"] = bool(spec.get("surgery", False))
-    hparams = {k: v for k, v in spec.items() if k not in GAME_OPTIMIZER_KEYS}
+    hparams = {k: v for k, v in spec.items() if k not in (*GAME_OPTIMIZER_KEYS, "lr")}
+    resolved = found.with_hparams({"lr": spec["lr"], **hparams})  # the keys the players get
     try:  # the optimizer's own validation, on a throwaway parameter
-        trial = optim.build(name, [torch.zeros(1, requires_grad=True)], **hparams)
+        trial = resolved.trial()
     except ConfigError:
         raise
     except Exception as exc:  # a user's optimizer may raise anything for a bad value
         raise ConfigError(f"optimizer {name!r}: {type(exc).__name__}: {exc}") from None
-    return spec, getattr(trial, "extrapolation", None), sources
+    return spec, resolved, getattr(trial, "extrapolation", None)
 
 
 def resolve(
@@ -142,12 +178,11 @@ def resolve(
     parsed = cls.parse_options(**options)
     spec = dict(optimizer) if isinstance(optimizer, Mapping) else {"name": optimizer}
     spec.update({k: v for k, v in (("lr", lr), ("lr_ratio", lr_ratio)) if v is not None})
-    spec, extrapolation, sources = resolve_optimizer(spec)
+    spec, resolved, extrapolation = resolve_optimizer(spec)
     if surgery is not None:
         spec["surgery"] = bool(surgery)
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    check_seed(seed)
     steps = _positive_int("steps", cls.default_steps if steps is None else steps)
     eval_every = _positive_int(
         "eval_every", cls.default_eval_every if eval_every is None else eval_every
@@ -214,5 +249,6 @@ def resolve(
         fresh_batch=bool(fresh_batch),
         threads=threads,
         streams=streams,
-        sources={"workload": entry.origin.to_dict(), **sources},
+        sources={"workload": entry.origin.to_dict(), **resolved.sources},
+        resolved=resolved,
     )

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ogan import optim, workloads
+from ogan import workloads
 from ogan.game import stats as gstats
 from ogan.game.batching import Single
 from ogan.game.config import TrainConfig
@@ -75,7 +75,7 @@ def _find(opt: torch.optim.Optimizer, kind: type) -> Any:
     return None
 
 
-def _seeds(seed: int) -> tuple[int, int, int]:
+def stream_seeds(seed: int) -> tuple[int, int, int]:
     """Independent seeds for initialisation, training batches and evaluation noise."""
     init, data, evaluation = np.random.SeedSequence(seed).generate_state(3)
     return int(init), int(data), int(evaluation)
@@ -136,7 +136,7 @@ class TwoPlayerGame:
 
     def _player(self, module: Any, lr: float) -> Player:
         params, groups = self._trainable(module)
-        opt = optim.build(self.config.optimizer["name"], groups, lr=lr, **self.config.hparams)
+        opt = self.config.optimizer_resolved.build(groups, lr=lr)
         lookahead = _find(opt, Lookahead)
         if lookahead is not None:
             lookahead.auto_sync = False  # both players synchronise together (see step)
@@ -363,7 +363,7 @@ class Game(TwoPlayerGame):
         self.batching = Single(self.device)
         cls = workloads.get(config.workload)
         self.workload = cls(cls.parse_options(**config.options), self.device)
-        init_seed, data_seed, eval_seed = _seeds(config.seed)
+        init_seed, data_seed, eval_seed = stream_seeds(config.seed)
         self.eval_seeds = [eval_seed]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)

@@ -2,12 +2,13 @@
 
 Member i *is* the standalone run ``ogan.train(..., seed=seeds[i])``: its networks come from that
 seed's initialisation stream, its batches from its own data generator, its evaluation noise from
-its own evaluation seed (``_seeds``). What the members share is the program: one vmapped forward
-pass of all of them (:class:`~ogan.game.stacked.Stacked`), one backward pass of their summed
-losses, one optimizer step on the stacked tensors. Element-wise optimizers (SGD, Adam, the
-optimistic and extrapolation methods, Lookahead) are thereby exactly per member; ⊥Grad and Muon
-act per member through the parameter group's ``members`` key (:class:`ogan.optim.Ortho`,
-:class:`ogan.optim.MuonWithAdam`); D gradient surgery projects each member's slices.
+its own evaluation seed (:func:`~ogan.game.game.stream_seeds`). What the members share is the
+program: one vmapped forward pass of all of them (:class:`~ogan.game.stacked.Stacked`), one
+backward pass of their summed losses, one optimizer step on the stacked tensors. Element-wise
+optimizers (SGD, Adam, the optimistic and extrapolation methods, Lookahead) are thereby exactly
+per member; ⊥Grad and Muon act per member through the parameter group's ``members`` key
+(:class:`ogan.optim.Ortho`, :class:`ogan.optim.MuonWithAdam`); D gradient surgery projects each
+member's slices.
 
 The step is :class:`ogan.game.Game`'s own: every piece of its maths is written once, in
 :class:`~ogan.game.game.TwoPlayerGame`, over the population's layout
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 from ogan import workloads
 from ogan.game.batching import Members
 from ogan.game.config import TrainConfig
-from ogan.game.game import Player, TwoPlayerGame, _seeds
+from ogan.game.game import Player, TwoPlayerGame, stream_seeds
 from ogan.game.stacked import Stacked, take_members
 from ogan.game.streams import Streams, key
 from ogan.workloads.base import Batch, Workload
@@ -46,7 +47,7 @@ class PopulationGame(TwoPlayerGame):
         self.workload: Workload = cls(cls.parse_options(**config.options), self.device)
         players, self.gens, self.eval_seeds, keys = [], [], [], []
         for member in configs:
-            init_seed, data_seed, eval_seed = _seeds(member.seed)
+            init_seed, data_seed, eval_seed = stream_seeds(member.seed)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(init_seed)
                 players.append(self.workload.build_players())

@@ -2,24 +2,26 @@
 
 Every member's result has exactly the schema of ``ogan.train``'s (history, trace, summary,
 config), plus ``summary["population"]``: the population's size, the member's index and the
-population's mean step time. The loop is ``ogan.train``'s (:mod:`ogan.game.loop`): a member's
-time is its share of each step's, and a member that diverges stops there, with its final
-evaluation, exactly as a standalone run does; the others carry on unchanged.
+population's mean step time, and ``summary["admission"]``: the optimizer's population admission
+(:meth:`ogan.optim.Admission.to_dict`, the dict ``bench run`` stores with every run). The loop
+is ``ogan.train``'s (:mod:`ogan.game.loop`): a member's time is its share of each step's, and a
+member that diverges stops there, with its final evaluation, exactly as a standalone run does;
+the others carry on unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ogan import optim
 from ogan.errors import ConfigError
 from ogan.game import checkpoint as ckpt
 from ogan.game import loop
-from ogan.game.config import resolve
+from ogan.game.config import check_seed, resolve
+from ogan.game.loop import TrainResult
 from ogan.game.population import PopulationGame
-from ogan.game.train import TrainResult, _threads
 
 
 def train_population(
@@ -47,19 +49,23 @@ def train_population(
     seeds = list(seeds)
     if not seeds:
         raise ConfigError("seeds must name at least one seed, e.g. seeds=[0, 1, 2, 3]")
-    configs = [
-        resolve(workload, optimizer, steps=steps, seed=seed, eval_every=eval_every,
-                device=device, **options)
-        for seed in seeds
-    ]  # fmt: skip
-    spec = configs[0].optimizer
-    admission = optim.admit(spec["name"], {**configs[0].hparams, "lr": spec["lr"]})
+    for seed in seeds:
+        check_seed(seed)
+    # One resolution for all members: they differ by seed alone, which nothing resolved reads.
+    config = resolve(workload, optimizer, steps=steps, seed=seeds[0], eval_every=eval_every,
+                     device=device, **options)  # fmt: skip
+    configs = [dataclasses.replace(config, seed=seed) for seed in seeds]
+    admission = config.optimizer_resolved.admission()
     if not admission.admitted:
         raise ConfigError(
-            f"optimizer {spec['name']!r} cannot train a population: {admission.reason}; train "
-            "the seeds one at a time (ogan.train, or bench run --population 1)"
+            f"optimizer {config.optimizer['name']!r} cannot train a population: "
+            f"{admission.reason}; train the seeds one at a time (ogan.train, or bench run "
+            "--population 1)"
         )
-    checkpointing = ckpt.plan(checkpoint, checkpoint_every, configs[0].steps)
-    with _threads(configs[0].threads):
+    checkpointing = ckpt.plan(checkpoint, checkpoint_every, config.steps)
+    with loop.torch_threads(config.threads):
         game = PopulationGame(configs)
-        return loop.run(game, configs, population=True, checkpointing=checkpointing)
+        results = loop.run(game, configs, population=True, checkpointing=checkpointing)
+    for result in results:
+        result.summary["admission"] = admission.to_dict()
+    return results

@@ -7,12 +7,9 @@ summary) is :mod:`ogan.game.loop`, the same for one run and for a population.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from ogan.game import checkpoint as ckpt
 from ogan.game import loop
@@ -22,19 +19,6 @@ from ogan.game.loop import TrainResult
 from ogan.workloads.base import Workload
 
 __all__ = ["Game", "Player", "TrainResult", "train"]
-
-
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(
@@ -77,6 +61,6 @@ def train(
     config = resolve(workload, optimizer, steps=steps, seed=seed, eval_every=eval_every,
                      device=device, **options)  # fmt: skip
     checkpointing = ckpt.plan(checkpoint, checkpoint_every, config.steps)
-    with _threads(config.threads):
+    with loop.torch_threads(config.threads):
         game = loop.One(Game(config))
         return loop.run(game, [config], population=False, checkpointing=checkpointing)[0]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch.optim import Optimizer
 
 from ogan.errors import ConfigError
@@ -41,6 +42,7 @@ __all__ = [
     "acts_per_member",
     "admit",
     "build",
+    "closure_error",
     "default_lr",
     "hyperparameters",
     "lookahead",
@@ -55,9 +57,19 @@ ORTHO_KEYS = ("ortho", "ortho_renorm")
 
 
 def lookahead(
-    params: Iterable, base: str = "adam", k: int = 5, alpha: float = 0.5, **base_hparams: Any
+    params: Iterable,
+    base: Any = "adam",
+    k: int = 5,
+    alpha: float = 0.5,
+    **base_hparams: Any,
 ) -> Lookahead:
-    """The registered ``lookahead``: :class:`Lookahead` around ``build(base, ...)``."""
+    """The registered ``lookahead``: :class:`Lookahead` around ``build(base, ...)``.
+
+    ``base`` is a name, or the wrapped optimizer already resolved (a :class:`Resolved`, as
+    :meth:`Resolved.build` passes it), which builds without resolving its name again.
+    """
+    if isinstance(base, Resolved):
+        return Lookahead(base.build(params, **base_hparams), k=k, alpha=alpha)
     return Lookahead(build(base, params, **base_hparams), k=k, alpha=alpha)
 
 
@@ -76,9 +88,9 @@ def admit(name: Any | Resolved, hparams: Mapping[str, Any] | None = None) -> Adm
             closure (ogan's game steps without one).
     """
     if not isinstance(name, Resolved):
-        entry = resolve_name("optimizer", name)
-        valid = {*_keys(entry, _wrapped(entry, hparams)), "extra_keys", *_extra_keys(hparams)}
-        name = resolve(entry.name, {k: v for k, v in (hparams or {}).items() if k in valid})
+        found = resolve(name, hparams, check=False)
+        valid = {*found.keys, "extra_keys", *_extra_keys(hparams)}
+        name = found.with_hparams({k: v for k, v in (hparams or {}).items() if k in valid})
     key = (name.name, repr(sorted(name.spec.items())))
     if key not in _admissions:
         _admissions[key] = _admit(name)
@@ -107,11 +119,7 @@ def _admit(resolved: Resolved) -> Admission:
             raise
         except Exception as exc:  # the optimizer fails on its own, not only in a population
             if needs_closure(exc):
-                raise ConfigError(
-                    f"optimizer {entry.name!r} needs a closure in step() (it re-evaluates the "
-                    f"loss: {type(exc).__name__}: {exc}); ogan's two-player step has none to "
-                    "give, choose another optimizer"
-                ) from None
+                raise closure_error(entry.name, exc) from None
             if i == 0:
                 raise ConfigError(f"optimizer {entry.name!r} fails a trial step: "
                                   f"{type(exc).__name__}: {exc}") from None  # fmt: skip
@@ -132,6 +140,16 @@ def _admit(resolved: Resolved) -> Admission:
             "remove the attribute (its runs then train one seed at a time)"
         )
     return outcome
+
+
+def closure_error(name: str, exc: BaseException) -> ConfigError:
+    """The one message for an optimizer whose ``step`` wants a closure (``exc`` its error), the
+    same wherever it is found: ``ogan.train``'s resolve and a sweep's admission."""
+    return ConfigError(
+        f"optimizer {name!r} needs a closure in step() (it re-evaluates the loss: "
+        f"{type(exc).__name__}: {exc}); ogan's two-player step has none to give, choose another "
+        "optimizer"
+    )
 
 
 def needs_closure(exc: BaseException) -> bool:
@@ -168,8 +186,7 @@ def _wrapped(entry: Entry, hparams: Mapping[str, Any] | None) -> Entry | None:
 def hyperparameters(name: Any, hparams: Mapping[str, Any] | None = None) -> tuple[str, ...]:
     """The keyword arguments ``build(name, ...)`` accepts (a wrapped optimizer's too, and the
     implementation switches its signature names; ``extra_keys`` opts in more)."""
-    entry = resolve_name("optimizer", name)
-    return _keys(entry, _wrapped(entry, hparams))
+    return resolve(name, hparams, check=False).keys
 
 
 def _keys(entry: Entry, inner: Entry | None) -> tuple[str, ...]:
@@ -241,19 +258,14 @@ def _is_number(value: Any) -> bool:
 def sequence_keys(name: Any, hparams: Mapping[str, Any] | None = None) -> frozenset[str]:
     """Hyperparameters whose value is a sequence (``betas``), a wrapped optimizer's included,
     and ``extra_keys`` (a list of key names)."""
-    inner = wrapped(name, hparams)
-    own = resolve_name("optimizer", name).sequence_keys | {"extra_keys"}
-    return own if inner is None else own | inner.sequence_keys
+    found = resolve(name, hparams, check=False)
+    own = found.entry.sequence_keys | {"extra_keys"}
+    return own if found.inner is None else own | found.inner.sequence_keys
 
 
 def default_lr(name: Any, hparams: Mapping[str, Any] | None = None) -> float:
     """The learning rate ``name`` uses when none is given (a wrapper's is its inner one's)."""
-    inner = wrapped(name, hparams)
-    entry = resolve_name("optimizer", name) if inner is None else inner
-    lr = entry.defaults.get("lr")
-    if not isinstance(lr, int | float) or isinstance(lr, bool):
-        raise ConfigError(f"optimizer {entry.name!r} has no default learning rate; give lr")
-    return float(lr)
+    return resolve(name, hparams, check=False).default_lr
 
 
 def build(name: Any, params: Iterable, **hparams: Any) -> Optimizer:
@@ -284,7 +296,10 @@ class Resolved:
     downstream reads the user's argument again; this does the same for a name and its keys:
     :func:`resolve` finds the class or factory (and what it wraps) and checks the keys once;
     :meth:`build` makes each player's optimizer, :meth:`admission` gives its population
-    admission, :attr:`sources` where its code came from, without resolving the name again.
+    admission, :attr:`sources` where its code came from, :meth:`trial` a throwaway one (its
+    values validated, a step that needs a closure refused) and :meth:`with_hparams` the same
+    optimizer with other keys, without resolving the name again. ``ogan.game.resolve`` makes
+    one per run (``TrainConfig.resolved``) and every later use goes through it.
     """
 
     entry: Entry
@@ -299,6 +314,24 @@ class Resolved:
         return self.entry.name
 
     @property
+    def keys(self) -> tuple[str, ...]:
+        """The keyword arguments :meth:`build` accepts (:func:`hyperparameters`)."""
+        return _keys(self.entry, self.inner)
+
+    @property
+    def default_lr(self) -> float:
+        """The learning rate used when none is given (a wrapper's is its inner one's).
+
+        Raises:
+            ConfigError: it has none (a factory without a default ``lr``).
+        """
+        entry = self.entry if self.inner is None else self.inner
+        lr = entry.defaults.get("lr")
+        if not isinstance(lr, int | float) or isinstance(lr, bool):
+            raise ConfigError(f"optimizer {entry.name!r} has no default learning rate; give lr")
+        return float(lr)
+
+    @property
     def sources(self) -> dict[str, Any]:
         """Where its code came from (``TrainConfig.sources``' optimizer entries)."""
         out = {"optimizer": self.entry.origin.to_dict()}
@@ -306,9 +339,31 @@ class Resolved:
             out[f"optimizer.{self.entry.wraps[0]}"] = self.inner.origin.to_dict()
         return out
 
+    def with_hparams(self, hparams: Mapping[str, Any]) -> Resolved:
+        """The same optimizer with these keyword arguments, checked as :func:`resolve` checks
+        them; its name and what it wraps are not resolved again (unless ``hparams`` names
+        another optimizer to wrap)."""
+        inner = self.inner
+        if self.entry.wraps is not None:
+            key, default = self.entry.wraps
+            if inner is None or hparams.get(key, default) != inner.name:
+                inner = _wrapped(self.entry, hparams)
+        return _checked(self.entry, inner, hparams)
+
     def build(self, params: Iterable, **overrides: Any) -> Optimizer:
-        """The optimizer for one player (``overrides``: e.g. that player's ``lr``)."""
-        optimizer = self.entry.obj(params, **{**self.hparams, **overrides})
+        """The optimizer for one player (``overrides``: e.g. that player's ``lr``).
+
+        A wrapper (lookahead) gets what it wraps as a :class:`Resolved` under its key, so the
+        inner optimizer is built from the entry resolved here, not from its name again; the
+        wrapper passes on the inner optimizer's keys (``extra_keys`` included), which go to it
+        unchecked: :func:`resolve` checked them against both.
+        """
+        kwargs = {**self.hparams, **overrides}
+        if self.inner is not None and self.entry.wraps is not None:
+            kwargs[self.entry.wraps[0]] = Resolved(self.inner, None, {}, False, True, {})
+        elif self.entry.wraps is None:
+            kwargs.pop("extra_keys", None)  # checked, and not the optimizer's own
+        optimizer = self.entry.obj(params, **kwargs)
         if not isinstance(optimizer, Optimizer):
             raise ConfigError(
                 f"optimizer {self.name!r} returned {type(optimizer).__name__}, not a "
@@ -320,16 +375,52 @@ class Resolved:
         """:func:`admit` for this spec (cached)."""
         return admit(self)
 
+    def trial(self) -> Optimizer:
+        """The optimizer built on a throwaway parameter, after one step with a zero gradient.
 
-def resolve(name: Any, hparams: Mapping[str, Any] | None = None) -> Resolved:
+        Building runs the optimizer's own validation of its values; the step finds a ``step``
+        that needs a closure, which ogan's two-player step cannot give, before any run rather
+        than at the first step. Other errors of that step are left to the run: a one-element
+        zero gradient outside the game's protocol (no ``extrapolate`` first, a schedule-free
+        optimizer still in eval mode) is no evidence against it. The global random state is
+        restored, so a run resolved this way draws what it drew before.
+
+        Raises:
+            ConfigError: its step needs a closure (:func:`closure_error`'s message).
+            Exception: whatever the constructor raises for a bad value.
+        """
+        optimizer = self.build([torch.zeros(1, requires_grad=True)])
+        param = optimizer.param_groups[0]["params"][0]
+        param.grad = torch.zeros_like(param)
+        with torch.random.fork_rng(devices=[]):
+            try:
+                optimizer.step()
+            except Exception as exc:
+                if needs_closure(exc):
+                    raise closure_error(self.name, exc) from None
+        return optimizer
+
+
+def resolve(name: Any, hparams: Mapping[str, Any] | None = None, *, check: bool = True) -> Resolved:
     """Resolve an optimizer name and check its keyword arguments, once (see :class:`Resolved`).
+
+    ``check=False`` resolves the name and what it wraps (``hparams`` may name it) and checks
+    nothing else: for a caller that checks the keys its own way first (``ogan.game.resolve``,
+    whose game keys are valid too) and then calls :meth:`Resolved.with_hparams` with the keys
+    it completed; the result holds no keyword arguments.
 
     Raises:
         ConfigError: as :func:`build`.
     """
     entry = resolve_name("optimizer", name)
-    spec = dict(hparams or {})
-    inner = _wrapped(entry, spec)
+    inner = _wrapped(entry, hparams)
+    if not check:
+        return Resolved(entry, inner, {}, False, True, {})
+    return _checked(entry, inner, hparams or {})
+
+
+def _checked(entry: Entry, inner: Entry | None, hparams: Mapping[str, Any]) -> Resolved:
+    spec = dict(hparams)
     _check_keys(entry, inner, spec)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
     if entry.wraps is None:  # a wrapper hands it on with the keys it opts in
