@@ -15,6 +15,7 @@ import importlib
 
 import pytest
 import torch
+from test_optim import drive
 
 from ogan import optim
 from ogan.optim import OptimisticAdam, common
@@ -72,26 +73,11 @@ def _model() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
 
 
-def _drive(opt, model, x, steps=STEPS, guard=contextlib.nullcontext):
-    for _ in range(steps):
-        kind = getattr(opt, "extrapolation", None)
-        if kind == "extragradient":
-            opt.zero_grad()
-            model(x).pow(2).mean().backward()
-        if kind is not None:
-            with guard():
-                opt.extrapolate()
-        opt.zero_grad()
-        model(x).pow(2).mean().backward()
-        with guard():
-            opt.step()
-
-
 def _run(name, capturable, ortho=None, guard=contextlib.nullcontext):
     x = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
     model = _model()
     opt = optim.build(name, model.parameters(), lr=0.01, capturable=capturable, ortho=ortho)
-    _drive(opt, model, x, guard=guard)
+    drive(opt, model, STEPS, x, guard=guard)
     return model, opt
 
 
@@ -165,7 +151,7 @@ def test_a_state_saved_before_the_flag_existed_loads_as_not_capturable():
     model = _model()
     opt = OptimisticAdam(model.parameters(), lr=0.1)
     x = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
-    _drive(opt, model, x, steps=2)
+    drive(opt, model, 2, x)
     saved = copy.deepcopy(opt.state_dict())
     for group in saved["param_groups"]:
         del group["capturable"]

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_population import poison
 
 import ogan
 from ogan.game import graph, loop
-from ogan.game.game import stream_seeds
 from ogan.optim import Lookahead, Ortho
-from ogan.workloads.mog import MoGRing
 
 
 def _core(opt_g, opt_d=None, *, device="cuda", streams=True, surgery=False):
@@ -83,28 +81,13 @@ class _Deferred(graph.Execution):
         return eval_every
 
 
-def _poison(monkeypatch, seed: int, after: int) -> None:
-    """After its first ``after`` batches, one seed's real data is NaN (found by its generator)."""
-    target, sample, calls = stream_seeds(seed)[1], MoGRing.sample, {"n": 0}
-
-    def poisoned(self, batch_size, generator):
-        batch = sample(self, batch_size, generator)
-        if generator.initial_seed() == target:
-            calls["n"] += 1
-            if calls["n"] > after:
-                batch.real.fill_(math.nan)
-        return batch
-
-    monkeypatch.setattr(MoGRing, "sample", poisoned)
-
-
 def test_read_back_once_per_interval_stops_a_member_at_its_first_non_finite_step(monkeypatch):
     kw = dict(seeds=[0, 1, 2], steps=12, eval_every=6, device="cpu", threads=1, batch_size=16,
               hidden=8)  # fmt: skip
-    _poison(monkeypatch, seed=1, after=6)  # alternating: two batches a step; diverges at step 4
+    poison(monkeypatch, seed=1, after=6)  # alternating: two batches a step; diverges at step 4
     every_step = ogan.train_population("mog-ring", "adam", **kw)
     monkeypatch.undo()
-    _poison(monkeypatch, seed=1, after=6)
+    poison(monkeypatch, seed=1, after=6)
     monkeypatch.setattr(loop.graph, "executor", lambda game: _Deferred(game, "eager", "test"))
     deferred = ogan.train_population("mog-ring", "adam", **kw)
 

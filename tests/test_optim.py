@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -278,17 +279,22 @@ def _model() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
 
 
-def _drive(opt, model, steps, x):
+def drive(opt, model, steps, x, guard=contextlib.nullcontext):
+    """``steps`` of the game-free protocol on ``model``'s squared output: the extragradient
+    methods' extrapolation (at a fresh gradient for extragradient), then the update; ``guard`` is
+    entered around every optimizer call (tests/test_capturable.py forbids host reads there)."""
     for _ in range(steps):
         kind = getattr(opt, "extrapolation", None)
         if kind == "extragradient":
             opt.zero_grad()
             model(x).pow(2).mean().backward()
         if kind is not None:
-            opt.extrapolate()
+            with guard():
+                opt.extrapolate()
         opt.zero_grad()
         model(x).pow(2).mean().backward()
-        opt.step()
+        with guard():
+            opt.step()
 
 
 @pytest.mark.parametrize("ortho", [None, "weights"])
@@ -298,15 +304,15 @@ def test_state_dict_round_trip_resumes_identically(name, ortho):
     hp = {"lr": 0.01, "ortho": ortho, **({"k": 2} if name == "lookahead" else {})}
     model = _model()
     opt = optim.build(name, model.parameters(), **hp)
-    _drive(opt, model, 3, x)
+    drive(opt, model, 3, x)
     saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
-    _drive(opt, model, 4, x)
+    drive(opt, model, 4, x)
 
     resumed = _model()
     resumed.load_state_dict(saved_model)
     opt2 = optim.build(name, resumed.parameters(), **hp)
     opt2.load_state_dict(saved_opt)
-    _drive(opt2, resumed, 4, x)
+    drive(opt2, resumed, 4, x)
     for a, b in zip(model.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
 
@@ -316,7 +322,7 @@ def test_state_dict_between_extrapolation_and_update_resumes_identically(name):
     x = torch.randn(12, 4, generator=torch.Generator().manual_seed(1))
     model = _model()
     opt = optim.build(name, model.parameters(), lr=0.01)
-    _drive(opt, model, 2, x)
+    drive(opt, model, 2, x)
     opt.zero_grad()
     model(x).pow(2).mean().backward()
     opt.extrapolate()  # now at w_{t+1/2}; the anchor w_t lives in the state
@@ -326,7 +332,7 @@ def test_state_dict_between_extrapolation_and_update_resumes_identically(name):
         o.zero_grad()
         m(x).pow(2).mean().backward()
         o.step()
-        _drive(o, m, 2, x)
+        drive(o, m, 2, x)
 
     finish(opt, model)
     resumed = _model()
@@ -344,7 +350,7 @@ def test_second_extrapolate_before_step_is_refused_and_keeps_the_original_anchor
     x = torch.randn(12, 4, generator=torch.Generator().manual_seed(2))
     model = _model()
     opt = optim.build(name, model.parameters(), lr=0.01, ortho=ortho)
-    _drive(opt, model, 2, x)
+    drive(opt, model, 2, x)
     w_t = [p.detach().clone() for p in model.parameters()]
     opt.zero_grad()
     model(x).pow(2).mean().backward()

@@ -102,8 +102,6 @@ NOT_ADAPTIVE = ("sgd", "ogda", "extra-sgd")
 class Tolerance:
     rows: tuple[float, float]  # (rtol, atol) of the step records (float32 by design)
     weights: tuple[float, float]  # of the parameters and buffers after the step
-    n: int = 1  # the step's longest reduction
-    dtype: torch.dtype = torch.float32
 
     @classmethod
     def of(cls, game: Game) -> Tolerance:
@@ -127,7 +125,7 @@ class Tolerance:
             # D's update reaches G's records of the same step (alternating): the records move
             # by their sensitivity to the weights (O(1) on these nets) times that difference
             rows += flip
-        return cls(rows=(rows, rows * 1e-2), weights=(4 * u, atol), n=n, dtype=dtype)
+        return cls(rows=(rows, rows * 1e-2), weights=(4 * u, atol))
 
 
 def reduction_length(game: Game) -> int:
@@ -445,7 +443,7 @@ def test_member_time_is_its_share_of_the_population_step():
         assert r.summary["wall_time"] == pytest.approx(r.trace["step_time"].sum())
 
 
-def _poison(monkeypatch, seed: int, after: int) -> None:
+def poison(monkeypatch, seed: int, after: int) -> None:
     """After its first ``after`` batches, one seed's real data is NaN (found by its generator)."""
     target = stream_seeds(seed)[1]
     calls = {"n": 0}
@@ -467,10 +465,10 @@ def test_a_diverging_member_stops_alone_and_the_others_do_not_change(monkeypatch
           "threads": 1}  # fmt: skip
     spec = {"name": "adam", "lr": 1e-3, "ortho": "weights"}
     clean = ogan.train_population("mog-ring", spec, seeds=[0, 1, 2], **kw)
-    _poison(monkeypatch, seed=1, after=6)  # alternating: one D batch, one G batch a step
+    poison(monkeypatch, seed=1, after=6)  # alternating: one D batch, one G batch a step
     poisoned = ogan.train_population("mog-ring", spec, seeds=[0, 1, 2], **kw)
     monkeypatch.undo()
-    _poison(monkeypatch, seed=1, after=6)
+    poison(monkeypatch, seed=1, after=6)
     alone = ogan.train("mog-ring", spec, seed=1, **kw)
 
     sick = poisoned[1].summary

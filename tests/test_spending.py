@@ -55,10 +55,16 @@ def test_the_boundaries_spend_the_stated_alpha_on_raw_normal_data():
 def _studies(effect: float, margin: float, looks=LOOKS, seed: int = 2):
     """Sequential studies of N(effect, 1) differences, each stopping at its first verdict."""
     x = np.random.default_rng(seed).normal(effect, 1.0, (STUDIES, looks[-1]))
+    return _sequential(x, margin, looks)
+
+
+def _sequential(x: np.ndarray, margin: float, looks=LOOKS) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``x`` (paired differences) as a sequential study: its verdict and the number
+    of pairs at which it stopped."""
     b = sp.boundaries(looks, looks[-1], final=True)
-    verdict = np.full(STUDIES, v.UNDECIDED, dtype=object)
-    stop = np.full(STUDIES, looks[-1])
-    running = np.ones(STUDIES, bool)
+    verdict = np.full(len(x), v.UNDECIDED, dtype=object)
+    stop = np.full(len(x), looks[-1])
+    running = np.ones(len(x), bool)
     for k, n in enumerate(looks):
         d = x[:, :n]
         out = v.classify(
@@ -142,24 +148,8 @@ FIRST_LOOKS = (5, 9, 13, 17, 20)  # bench.sequential: no look before 5 pairs, 4 
 
 
 def _null_studies(x: np.ndarray) -> np.ndarray:
-    """Verdicts of sequential studies on the rows of ``x`` (no margin: better/worse only)."""
-    b = sp.boundaries(FIRST_LOOKS, FIRST_LOOKS[-1], final=True)
-    verdict = np.full(len(x), v.UNDECIDED, dtype=object)
-    running = np.ones(len(x), bool)
-    for k, n in enumerate(FIRST_LOOKS):
-        d = x[:, :n]
-        out = v.classify(
-            d.mean(1),
-            d.std(1, ddof=1) / math.sqrt(n),
-            c=b.difference[k],
-            b=b.equivalence[k],
-            margin=math.nan,
-            higher_is_better=True,
-            n=n,
-        )
-        new = running & (out != v.UNDECIDED)
-        verdict[new] = out[new]
-        running &= ~new
+    """Whether each row of ``x`` ended better/worse (no margin: better/worse only)."""
+    verdict, _ = _sequential(x, math.nan, FIRST_LOOKS)
     return np.isin(verdict, [v.BETTER, v.WORSE])
 
 
