@@ -304,12 +304,14 @@ def _parser() -> argparse.ArgumentParser:
     verdicts = sub.add_parser(
         "verdicts",
         help="compare the verdicts of two reports of one sweep (exit 1 if any flipped)",
-        description="Compare the verdicts of two report directories of the same sweep and "
-        "seeds (e.g. run on two machines): which differ, and whether any went from better to "
-        "worse or back (exit code 1).",
+        description="Compare the verdicts of two reports of the same sweep and seeds (e.g. "
+        "run on two machines, or built before and after a change of rules): which differ, which "
+        "one side lacks, and whether any went from better to worse or back (exit code 1). A "
+        "side is a report directory (its comparisons.csv, or an older report's paired.csv and "
+        "claims.csv) or a results directory (analysed afresh, as bench.analyse does).",
     )
-    verdicts.add_argument("a", metavar="REPORT_A", help="a report directory (…/report)")
-    verdicts.add_argument("b", metavar="REPORT_B", help="another report directory")
+    verdicts.add_argument("a", metavar="A", help="a report directory (…/report) or results")
+    verdicts.add_argument("b", metavar="B", help="another")
     verdicts.set_defaults(func=cmd_verdicts)
 
     perf = sub.add_parser(

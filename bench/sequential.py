@@ -129,9 +129,9 @@ def run_until_decided(
         state = _new_state(load_sweep(grid.sweep_dir), int(max_seeds))
     sweep = _extend(grid.sweep, [RunSpec.from_dict(a["spec"]) for a in state["added"]])
     while True:
-        data = load_sweep(grid.sweep_dir)
-        take_looks(state, data)
-        todo = next_round(state, data, seeds_per_round)
+        a = tables.analyse(load_sweep(grid.sweep_dir))
+        take_looks(state, a)
+        todo = next_round(state, a, seeds_per_round)
         state["added"] += [{"workload": wl, "spec": spec.to_dict()} for wl, spec in todo]
         store.atomic_write_json(grid.sweep_dir / SEQUENTIAL_FILE, state)
         if not todo:
@@ -216,24 +216,20 @@ def metric_of(data: SweepData, workload: str) -> Metric:
     return Metric(**fields)
 
 
-def _final_by_seed(reported: pd.DataFrame, workload: str, variant: str) -> pd.Series:
-    r = reported[(reported["workload"] == workload) & (reported["optimizer"] == variant)]
-    return r.loc[~r["nonfinite"]].set_index("seed")["final"]
-
-
-def _seeds_run(reported: pd.DataFrame, workload: str, variants: tuple[str, str]) -> set[int]:
+def _seeds_run(a: tables.Analysis, workload: str, variants: tuple[str, str]) -> set[int]:
     """Report seeds on which both variants have a stored run (failed or not)."""
-    r = reported[reported["workload"] == workload]
-    base, variant = (set(r.loc[r["optimizer"] == v, "seed"]) for v in variants)
+    base, variant = (set(a.by_seed(workload, v).index) for v in variants)
     return base & variant
 
 
-def take_looks(state: dict[str, Any], data: SweepData) -> None:
-    """A look at every comparison not yet done that has new pairs (or reached its last seeds)."""
-    splits = tables.seed_splits(data.runs, data.selection_seeds)
-    best = tables.best_lrs(data.runs, splits, data)
-    reported = tables.reported_runs(data.runs, best, splits)
-    lr = best.set_index(["workload", "optimizer"])["lr"]
+def take_looks(state: dict[str, Any], a: tables.Analysis) -> None:
+    """A look at every comparison not yet done that has new pairs (or reached its last seeds).
+
+    ``a``: the report's analysis of the runs as they are (its learning-rate selection, seed
+    split and reported runs); the verdict at a look is :func:`decisions.final_verdict`'s, the
+    one function that also gives the report's."""
+    data = a.data
+    lr = a.best.set_index(["workload", "optimizer"])["lr"]
     entries = {_key(c): c for c in state["comparisons"]}
     for p in data.pairs.itertuples(index=False):
         key = (p.workload, p.kind, p.base, p.projected)
@@ -257,7 +253,7 @@ def take_looks(state: dict[str, Any], data: SweepData) -> None:
             )
         if entry["done"]:
             continue
-        _look(entry, reported, p)
+        _look(entry, a, p)
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -287,12 +283,10 @@ def _new_entry(state: dict[str, Any], data: SweepData, p: Any, lrs: list[float])
     }
 
 
-def _look(entry: dict[str, Any], reported: pd.DataFrame, p: Any) -> None:
-    pairs = verdicts.paired_values(
-        _final_by_seed(reported, p.workload, p.base),
-        _final_by_seed(reported, p.workload, p.projected),
-    )
-    final = len(_seeds_run(reported, p.workload, (p.base, p.projected))) >= entry["max_pairs"]
+def _look(entry: dict[str, Any], a: tables.Analysis, p: Any) -> None:
+    base, variant = a.finals(p.workload, p.base), a.finals(p.workload, p.projected)
+    pairs = verdicts.paired_values(base, variant)
+    final = len(_seeds_run(a, p.workload, (p.base, p.projected))) >= entry["max_pairs"]
     first = min(MIN_FIRST_LOOK, entry["max_pairs"])
     if entry["scale"] is None and (len(pairs) >= first or (final and len(pairs) >= 2)):
         entry["scale"] = verdicts.comparison_scale(pairs, entry["log_scale"])
@@ -308,21 +302,18 @@ def _look(entry: dict[str, Any], reported: pd.DataFrame, p: Any) -> None:
     previous = [look["n"] for look in entry["looks"]]
     if previous and len(diffs) == previous[-1] and not final:
         return  # nothing new since the last look
+    if len(diffs) < 2:  # finite pairs too few for any test: no look
+        entry["done"] = final
+        return
     looks = [*previous, len(diffs)]
-    v = spending.sequential_verdict(
-        diffs.to_numpy(),
-        looks,
-        entry["max_pairs"],
-        higher_is_better=entry["higher_is_better"],
-        margin=math.nan if entry["margin"] is None else entry["margin"],
-        scale=entry["scale"],
-        alpha=entry.get("alpha", verdicts.ALPHA),
-        final=final,
-    )
+    entry["looks"].append({"n": len(diffs), "final": final})
+    v, design = decisions.final_verdict(base, variant, a.data, p.workload, entry)
+    if design != decisions.SEQUENTIAL:  # final_verdict takes the design at this look's pairs
+        raise AssertionError(f"{_key(entry)}: the look at {len(diffs)} pairs was not taken")
     bounds = spending.boundaries(
         looks, entry["max_pairs"], alpha=entry.get("alpha", verdicts.ALPHA), final=final
     )
-    entry["looks"].append(
+    entry["looks"][-1].update(
         {
             "n": v.n,
             "seeds": [int(s) for s in diffs.index],
@@ -345,21 +336,19 @@ def _number(x: float) -> float | None:
 
 
 def next_round(
-    state: dict[str, Any], data: SweepData, seeds_per_round: int
+    state: dict[str, Any], a: tables.Analysis, seeds_per_round: int
 ) -> list[tuple[str, RunSpec]]:
     """(workload, run) of the next round: new seeds for both variants of every undecided
     comparison, the same seeds for every comparison of a workload."""
     if seeds_per_round < 1:
         raise BenchError(f"seeds per round must be >= 1, got {seeds_per_round}")
-    splits = tables.seed_splits(data.runs, data.selection_seeds)
-    best = tables.best_lrs(data.runs, splits, data)
-    reported = tables.reported_runs(data.runs, best, splits)
+    data = a.data
     todo: dict[str, tuple[str, RunSpec]] = {}
     for entry in state["comparisons"]:
         if entry["done"]:
             continue
         wl = entry["workload"]
-        run = _seeds_run(reported, wl, (entry["base"], entry["variant"]))
+        run = _seeds_run(a, wl, (entry["base"], entry["variant"]))
         count = min(seeds_per_round, entry["max_pairs"] - len(run))
         used = set(data.runs.loc[data.runs["workload"] == wl, "seed"])
         used |= {a["spec"]["seed"] for a in state["added"] if a["workload"] == wl}

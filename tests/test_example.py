@@ -81,6 +81,9 @@ def test_the_readme_walkthrough_runs_from_outside_the_project_and_reports_what_r
     assert row in report
     assert "| schedulefree:AdamWScheduleFree | optimizer | import path" in report
     assert "adam+ortho" in report and "schedule-free" in report
+    # a name given by import path is shown by its class, with the path in one legend
+    assert "Workload: TwoMoons" in report and "Workload: moons:TwoMoons" not in report
+    assert "shown by class: TwoMoons = moons:TwoMoons." in report
 
 
 def test_the_readme_python_example_runs_from_the_examples_directory(outside, monkeypatch):

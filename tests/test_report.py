@@ -27,6 +27,7 @@ from bench import runner, store
 from bench.errors import BenchError
 from bench.report import build_report, verdicts
 from bench.report.document.formatting import mean_pm
+from bench.report.stability import compare_verdicts
 from bench.spec import RunSpec, freeze
 from bench.store import atomic_write_json, environment, write_run
 
@@ -618,3 +619,15 @@ def test_no_interval_in_the_csv_tables_leaves_its_metric_s_range(report):
     assert (dirac["final_interval"] == "no spread: no interval").all()
     assert dirac["final_ci_lo"].isna().all()
     assert (summary["final_ci_lo"].dropna() >= 0).all()  # every metric here is non-negative
+
+
+def test_bench_verdicts_of_the_runs_equals_the_report_built_from_them(report, sweep_dir, capsys):
+    """One analysis: the runs analysed afresh give the verdicts the report wrote, row for row."""
+    from bench.cli import main
+
+    assert main(["verdicts", str(sweep_dir), str(report.parent)]) == 0
+    out = capsys.readouterr().out
+    table = compare_verdicts(sweep_dir, report.parent)
+    assert len(table) == len(pd.read_csv(report.parent / "comparisons.csv")) > 0
+    assert (table["verdict_a"] == table["verdict_b"]).all(), out
+    assert "0 differ, 0 flipped" in out and "only in" not in out

@@ -117,7 +117,7 @@ def test_the_most_seeds_cannot_change_once_a_design_started(decided, config):
 
 def test_only_undecided_comparisons_get_new_runs(decided):
     _, out, _, _ = decided
-    data = load_sweep(out / "seq")
+    data = analyse(load_sweep(out / "seq"))
     state = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text())
     assert sequential.next_round(state, data, 2) == []  # done
     (comparison,) = state["comparisons"]

@@ -2,11 +2,16 @@
 
 A verdict is a claim about an optimizer, so it must survive a rerun on another machine: float
 rounding differs between CPUs (and between a population and one-run-per-process training, which
-sum in another order), and short GAN runs amplify it. This compares the verdicts of two report
-directories made from the same sweep and seeds: the paired comparisons (``paired.csv``) and the
-claim's statistics (``claims.csv``). Moving between a decision and *undecided* is what an α-level
-test does near its boundary; *better* on one machine and *worse* on the other is a *flip*, and
-that must not happen.
+sum in another order), and short GAN runs amplify it. This compares the verdicts of two reports
+of the same sweep and seeds. Moving between a decision and *undecided* is what an α-level test
+does near its boundary; *better* on one machine and *worse* on the other is a *flip*, and that
+must not happen.
+
+Each side is read from the one analysis (:func:`bench.report.analyse_dir`): a directory of runs
+is analysed afresh; a report directory gives the analysis as its build wrote it,
+``comparisons.csv`` (one row per verdict, its family named). A report built before families
+existed has ``paired.csv`` (read as the confirmatory family) and ``claims.csv`` (exploratory)
+instead, so that a report's verdicts before and after a change of rules can be set side by side.
 """
 
 from __future__ import annotations
@@ -18,42 +23,64 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.report.verdicts import BETTER, WORSE
 
-TABLES = {
-    "paired.csv": ["workload", "kind", "base", "projected", "metric"],
-    "claims.csv": ["workload", "kind", "base", "projected", "statistic"],
-}
-"""Each verdict table of a report and the columns that name one comparison in it."""
+KEYS = ["family", "workload", "kind", "base", "projected", "statistic"]
+"""The columns that name one comparison (``comparisons.csv``'s)."""
+
+LEGACY = {"paired.csv": ("confirmatory", "metric"), "claims.csv": ("exploratory", "statistic")}
+"""A report from before ``comparisons.csv``: its tables, the family each held, the column that
+named the statistic."""
+
+
+def verdicts_of(path: str | Path) -> pd.DataFrame:
+    """``KEYS`` + ``verdict``, one row per verdict of the report or results under ``path``."""
+    path = Path(path)
+    if (path / "comparisons.csv").is_file():
+        return pd.read_csv(path / "comparisons.csv")[[*KEYS, "verdict"]]
+    if (path / "paired.csv").is_file():
+        frames = []
+        for name, (family, column) in LEGACY.items():
+            if (path / name).is_file():
+                t = pd.read_csv(path / name).rename(columns={column: "statistic"})
+                frames.append(t.assign(family=family)[[*KEYS, "verdict"]])
+        return pd.concat(frames, ignore_index=True)
+    if not path.is_dir():
+        raise BenchError(
+            f"{path} does not exist; give two report directories (…/report, which python -m "
+            "bench report writes) or results directories"
+        )
+    from bench.report import analyse_dir
+
+    return analyse_dir(path).comparisons[[*KEYS, "verdict"]]
 
 
 def compare_verdicts(a: str | Path, b: str | Path) -> pd.DataFrame:
-    """One row per comparison both reports hold: its table, key, the two verdicts, ``flipped``."""
-    frames = []
-    for name, keys in TABLES.items():
-        tables = []
-        for folder in (Path(a), Path(b)):
-            path = folder / name
-            if not path.is_file():
-                raise BenchError(f"{path} does not exist; give two report directories "
-                                 "(python -m bench report writes them)")  # fmt: skip
-            tables.append(pd.read_csv(path, usecols=[*keys, "verdict"]))
-        both = tables[0].merge(tables[1], on=keys, suffixes=("_a", "_b"))
-        both.insert(0, "table", name.removesuffix(".csv"))
-        frames.append(both)
-    out = pd.concat(frames, ignore_index=True)
+    """One row per comparison of either side: its key, ``verdict_a``, ``verdict_b`` (NaN where
+    a side lacks it) and ``flipped`` (better on one side, worse on the other)."""
+    out = verdicts_of(a).merge(verdicts_of(b), on=KEYS, how="outer", suffixes=("_a", "_b"))
+    first = out["family"].map({"confirmatory": 0, "exploratory": 1}).fillna(2)
+    out = out.assign(_first=first).sort_values(["_first", "workload"], kind="stable")
+    out = out.drop(columns="_first").reset_index(drop=True)
     pairs = zip(out["verdict_a"], out["verdict_b"])
     out["flipped"] = [{x, y} == {BETTER, WORSE} for x, y in pairs]
     return out
 
 
 def summary(table: pd.DataFrame) -> str:
-    """Counts per table, then every comparison whose verdict differs."""
+    """Counts per family, then every comparison whose verdict differs or that one side lacks."""
     lines = []
-    for name, group in table.groupby("table", sort=False):
-        same = int((group["verdict_a"] == group["verdict_b"]).sum())
-        flipped = int(group["flipped"].sum())
-        lines.append(f"{name}: {len(group)} comparisons, {same} same verdict, "
-                     f"{len(group) - same} differ, {flipped} flipped")  # fmt: skip
-    differ = table[table["verdict_a"] != table["verdict_b"]].dropna(axis=1, how="all")
+    for family, group in table.groupby("family", sort=False):
+        both = group.dropna(subset=["verdict_a", "verdict_b"])
+        same = int((both["verdict_a"] == both["verdict_b"]).sum())
+        line = (
+            f"{family}: {len(both)} comparisons in both, {same} same verdict, "
+            f"{len(both) - same} differ, {int(group['flipped'].sum())} flipped"
+        )
+        only_a, only_b = int(group["verdict_b"].isna().sum()), int(group["verdict_a"].isna().sum())
+        if only_a or only_b:
+            line += f"; {only_a} only in A, {only_b} only in B"
+        lines.append(line)
+    differ = table[table["verdict_a"].fillna("–") != table["verdict_b"].fillna("–")]
     if len(differ):
-        lines += ["", differ.to_string(index=False)]
+        shown = differ.fillna({"verdict_a": "–", "verdict_b": "–"}).dropna(axis=1, how="all")
+        lines += ["", shown.to_string(index=False)]
     return "\n".join(lines)

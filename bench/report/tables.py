@@ -12,13 +12,14 @@ seeds, which are disjoint whenever the workload has two or more seeds (see
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bench.report import decisions, families, intervals, stats
+from bench.report import decisions, families, intervals, labels, stats
 from bench.report.data import SweepData
 from bench.report.data import adam_reference as reference_of
 
@@ -79,6 +80,31 @@ class Analysis:
     comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     """Every verdict of the report, one tidy row each (:func:`comparisons_table`): what the
     findings, the forest plots and ``bench verdicts`` read."""
+
+    @functools.cached_property
+    def names(self) -> dict[str, str]:
+        """Every optimizer and workload name -> how the report shows it: an import path by its
+        class, where that class name is unique within the report (:mod:`bench.report.labels`)."""
+        return labels.short_names([*self.data.runs["optimizer"].unique(), *self.data.workloads])
+
+    def by_seed(self, workload: str, optimizer: str) -> pd.DataFrame:
+        """The reported runs of one optimizer on one workload, indexed by seed."""
+        r = self.reported
+        return r[(r["workload"] == workload) & (r["optimizer"] == optimizer)].set_index("seed")
+
+    def finals(self, workload: str, optimizer: str) -> pd.Series:
+        """Its finite final primary metric by seed: what a paired comparison pairs."""
+        r = self.by_seed(workload, optimizer)
+        return r.loc[~r["nonfinite"], "final"]
+
+    def show(self, name: str) -> str:
+        """The display name of an optimizer or workload (itself when it has no import path)."""
+        return self.names.get(name, name)
+
+    @property
+    def legend(self) -> str:
+        """ "Lion = pytorch_optimizer:Lion; ..." for every name the report shortened, or ""."""
+        return labels.path_legend(self.names)
 
 
 def seed_splits(
@@ -217,21 +243,14 @@ def summary_table(a: Analysis) -> pd.DataFrame:
 
 def paired_table(a: Analysis) -> pd.DataFrame:
     """Seed-matched base vs base+ortho and base vs surgery, each at its own selected lr."""
-    rep = a.reported
     designs = decisions.sequential_designs(a.data)
     rows = []
     for p in a.data.pairs.itertuples(index=False):
         info = a.data.workloads[p.workload]
-
-        def by_seed(optimizer: str, workload: str = p.workload) -> pd.DataFrame:
-            r = rep[(rep["workload"] == workload) & (rep["optimizer"] == optimizer)]
-            return r.set_index("seed")
-
-        base, proj = by_seed(p.base), by_seed(p.projected)
+        base, proj = a.by_seed(p.workload, p.base), a.by_seed(p.workload, p.projected)
         common = base.index.intersection(proj.index)
         nonfinite = int((base.loc[common, "nonfinite"] | proj.loc[common, "nonfinite"]).sum())
-        base_ok = base.loc[~base["nonfinite"], "final"]
-        proj_ok = proj.loc[~proj["nonfinite"], "final"]
+        base_ok, proj_ok = a.finals(p.workload, p.base), a.finals(p.workload, p.projected)
         cmp = stats.compare_paired(base_ok, proj_ok, info.higher_is_better)
         # the means are over the pairs the difference is over, so that they subtract to it
         paired = stats.paired_differences(base_ok, proj_ok).index

@@ -7,7 +7,6 @@ import pandas as pd
 
 from bench.report.document.formatting import num
 from bench.report.document.model import Block, Section, Table
-from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 SHORT = {
@@ -50,10 +49,10 @@ def claims_section(a: Analysis) -> Section:
     if c.empty:
         blocks.append("No paired comparison, so no verdict on the claim.")
         return Section("claims", "The claim: vanishing, exploding, faster", blocks)
-    names = short_names(pd.concat([c["base"], c["projected"]]).unique())
+    names = a.names
     table = pd.DataFrame(
         {
-            "workload": c["workload"],
+            "workload": c["workload"].map(a.show),
             "comparison": [f"{names[r.projected]} vs {names[r.base]}" for r in c.itertuples()],
             "statistic": c["what"],
             "pairs": c["n_pairs"].astype(str),

@@ -13,7 +13,6 @@ from bench.report.document.formatting import mean_pm, num
 from bench.report.document.model import Block, Bullets, Section, Table
 from bench.report.figures.canvas import FigureFile
 from bench.report.figures.forest import stat_label as _stat
-from bench.report.labels import path_legend, short_names
 from bench.report.tables import SELECTION_RULE, Analysis
 
 
@@ -59,20 +58,20 @@ def header(a: Analysis) -> list[Block]:
     for wl, split in a.splits.items():
         if split.shared:
             warnings.append(
-                f"{wl}: a single seed. The lr is selected on the seed it is reported on, and no "
-                "confidence interval or test is possible; one seed is not evidence."
+                f"{a.show(wl)}: a single seed. The lr is selected on the seed it is reported on, "
+                "and no confidence interval or test is possible; one seed is not evidence."
             )
         elif len(split.report) == 1:
             warnings.append(
-                f"{wl}: two seeds, one to select the lr and one to report on, so no confidence "
-                "interval or test is possible; one seed is not evidence: run more seeds."
+                f"{a.show(wl)}: two seeds, one to select the lr and one to report on, so no "
+                "confidence interval or test is possible; one seed is not evidence: run more seeds."
             )
     for wl, g in runs.groupby("workload", sort=True):
         spread = g.groupby(["optimizer", "lr"])["final"].agg(lambda x: x.nunique(dropna=False))
         if g["seed"].nunique() > 1 and (spread == 1).all():
             warnings.append(
-                f"{wl}: every seed gives the same final metric (nothing in this workload depends "
-                "on the seed), so its intervals are zero-width and seeds add no evidence."
+                f"{a.show(wl)}: every seed gives the same final metric (nothing in this workload "
+                "depends on the seed), so its intervals are zero-width and seeds add no evidence."
             )
     n_nonfinite = int(runs["nonfinite"].sum())
     if n_nonfinite:
@@ -115,7 +114,7 @@ def short_table(a: Analysis, wl: str) -> pd.DataFrame:
     comparisons.csv), confirmatory first."""
     c = a.comparisons
     c = c[(c["workload"] == wl) & c["p_value"].notna()]
-    names = short_names(pd.concat([c["base"], c["projected"]]).unique())
+    names = a.names
     return pd.DataFrame(
         {
             "family": c["family"],
@@ -170,18 +169,17 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
         f"'equivalent' needs at least {verdicts.MIN_EQUIVALENCE_PAIRS} pairs. "
         "The full table of every comparison, unadjusted verdicts included, is comparisons.csv."
     ]
-    legend = path_legend(a.data.runs["optimizer"].unique())
-    if legend:
-        blocks.append(f"Optimizers named by import path are shown by class: {legend}.")
+    if a.legend:
+        blocks.append(f"Names given by import path are shown by class: {a.legend}.")
     forests = {f.workload: f for f in figures or [] if f.name.endswith("-forest.png")}
     for wl, g in s.groupby("workload", sort=True):
         info = a.data.workloads[wl]
-        blocks.append(f"**{wl}** (primary metric {info.primary}, {info.target_text()}):")
+        blocks.append(f"**{a.show(wl)}** (primary metric {info.primary}, {info.target_text()}):")
         if wl in forests:
             blocks.append(forests[wl])
         table = short_table(a, wl)
         if len(table):
-            blocks.append(Table(f"{wl}: verdicts", table))
+            blocks.append(Table(f"{a.show(wl)}: verdicts", table))
         items = _changed(a, wl)
         absent = _not_observed(a, wl)
         if absent:
@@ -194,7 +192,7 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
         if ref and top != ref and math.isfinite(row["overhead_vs_adam"]):
             cost += f" ({num(row['overhead_vs_adam'], 3)}× {ref})"
         cost += f", {num(row['grad_evals_per_step'], 3)} gradient evaluations per step"
-        name = short_names([top])[top]
+        name = a.show(top)
         items.append(
             f"Ranked first: {name} at lr {num(row['best_lr'])} — final {info.primary} "
             f"{mean_pm(row['final_mean'], row['final_ci_lo'], row['final_ci_hi'], row['n_finite'])}"
@@ -212,7 +210,7 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
 def method_section(a: Analysis) -> Section:
     blocks: list[Block] = [
         f"Learning-rate selection. {SELECTION_RULE}",
-        Bullets([f"{wl}: {split.describe()}." for wl, split in a.splits.items()]),
+        Bullets([f"{a.show(wl)}: {split.describe()}." for wl, split in a.splits.items()]),
         "Everything below except the learning-rate sensitivity figure, the time per step and the "
         "divergence heatmap uses each optimizer at its selected lr on the report seeds only.",
         "Intervals respect each metric's range (bench.report.intervals): a log-scale metric "

@@ -8,7 +8,6 @@ import pandas as pd
 from bench.report import decisions
 from bench.report.document.formatting import num
 from bench.report.document.model import Block, Section, Table
-from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 _as_verdict = decisions.as_verdict
@@ -36,10 +35,10 @@ def paired_section(a: Analysis) -> Section:
             "other optimizer beside a plain Adam."
         )
         return Section("paired", TITLE, blocks)
-    names = short_names(pd.concat([p["base"], p["projected"]]).unique())
+    names = a.names
     table = pd.DataFrame(
         {
-            "workload": p["workload"],
+            "workload": p["workload"].map(a.show),
             "comparison": [
                 f"{names[r.projected]} vs {names[r.base]} ({r.metric} "
                 f"{'↑' if r.higher_is_better else '↓'})"

@@ -9,7 +9,6 @@ import pandas as pd
 from bench.report.document.formatting import frac, mean_pm, num
 from bench.report.document.model import Block, Section, Table
 from bench.report.figures.canvas import FigureFile, slug
-from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 MAX_LISTED_RUNS = 200
@@ -27,8 +26,8 @@ def results_section(a: Analysis) -> Section:
     s = a.summary
     quality = pd.DataFrame(
         {
-            "workload": s["workload"],
-            "optimizer": s["optimizer"].map(short_names(s["optimizer"].unique())),
+            "workload": s["workload"].map(a.show),
+            "optimizer": s["optimizer"].map(a.show),
             "metric": [a.data.workloads[w].primary for w in s["workload"]],
             "best lr": s["best_lr"].map(num),
             "lrs tried": s["lrs_tried"].astype(str),
@@ -61,8 +60,8 @@ def results_section(a: Analysis) -> Section:
     )
     cost = pd.DataFrame(
         {
-            "workload": s["workload"],
-            "optimizer": s["optimizer"].map(short_names(s["optimizer"].unique())),
+            "workload": s["workload"].map(a.show),
+            "optimizer": s["optimizer"].map(a.show),
             "target": [a.data.workloads[w].target_text() for w in s["workload"]],
             "grad evals/step": s["grad_evals_per_step"].map(lambda x: num(x, 3)),
             "reached target": [
@@ -108,7 +107,8 @@ def ranking_section(a: Analysis) -> Section:
     table = r.copy()
     for col in table.columns[1:]:
         table[col] = table[col].map(lambda x: "–" if pd.isna(x) else f"{x:.3g}")
-    table = table.rename(columns={"mean_rank": "mean rank"})
+    table = table.rename(columns={"mean_rank": "mean rank", **a.names})
+    table["optimizer"] = table["optimizer"].map(a.show)
     return Section(
         "ranking",
         "Ranking",
@@ -164,7 +164,7 @@ def workload_section(a: Analysis, wl: str, figures: list[FigureFile]) -> Section
                 "discriminator.",
             )
         )
-    return Section(f"wl-{slug(wl)}", f"Workload: {wl}", blocks)
+    return Section(f"wl-{slug(wl)}", f"Workload: {a.show(wl)}", blocks)
 
 
 def _listed(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -210,7 +210,7 @@ def missing_section(a: Analysis) -> Section:
         shown, cut = _listed(nonfinite)
         frame = pd.DataFrame(
             {
-                "workload": shown["workload"],
+                "workload": shown["workload"].map(a.show),
                 "optimizer": shown["optimizer"],
                 "lr": shown["lr"].map(num),
                 "seed": shown["seed"].astype(str),

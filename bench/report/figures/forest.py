@@ -20,7 +20,6 @@ from matplotlib.lines import Line2D
 
 from bench.report import verdicts
 from bench.report.figures.canvas import FigureFile, figure, slug
-from bench.report.labels import short_names
 from bench.report.tables import Analysis
 
 COLORS = {
@@ -54,7 +53,7 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
     drawn = rows[np.isfinite(rows["x"])]
     if drawn.empty:
         return None
-    names = short_names(pd.concat([drawn["base"], drawn["projected"]]).unique())
+    names = a.names
     labels = [
         f"{names[r.projected]} vs {names[r.base]}: {stat_label(r.statistic)}"
         for r in drawn.itertuples()
@@ -96,7 +95,7 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
             f"{r.projected} vs {r.base} {r.statistic}" for r in skipped.itertuples()
         )
         caption += "."
-    return FigureFile(name, f"{wl}: every verdict at a glance", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: every verdict at a glance", caption, wl)
 
 
 def stat_label(statistic: str) -> str:
@@ -112,6 +111,4 @@ def stat_label(statistic: str) -> str:
         "grad_evals_to_target": "grad. evals to target (both reached)",
         "reached_target": "reaching the target",
         "time_to_target": "time to target",
-    }.get(
-        statistic, statistic
-    )
+    }.get(statistic, statistic)

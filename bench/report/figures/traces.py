@@ -75,14 +75,14 @@ def grad_norms(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 ax.set_ylabel("fraction of steps ≤ x")
             ax.set_title(f"{label}: distribution over steps and seeds")
         figure_legend(fig, colors, tr["optimizer"])
-        fig.suptitle(f"{wl}: gradient norms at each optimizer's selected lr (report seeds)")
+        fig.suptitle(f"{a.show(wl)}: gradient norms at each optimizer's selected lr (report seeds)")
     caption = (
         "Global L2 norm of the gradient each optimizer applied (after any projection; ⊥Grad "
         f"rescales to the original norm). Left: per-run medians over {TRACE_BINS} step bins, "
         "line = median over seeds, band = range over seeds. Right: empirical CDF of every step's "
         "norm, pooled over report seeds."
     )
-    return FigureFile(name, f"{wl}: gradient norms", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: gradient norms", caption, wl)
 
 
 def removed_fraction(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
@@ -113,10 +113,12 @@ def removed_fraction(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFil
             ax.set_ylabel("fraction of ‖g‖² removed")
             ax.set_title(label)
         figure_legend(fig, colors, tr["optimizer"])
-        fig.suptitle(f"{wl}: fraction of the squared gradient norm removed by the projection")
+        fig.suptitle(
+            f"{a.show(wl)}: fraction of the squared gradient norm removed by the projection"
+        )
     caption = (
         "For optimizers with ⊥Grad (the component along the weights) or D gradient surgery "
         "(conflicting components of D's real- and fake-data gradients): 1 − ‖g′‖²/‖g‖², mean over "
         f"{TRACE_BINS} step bins per run; line = mean over report seeds, band = range."
     )
-    return FigureFile(name, f"{wl}: fraction removed by the projection", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: fraction removed by the projection", caption, wl)

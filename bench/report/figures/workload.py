@@ -76,7 +76,7 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(metric_label(a, wl, metric))
         figure_legend(fig, colors, hist["optimizer"])
-        fig.suptitle(f"{wl}: metrics during training at each optimizer's selected lr")
+        fig.suptitle(f"{a.show(wl)}: metrics during training at each optimizer's selected lr")
     if band:
         how = "with a 95% t-interval band, clipped to the range of the individual runs"
     elif len(seeds) == 2:
@@ -94,7 +94,7 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         "update costs two. A diverged run stops at its divergence step, after which the mean "
         "is over the runs still going."
     )
-    return FigureFile(name, f"{wl}: training curves", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: training curves", caption, wl)
 
 
 def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
@@ -148,13 +148,13 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         ax.set_xlabel(f"final {metric_label(a, wl, info.primary)}")
         ax.set_ylabel("")
         one = " (one seed: no interval)" if len(a.splits[wl].report) == 1 else ""
-        fig.suptitle(f"{wl}: final {info.primary} at each optimizer's selected lr{one}")
+        fig.suptitle(f"{a.show(wl)}: final {info.primary} at each optimizer's selected lr{one}")
     caption = (
         "One dot per report seed; grey: the mean (the geometric mean for a log-scale metric; "
         "tall tick) with its 95% interval in the metric's range (see How to read). Non-finite "
         "runs (diverged, or a non-finite metric) are left out of the mean and counted in the label."
     )
-    return FigureFile(name, f"{wl}: final {info.primary}", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: final {info.primary}", caption, wl)
 
 
 def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
@@ -216,13 +216,13 @@ def lr_sensitivity(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             ax.set_ylabel("fraction of runs non-finite")
         ax.set_title("non-finite rate")
         figure_legend(fig, colors, runs["optimizer"])
-        fig.suptitle(f"{wl}: learning-rate sensitivity (all seeds)")
+        fig.suptitle(f"{a.show(wl)}: learning-rate sensitivity (all seeds)")
     caption = (
         "All seeds (selection and report). Left: mean final metric with 95% t-interval over the "
         "finite runs; ★ marks the selected lr (chosen on the selection seeds only). "
         "Right: fraction of runs that diverged or ended with a non-finite metric."
     )
-    return FigureFile(name, f"{wl}: learning-rate sensitivity", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: learning-rate sensitivity", caption, wl)
 
 
 def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
@@ -314,7 +314,7 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 ax.set_xlabel(label)
                 ax.set_ylabel("")
             ax.set_title(f"{label.split(' to ')[0]} to {info.target_text()} (reached/runs)")
-        fig.suptitle(f"{wl}: cost")
+        fig.suptitle(f"{a.show(wl)}: cost")
     caption = (
         "Top: wall time per training step (evaluation excluded) over all runs of each optimizer, "
         "mean with 95% t-interval, and the same relative to plain Adam's mean. Bottom: per "
@@ -324,4 +324,4 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         "runs are slower, so small ratios are indicative only (python -m bench perf measures "
         "overheads under control)."
     )
-    return FigureFile(name, f"{wl}: cost", caption, wl)
+    return FigureFile(name, f"{a.show(wl)}: cost", caption, wl)
