@@ -156,6 +156,10 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
     assert (out / "report.md").is_file()
     for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "nonfinite"):
         assert (out / f"{name}.csv").is_file(), name
+    runs = pd.read_csv(out / "runs.csv")  # runs × metrics, one row per finished run
+    assert len(runs) == len(_specs("tiny")) and runs["run_id"].is_unique
+    assert {"workload", "optimizer", "lr", "seed", "final", "nonfinite"} <= set(runs.columns)
+    assert not any(c.startswith("metrics_") for c in runs.columns)
     expected = {"fig-performance-profiles.png", "fig-divergence.png"} | {
         f"fig-{wl}-{kind}.png"
         for wl in WORKLOADS

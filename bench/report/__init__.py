@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from bench.report.data import SweepData, load_sweep
 from bench.report.tables import Analysis, analyse
 
@@ -55,6 +57,7 @@ def analyse_dir(path: str | Path) -> Analysis:
 
 
 CSV_TABLES = (
+    "runs",
     "comparisons",
     "summary",
     "paired",
@@ -66,6 +69,16 @@ CSV_TABLES = (
     "nonfinite",
 )
 """The numeric tables written next to the report as ``<name>.csv`` (full precision)."""
+
+
+def runs_table(data: SweepData) -> pd.DataFrame:
+    """Runs × metrics as the analysis reads them, one row per finished run (its key, its final
+    metrics, gradient-norm statistics, steps, times, population and admission), without the
+    metric metadata every run repeats (the report states it). Committed with a report, it lets a
+    reader redo any verdict without the run files, and a later study compare its runs with these.
+    """
+    drop = [c for c in data.runs.columns if c.startswith(("metrics_", "metric_info_"))]
+    return data.runs.drop(columns=drop)
 
 
 def build_report(path: Path, out: Path | None = None) -> Path:
@@ -94,6 +107,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
             stale.unlink()
 
     numeric = {
+        "runs": runs_table(data),
         "comparisons": a.comparisons,
         "summary": a.summary,
         "paired": a.paired,

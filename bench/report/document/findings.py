@@ -85,8 +85,10 @@ def header(a: Analysis) -> list[Block]:
     return blocks
 
 
-def _separable(g: pd.DataFrame, top: str) -> str:
+def _separable(g: pd.DataFrame, top: str, a: Analysis) -> str:
     """Which optimizers' 95% CIs overlap the best one's (a conservative 'cannot separate')."""
+    if len(g) == 1:
+        return "It is the only optimizer here."
     best = g.loc[top]
     if best["n_finite"] < 2:
         return "One seed: no interval, so no optimizer can be separated from it."
@@ -100,7 +102,9 @@ def _separable(g: pd.DataFrame, top: str) -> str:
     overlap = [v for v in overlap if not math.isnan(g.loc[v, "final_mean"])]
     if not overlap:
         return "Its 95% CI overlaps no other optimizer's."
-    return f"Its 95% CI overlaps those of {', '.join(overlap)}: not separated from them."
+    return (
+        f"Its 95% CI overlaps those of {', '.join(map(a.show, overlap))}: not separated from them."
+    )
 
 
 def _p(x: float) -> str:
@@ -196,7 +200,7 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
         items.append(
             f"Ranked first: {name} at lr {num(row['best_lr'])} — final {info.primary} "
             f"{mean_pm(row['final_mean'], row['final_ci_lo'], row['final_ci_hi'], row['n_finite'])}"
-            f"{cost}. {_separable(g.set_index('optimizer'), top)}"
+            f"{cost}. {_separable(g.set_index('optimizer'), top, a)}"
         )
         blocks.append(Bullets(items))
     if a.paired.empty:
