@@ -635,3 +635,23 @@ def test_bench_verdicts_of_the_runs_equals_the_report_built_from_them(report, sw
     assert len(table) == len(pd.read_csv(report.parent / "comparisons.csv")) > 0
     assert (table["verdict_a"] == table["verdict_b"]).all(), out
     assert "0 differ, 0 flipped" in out and "only in" not in out
+
+
+@pytest.mark.parametrize("ties", [1, 8, 40, 200])  # 8 lost a dot at the old fixed size
+def test_the_final_values_swarm_has_room_for_every_tied_run(tmp_path, ties):
+    """Whole modes tie (7 of 10 seeds at 7): a swarm out of room drops dots with a warning."""
+    import warnings
+
+    import seaborn as sns
+
+    from bench.report.figures.canvas import figure
+    from bench.report.figures.workload import _swarm_room
+
+    ok = pd.DataFrame({"optimizer": ["a"] * ties + ["b", "c"], "final": [7.0] * ties + [3, 3]})
+    row, size = _swarm_room(ok)
+    assert 0.55 <= row <= 1.5 and 0 < size <= 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # seaborn: "x% of the points cannot be placed"
+        with figure(tmp_path, "swarm.png", 1, 1, 9, row * 3 + 1.8) as (_, axes):
+            sns.swarmplot(data=ok, y="optimizer", x="final", size=size, ax=axes[0, 0])
+    assert (tmp_path / "swarm.png").is_file()

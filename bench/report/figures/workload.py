@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 from bench.report import intervals
@@ -97,13 +98,23 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     return FigureFile(name, f"{a.show(wl)}: training curves", caption, wl)
 
 
+def _swarm_room(ok: pd.DataFrame) -> tuple[float, float]:
+    """(row height in inches, dot size in points) so that a swarm shows every run: runs that tie
+    (whole modes: several seeds end at 7) stack across the row, and a swarm that runs out of
+    room drops dots (seaborn warns). Rows grow to 1.5 in, then the dots shrink."""
+    ties = int(ok.groupby(["optimizer", "final"]).size().max()) if len(ok) else 1
+    row = min(1.5, max(0.55, ties * 8 / 72 * 1.3 / 0.8))  # a swarm may use ~80% of a row
+    return row, min(8.0, row * 0.8 * 72 / (1.3 * ties))
+
+
 def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     info = a.data.workloads[wl]
     rep = a.reported[a.reported["workload"] == wl].copy()
     order = sorted(rep["optimizer"].unique())
     ok = rep[~rep["nonfinite"]]
     name = f"fig-{slug(wl)}-final.png"
-    with figure(out, name, 1, 1, 9, 0.55 * len(order) + 1.8) as (fig, axes):
+    row, size = _swarm_room(ok)
+    with figure(out, name, 1, 1, 9, row * len(order) + 1.8) as (fig, axes):
         ax = axes[0, 0]
         if ok.empty:
             panel_note(ax, "every reported run is non-finite (diverged, or a non-finite metric)")
@@ -115,7 +126,7 @@ def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                 y="optimizer",
                 x="final",
                 order=order,
-                size=8,
+                size=size,
                 zorder=4,
                 ax=ax,
                 **by_optimizer(colors),
