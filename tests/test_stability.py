@@ -75,3 +75,14 @@ def test_a_missing_report_is_a_one_line_usage_error(tmp_path, capsys):
     assert main(["verdicts", str(a), str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "none does not exist" in err
+
+
+def test_reports_without_a_comparison_compare_as_empty(tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "paired.csv").write_text("\n")  # an older report with one optimizer: empty tables
+    (old / "claims.csv").write_text("\n")
+    new = _report(tmp_path / "new", [])
+    assert compare_verdicts(old, new).empty
+    assert main(["verdicts", str(old), str(new)]) == 0
+    assert "no verdict on either side" in capsys.readouterr().out

@@ -31,17 +31,33 @@ LEGACY = {"paired.csv": ("confirmatory", "metric"), "claims.csv": ("exploratory"
 named the statistic."""
 
 
+def _read(path: Path, family: str | None = None, column: str = "statistic") -> pd.DataFrame:
+    """``KEYS`` + ``verdict`` of one CSV (a report with no comparison writes an empty one)."""
+    try:
+        t = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=[*KEYS, "verdict"])
+    t = t.rename(columns={column: "statistic"})
+    if family is not None:
+        t = t.assign(family=family)
+    missing = {*KEYS, "verdict"} - set(t.columns)
+    if missing and len(t):
+        raise BenchError(f"{path} lacks the column(s) {', '.join(sorted(missing))}; is it a "
+                         "report's CSV? (python -m bench report writes them)")  # fmt: skip
+    return t.reindex(columns=[*KEYS, "verdict"])
+
+
 def verdicts_of(path: str | Path) -> pd.DataFrame:
     """``KEYS`` + ``verdict``, one row per verdict of the report or results under ``path``."""
     path = Path(path)
     if (path / "comparisons.csv").is_file():
-        return pd.read_csv(path / "comparisons.csv")[[*KEYS, "verdict"]]
+        return _read(path / "comparisons.csv")
     if (path / "paired.csv").is_file():
-        frames = []
-        for name, (family, column) in LEGACY.items():
-            if (path / name).is_file():
-                t = pd.read_csv(path / name).rename(columns={column: "statistic"})
-                frames.append(t.assign(family=family)[[*KEYS, "verdict"]])
+        frames = [
+            _read(path / name, family, column)
+            for name, (family, column) in LEGACY.items()
+            if (path / name).is_file()
+        ]
         return pd.concat(frames, ignore_index=True)
     if not path.is_dir():
         raise BenchError(
@@ -67,6 +83,8 @@ def compare_verdicts(a: str | Path, b: str | Path) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> str:
     """Counts per family, then every comparison whose verdict differs or that one side lacks."""
+    if table.empty:
+        return "no verdict on either side (no workload ran two optimizers to compare)"
     lines = []
     for family, group in table.groupby("family", sort=False):
         both = group.dropna(subset=["verdict_a", "verdict_b"])
