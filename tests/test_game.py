@@ -384,3 +384,21 @@ def test_train_refuses_an_optimizer_whose_step_needs_a_closure_before_any_run():
     with pytest.raises(ConfigError) as at_admission:  # where bench run found it: the same text
         optim.admit("torch.optim:LBFGS", spec)
     assert str(at_admission.value) == expected
+
+
+def test_step_times_trains_the_same_steps_without_evaluating(monkeypatch):
+    """bench's standalone timing beside a population: the steps of ogan.train, no metrics (an
+    Inception FID on the CPU would cost more than the steps it times)."""
+    from ogan.game.game import Game
+    from ogan.game.train import step_times
+
+    spec = {"name": "adam", "lr": 1e-3}
+    trained = ogan.train("mog-ring", spec, steps=6, seed=3, eval_every=6, threads=1)
+
+    def refuse(self, slot=0):
+        raise AssertionError("step_times evaluated the workload")
+
+    monkeypatch.setattr(Game, "evaluate", refuse)
+    times = step_times("mog-ring", spec, steps=6, seed=3, threads=1)
+    assert len(times) == len(trained.trace) == 6
+    assert bool((times > 0).all()) and bool(np.isfinite(times).all())

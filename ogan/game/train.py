@@ -64,3 +64,23 @@ def train(
     with loop.torch_threads(config.threads):
         game = loop.One(Game(config))
         return loop.run(game, [config], population=False, checkpointing=checkpointing)[0]
+
+
+def step_times(
+    workload: str | type[Workload],
+    optimizer: Any | Mapping[str, Any],
+    *,
+    steps: int,
+    seed: int = 0,
+    device: str | None = None,
+    **options: Any,
+) -> Any:
+    """Each step's training time (s) of a run trained alone for ``steps`` steps, as
+    ``ogan.train`` times them, without evaluating the workload's metrics (a pandas Series; what
+    ``bench run`` records as ``time_per_step_alone`` beside a population: its median)."""
+    config = resolve(workload, optimizer, steps=steps, seed=seed, eval_every=steps,
+                     device=device, **options)  # fmt: skip
+    with loop.torch_threads(config.threads):
+        game = loop.One(Game(config))
+        result = loop.run(game, [config], population=False, evaluate=False)[0]
+    return result.trace["step_time"]
