@@ -351,7 +351,7 @@ def next_round(
         run = _seeds_run(a, wl, (entry["base"], entry["variant"]))
         count = min(seeds_per_round, entry["max_pairs"] - len(run))
         used = set(data.runs.loc[data.runs["workload"] == wl, "seed"])
-        used |= {a["spec"]["seed"] for a in state["added"] if a["workload"] == wl}
+        used |= {added["spec"]["seed"] for added in state["added"] if added["workload"] == wl}
         first = max(used) + 1  # unused by every variant: a seed means the same on both sides
         for variant, lr in (
             (entry["base"], entry["lr_base"]),
