@@ -194,7 +194,7 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
         ref = a.reference.get(wl)
         cost = f", {num(row['time_per_step_ms'], 3)} ms/step"
         if ref and top != ref and math.isfinite(row["overhead_vs_adam"]):
-            cost += f" ({num(row['overhead_vs_adam'], 3)}× {ref})"
+            cost += f" ({num(row['overhead_vs_adam'], 3)}× {a.show(ref)})"
         cost += f", {num(row['grad_evals_per_step'], 3)} gradient evaluations per step"
         name = a.show(top)
         items.append(
