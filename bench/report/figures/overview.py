@@ -70,8 +70,12 @@ def divergence(a: Analysis, out: Path) -> FigureFile:
     rate, count, total = cells["mean"], cells["sum"], cells["size"]
     annot = count.astype("Int64").astype(str) + "/" + total.astype("Int64").astype(str)
     annot = annot.where(total.notna(), "not run")
+    rate = rate.rename(index=a.show, columns=a.show)
     name = "fig-divergence.png"
-    width, height = max(6.0, 1.1 * rate.shape[1] + 2.5), 0.6 * rate.shape[0] + 2.2
+    # room for the workload names left of the cells (~0.09 in a character at this font size)
+    names = 0.09 * max(len(str(w)) for w in rate.index)
+    width = max(6.0, 1.1 * rate.shape[1] + 2.5 + names)
+    height = max(3.8, 0.6 * rate.shape[0] + 2.2)  # lower, constrained layout gave up on 2 rows
     with figure(out, name, 1, 1, width, height, style="white") as (fig, axes):
         ax = axes[0, 0]
         sns.heatmap(
