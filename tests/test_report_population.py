@@ -40,8 +40,19 @@ def test_no_shared_population_size_gives_no_overhead():
 
 def test_overhead_compares_standalone_step_times_when_every_run_records_one():
     # adam trained in populations of 8 (a member's share 0.1), the variant alone (1.5): their
-    # standalone times (0.5 and 1.5) compare on equal terms
+    # standalone times compare on equal terms, each side's fastest (0.4 and 1.5)
     variant = _runs([1.5, 1.5], [None, None]).assign(time_per_step_alone=[1.5, 1.5])
     reference = _runs([0.1, 0.1], [8, 8]).assign(time_per_step_alone=[0.4, 0.6])
     ratio, size = overhead(variant, reference)
-    assert (ratio, size) == (pytest.approx(3.0), 1)
+    assert (ratio, size) == (pytest.approx(3.75), 1)
+
+
+def test_one_contended_standalone_timing_does_not_move_the_overhead():
+    # the default sweep's mog-ring: Adam's population of 8 was timed alone at 6.73 ms while the
+    # other worker ran, its population of 4 at 3.11 ms; ⊥Grad's at 3.11 and 3.21 ms
+    adam = _runs([3.4e-3] * 12, [8] * 8 + [4] * 4)
+    adam = adam.assign(time_per_step_alone=[6.73e-3] * 8 + [3.11e-3] * 4)
+    ortho = _runs([3.1e-3] * 12, [8] * 8 + [4] * 4)
+    ortho = ortho.assign(time_per_step_alone=[3.11e-3] * 8 + [3.21e-3] * 4)
+    ratio, size = overhead(ortho, adam)
+    assert (ratio, size) == (pytest.approx(1.0), 1)  # the means would say 0.57

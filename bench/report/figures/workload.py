@@ -98,13 +98,14 @@ def curves(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     return FigureFile(name, f"{a.show(wl)}: training curves", caption, wl)
 
 
-def _swarm_room(ok: pd.DataFrame) -> tuple[float, float]:
-    """(row height in inches, dot size in points) so that a swarm shows every run: runs that tie
-    (whole modes: several seeds end at 7) stack across the row, and a swarm that runs out of
-    room drops dots (seaborn warns). Rows grow to 1.5 in, then the dots shrink."""
-    ties = int(ok.groupby(["optimizer", "final"]).size().max()) if len(ok) else 1
-    row = min(1.5, max(0.55, ties * 8 / 72 * 1.3 / 0.8))  # a swarm may use ~80% of a row
-    return row, min(8.0, row * 0.8 * 72 / (1.3 * ties))
+def _swarm_room(ok: pd.DataFrame, column: str = "final", dot: float = 8.0) -> tuple[float, float]:
+    """(row height in inches, dot size in points) so that a swarm of ``column`` by optimizer
+    shows every run: runs that tie (whole modes, evaluations to a target counted at evaluation
+    steps) stack across the row, and a swarm that runs out of room drops dots (seaborn warns).
+    Rows grow to 1.5 in, then the dots shrink below ``dot``."""
+    ties = int(ok.groupby(["optimizer", column]).size().max()) if len(ok) else 1
+    row = min(1.5, max(0.55, ties * dot / 72 * 1.3 / 0.8))  # a swarm may use ~80% of a row
+    return row, min(dot, row * 0.8 * 72 / (1.3 * ties))
 
 
 def final_values(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
@@ -243,7 +244,10 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
     order = sorted(runs["optimizer"].unique())
     ref = a.reference.get(wl)
     name = f"fig-{slug(wl)}-cost.png"
-    height = 0.45 * len(order) + 1.6
+    targets = ("grad_evals_to_target", "time_to_target")
+    room = [_swarm_room(rep[rep[c].notna()], c, dot=7.0) for c in targets]
+    row, size = max(r for r, _ in room), min(s for _, s in room)
+    height = row * len(order) + 1.6
     with figure(out, name, 2, 2, 12, 2 * height + 0.8) as (fig, axes):
         runs["ms"] = 1e3 * runs["time_per_step"]
 
@@ -287,9 +291,9 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
             ax.set_yticks(ys, order)
             ax.set_ylim(len(order) - 0.5, -0.5)
             ax.axvline(1.0, color="black", lw=1, ls="--")
-            ax.set_xlabel(f"time per step / {ref}'s (the summary table's overhead)")
+            ax.set_xlabel(f"standalone step time / {a.show(ref)}'s")
             ax.set_ylabel("")
-            ax.set_title(f"overhead vs {ref}")
+            ax.set_title(f"overhead vs {a.show(ref)} (the summary table's)")
         for ax, col, label in (
             (axes[1, 0], "grad_evals_to_target", "gradient evaluations to target"),
             (axes[1, 1], "time_to_target", "wall time to target (s)"),
@@ -313,7 +317,7 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
                     y="optimizer",
                     x=col,
                     order=order,
-                    size=7,
+                    size=size,
                     ax=ax,
                     **by_optimizer(colors),
                 )
@@ -328,7 +332,8 @@ def cost(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile:
         fig.suptitle(f"{a.show(wl)}: cost")
     caption = (
         "Top: wall time per training step (evaluation excluded) over all runs of each optimizer, "
-        "mean with 95% t-interval, and the same relative to plain Adam's mean. Bottom: per "
+        "mean with 95% t-interval (a population member's share of its step), and the summary "
+        "table's overhead vs plain Adam (fastest standalone step times). Bottom: per "
         "report run at the selected lr, gradient evaluations and seconds until the primary "
         f"metric first reached {info.target_text()}; the label counts the runs that reached it. "
         "Times are as measured during the sweep: runs that shared the CPU with other parallel "
