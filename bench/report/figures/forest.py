@@ -92,7 +92,7 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
     )
     if len(skipped):
         caption += " Not drawn (no margin declared): " + ", ".join(
-            f"{r.projected} vs {r.base} {r.statistic}" for r in skipped.itertuples()
+            f"{a.show(r.projected)} vs {a.show(r.base)} {r.statistic}" for r in skipped.itertuples()
         )
         caption += "."
     return FigureFile(name, f"{a.show(wl)}: every verdict at a glance", caption, wl)
