@@ -313,11 +313,9 @@ def _look(entry: dict[str, Any], a: tables.Analysis, p: Any) -> None:
     bounds = spending.boundaries(
         looks, entry["max_pairs"], alpha=entry.get("alpha", verdicts.ALPHA), final=final
     )
-    entry["looks"][-1].update(
+    entry["looks"][-1].update(  # n and final: set above, for final_verdict
         {
-            "n": v.n,
             "seeds": [int(s) for s in diffs.index],
-            "final": final,
             "verdict": v.verdict,
             "estimate": _number(v.estimate),
             "interval": [_number(v.ci_lo), _number(v.ci_hi)],

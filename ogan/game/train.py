@@ -60,10 +60,7 @@ def train(
     """
     config = resolve(workload, optimizer, steps=steps, seed=seed, eval_every=eval_every,
                      device=device, **options)  # fmt: skip
-    checkpointing = ckpt.plan(checkpoint, checkpoint_every, config.steps)
-    with loop.torch_threads(config.threads):
-        game = loop.One(Game(config))
-        return loop.run(game, [config], population=False, checkpointing=checkpointing)[0]
+    return _run_one(config, checkpointing=ckpt.plan(checkpoint, checkpoint_every, config.steps))
 
 
 def step_times(
@@ -80,7 +77,10 @@ def step_times(
     ``bench run`` records as ``time_per_step_alone`` beside a population: its median)."""
     config = resolve(workload, optimizer, steps=steps, seed=seed, eval_every=steps,
                      device=device, **options)  # fmt: skip
+    return _run_one(config, evaluate=False).trace["step_time"]
+
+
+def _run_one(config: Any, **run: Any) -> TrainResult:
+    """One run of ``config`` through the run loop (``run``: :func:`loop.run`'s keywords)."""
     with loop.torch_threads(config.threads):
-        game = loop.One(Game(config))
-        result = loop.run(game, [config], population=False, evaluate=False)[0]
-    return result.trace["step_time"]
+        return loop.run(loop.One(Game(config)), [config], population=False, **run)[0]
