@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import graph_replay
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,65 +161,6 @@ def test_the_prepared_gpu_check_runs_its_graph_part_on_the_cpu_as_eager():
     assert all(r["today_ms"] > 0 and r["eager_ms"] > 0 for r in timings["cases"])
 
 
-class _FakeGraph:
-    """A CUDA graph's stand-in on the CPU: "capture" records the step without changing the
-    game (its state is put back), "replay" runs the recorded step into the recorded output and,
-    like a real replay, changes nothing on the host."""
-
-    def replay(self) -> None:
-        core = self.game.core
-        players = (core.g, core.d)
-        evals = list(core.grad_evals)
-        fast = [p.lookahead.fast_steps if p.lookahead else 0 for p in players]
-        self.out.copy_(self.step(self.index))
-        core.grad_evals[:] = evals
-        for p, f in zip(players, fast):
-            if p.lookahead:
-                p.lookahead.fast_steps = f
-
-
-def _fake_cuda(monkeypatch, game) -> list[_FakeGraph]:
-    import contextlib
-    import copy
-
-    captured: list[_FakeGraph] = []
-
-    @contextlib.contextmanager
-    def capture(g):
-        snapshot = copy.deepcopy(game.core.state_dict())
-        original = game.step
-
-        def recording(index):
-            g.game, g.step, g.index = game, original, index
-            g.out = original(index)
-            return g.out
-
-        game.step = recording
-        try:
-            yield
-        finally:  # the device state as before; host counters advanced, as a real capture
-            core = game.core
-            players = (core.g, core.d)
-            evals = list(core.grad_evals)
-            fast = [p.lookahead.fast_steps if p.lookahead else 0 for p in players]
-            del game.step
-            core.load_state_dict(snapshot)
-            core.grad_evals[:] = evals
-            for p, f in zip(players, fast):
-                if p.lookahead:
-                    p.lookahead.fast_steps = f
-            captured.append(g)
-
-    stream = SimpleNamespace(wait_stream=lambda other: None)
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
-    monkeypatch.setattr(torch.cuda, "graph", capture)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: stream)
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
-    return captured
-
-
 @pytest.mark.parametrize(
     ("optimizer", "options"),
     [({"name": "sgd", "lr": 1e-2, "momentum": 0.9}, {}),
@@ -229,16 +171,12 @@ def _fake_cuda(monkeypatch, game) -> list[_FakeGraph]:
 )  # fmt: skip
 def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monkeypatch):
     """The host side of the graph path (warm-up, capture per Lookahead phase, counters put back
-    and advanced per replay, recapture after members stop), with the graph faked on the CPU;
-    ogan's optimizers with their device-side counters, ⊥Grad and surgery included."""
-    import importlib
-
+    and advanced per replay, recapture after members stop), the graphs replayed op by op on the
+    CPU (tests/graph_replay.py); ogan's optimizers with their device-side counters, ⊥Grad and
+    surgery included."""
     from ogan.game.population import PopulationGame
 
-    adam = importlib.import_module("torch.optim.adam")  # capturable=True refused on CPU by name
-    supported = adam._get_capturable_supported_devices
-    monkeypatch.setattr(adam, "_get_capturable_supported_devices",
-                        lambda *a, **k: [*supported(*a, **k), "cpu"])  # fmt: skip
+    captured = graph_replay.emulate(monkeypatch)
     configs = [ogan.game.resolve("mog-ring", optimizer, seed=s, device="cpu", hidden=8,
                                  batch_size=16, streams="counter", **options)
                for s in range(3)]  # fmt: skip
@@ -248,7 +186,6 @@ def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monke
             if "capturable" in group:
                 group["capturable"] = True
     eager = graph.Execution(eager_game, "eager", "test")
-    captured = _fake_cuda(monkeypatch, graph_game)
     replayed = graph.Graph(graph_game, "test")
     for group in graph_game.g.optimizer.param_groups + graph_game.d.optimizer.param_groups:
         if "capturable" in group:  # as loading a checkpoint an eager run saved does
@@ -259,6 +196,7 @@ def test_graph_bookkeeping_replays_what_eager_steps_do(optimizer, options, monke
                 game.keep([0, 2])
                 run.reset()
         assert torch.equal(replayed.step(i), eager.step(i)), f"step {i + 1}"
+    assert replayed.mode == "graph", replayed.reason
     assert graph_game.grad_evals == eager_game.grad_evals
     for a, b in zip(graph_game.g.params + graph_game.d.params,
                     eager_game.g.params + eager_game.d.params):  # fmt: skip
@@ -293,3 +231,132 @@ def test_with_one_read_back_per_interval_a_resumed_run_equals_the_uninterrupted_
         for r in (b, c):
             assert r.trace.drop(columns="step_time").equals(a.trace.drop(columns="step_time"))
             assert r.history.drop(columns="wall_time").equals(a.history.drop(columns="wall_time"))
+
+
+# -- CUDA-graph semantics on the CPU (tests/graph_replay.py) ----------------------------------
+#
+# A graph replays the step's tensor operations only: every Python value the host computed while
+# capturing is frozen. graph_replay records the aten operations of a captured step and replays
+# exactly those into the captured memory, so everything below holds replay to eager without a
+# GPU; what it cannot see (Triton, the fused CPU kernel) the device test covers.
+
+
+def _replay_vs_eager(workload, optimizer, monkeypatch, *, steps=8, members=2, **options):
+    """(Graph run, eager run) of the same population, stepped side by side: every row and, at
+    the end, every parameter and counter equal bit for bit. The eager side runs with
+    ``capturable=True`` too: the same arithmetic (a plain eager run's differs in rounding)."""
+    from ogan.game.population import PopulationGame
+
+    captured = graph_replay.emulate(monkeypatch)
+    configs = [ogan.game.resolve(workload, optimizer, seed=s, device="cpu", streams="counter",
+                                 **options) for s in range(members)]  # fmt: skip
+    eager_game, graph_game = PopulationGame(configs), PopulationGame(configs)
+    graph.make_capturable(eager_game)
+    eager = graph.Execution(eager_game, "eager", "test")
+    replayed = graph.Graph(graph_game, "test")
+    for i in range(steps):
+        assert torch.equal(replayed.step(i), eager.step(i)), f"step {i + 1}"
+    assert replayed.mode == "graph", replayed.reason
+    assert captured and all(len(g.ops) > 100 for g in captured)
+    assert graph_game.grad_evals == eager_game.grad_evals
+    for a, b in zip(graph_game.g.params + graph_game.d.params,
+                    eager_game.g.params + eager_game.d.params):  # fmt: skip
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("scheme", ["simultaneous", "alternating"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [*ogan.optim.OPTIMIZERS, {"name": "adam", "ortho": "weights"},
+     {"name": "adam", "surgery": True},
+     {"name": "lookahead", "base": "optimistic-adam", "k": 3, "ortho": "weights"}],
+)  # fmt: skip
+def test_replayed_on_the_cpu_every_optimizer_equals_its_eager_steps(optimizer, scheme,
+                                                                     monkeypatch):  # fmt: skip
+    from ogan.errors import ConfigError
+
+    try:
+        ogan.game.resolve("mog-ring", optimizer, scheme=scheme)
+    except ConfigError as exc:  # the extrapolation methods are simultaneous only
+        pytest.skip(str(exc))
+    _replay_vs_eager("mog-ring", optimizer, monkeypatch, scheme=scheme, hidden=8,
+                     batch_size=16)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("workload", "options"),
+    [("mog-ring", {"arch": "pacgan", "batch_size": 16}),
+     ("mog-ring", {"arch": "pacgan", "packing": 2, "batch_size": 16}),  # per-slice batch norm
+     ("mog-ring", {"arch": "unrolled", "batch_size": 16}),
+     ("mog-grid", {"hidden": 8, "batch_size": 16}),
+     ("digits", {"batch_size": 16}),
+     ("seed-mlp", {"batch_size": 16}),
+     ("bilinear", {}),
+     ("dirac", {})],
+)  # fmt: skip
+def test_replayed_on_the_cpu_every_workload_equals_its_eager_steps(workload, options,
+                                                                    monkeypatch):  # fmt: skip
+    surgery = ogan.workloads.get(workload).has_real_data  # else surgery does not apply
+    optimizer = {"name": "lookahead", "base": "extra-adam", "k": 3, "ortho": "weights",
+                 "surgery": surgery}  # fmt: skip
+    _replay_vs_eager(workload, optimizer, monkeypatch, steps=7, **options)
+
+
+def test_the_cpu_replay_catches_what_a_cuda_graph_gets_wrong(monkeypatch):
+    """The emulation fails where a real graph would: a host read during capture (torch's Adam
+    without ``capturable``: its step counter read back), a host value frozen into the graph
+    (ogan's optimistic Adam without ``capturable``: its bias corrections from the step count
+    at capture, at every replay)."""
+    from ogan.game.population import PopulationGame
+
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "make_capturable", lambda core: None)
+    kw = dict(device="cpu", streams="counter", hidden=8, batch_size=16)
+
+    game = PopulationGame([ogan.game.resolve("mog-ring", "adam", seed=s, **kw) for s in (0, 1)])
+    run = graph.Graph(game, "test")
+    for i in range(graph.WARMUP + 1):
+        run.step(i)
+    assert run.mode == "eager"
+    assert run.reason.startswith("capture failed: CaptureError: aten._local_scalar_dense")
+
+    configs = [ogan.game.resolve("mog-ring", "optimistic-adam", seed=s, **kw) for s in (0, 1)]
+    eager = graph.Execution(PopulationGame(configs), "eager", "test")
+    replayed = graph.Graph(PopulationGame(configs), "test")
+    same = [torch.equal(replayed.step(i), eager.step(i)) for i in range(8)]
+    assert replayed.mode == "graph"
+    # eager warm-up and the captured step itself agree; the second replay uses stale corrections
+    assert same[: graph.WARMUP + 1] == [True] * (graph.WARMUP + 1) and not all(same)
+
+
+def test_replayed_on_the_cpu_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    """The whole loop under (emulated) graphs, read back once per interval as on CUDA: it
+    equals the eager run to float tolerance (``capturable`` arithmetic against the plain one),
+    and a run resumed from its checkpoint equals the uninterrupted one bit for bit."""
+    kw = dict(seeds=[0, 1], steps=14, eval_every=6, device="cpu", threads=1, batch_size=16,
+              hidden=8, streams="counter")  # fmt: skip
+    spec = {"name": "lookahead", "base": "optimistic-adam", "k": 3, "ortho": "weights",
+            "lr": 1e-3}  # fmt: skip
+    eager = ogan.train_population("mog-ring", spec, **kw)
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
+    monkeypatch.setattr(graph.Execution, "read_every", lambda self, eval_every: eval_every)
+    whole = ogan.train_population("mog-ring", spec, **kw)
+    path = tmp_path / "p.pt"
+    ogan.train_population("mog-ring", spec, checkpoint=path, checkpoint_every=4, **kw)
+    assert torch.load(path, weights_only=False)["state"]["step"] == 12
+    resumed = ogan.train_population("mog-ring", spec, checkpoint=path, **kw)
+    for e, w, r in zip(eager, whole, resumed):
+        assert w.summary["execution"] == {"mode": "graph", "reason": "captured"}
+        assert w.summary["grad_evals"] == e.summary["grad_evals"]
+        for column in ("loss_g", "loss_d", "grad_norm_g", "grad_norm_d"):
+            torch.testing.assert_close(torch.tensor(w.trace[column].values),
+                                       torch.tensor(e.trace[column].values),
+                                       rtol=1e-4, atol=1e-6)  # fmt: skip
+        untimed = [x.trace.drop(columns="step_time") for x in (w, r)]
+        pd.testing.assert_frame_equal(*untimed, check_exact=True)
+        pd.testing.assert_frame_equal(
+            w.history.drop(columns="wall_time"),
+            r.history.drop(columns="wall_time"),
+            check_exact=True,
+        )

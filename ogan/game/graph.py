@@ -33,8 +33,13 @@ advanced (gradient evaluations, Lookahead's fast steps) are put back and advance
 Lookahead's every-k synchronisation is a second graph (the step with the synchronisation).
 When members stop, the population's tensors are rebuilt, so the graphs are captured again.
 
-This module cannot be exercised without a GPU; its device test (tests/test_graph.py) and the
-prepared check (``python -m bench perf --device cuda``) hold replay to eager.
+Its semantics are tested on the CPU: tests/graph_replay.py records a captured step's aten
+operations and replays only those into the captured memory, so every Python value the host
+computed while capturing stays frozen, as in a CUDA graph; there every registered optimizer,
+both schemes and every built-in workload replay bit for bit as their eager steps
+(tests/test_graph.py). What that cannot see (the Triton kernels, operations a CUDA run would do
+on host tensors) the device test and the prepared check (``python -m bench perf --device
+cuda``) hold to eager on a GPU.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ CAPTURABLE = (
 )  # fmt: skip
 """Optimizer chain links whose step is device work only, once :class:`Graph` has set
 ``capturable=True`` where they take it (the exact classes: a subclass may add host logic).
-Not yet measured on a device for ogan's optimizers and ⊥Grad: the device test holds replay to
-eager (tests/test_graph.py)."""
+Replayed on the CPU with CUDA-graph semantics, each equals its eager steps bit for bit
+(tests/test_graph.py); not yet run on a device for ogan's optimizers and ⊥Grad: the device test
+holds replay to eager there."""
 
 
 def _links(opt: Any) -> list[Any]:
