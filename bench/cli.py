@@ -53,6 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+def _part(text: str) -> tuple[int, int]:
+    """``I/N`` with 1 <= I <= N (argparse type)."""
+    head, sep, tail = text.partition("/")
+    if sep and head.strip().isdigit() and tail.strip().isdigit():
+        i, n = int(head), int(tail)
+        if 1 <= i <= n:
+            return i, n
+    raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 2/6; got {text!r}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run and _list_imports(args.config):
         return EXIT_OK
@@ -68,6 +78,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if args.max_seeds is not None and not args.until_decided:
         raise BenchError("--max-seeds goes with --until-decided")
+    if args.part is not None:
+        if args.until_decided:
+            raise BenchError("--part cannot go with --until-decided: its rounds span the sweep")
+        options["part"] = args.part
     if args.until_decided:
         if args.dry_run:
             raise BenchError("--until-decided cannot be a dry run: its rounds depend on results")
@@ -215,6 +229,21 @@ def cmd_verdicts(args: argparse.Namespace) -> int:
     return EXIT_FAILED_RUNS if table["flipped"].any() else EXIT_OK
 
 
+def cmd_agree(args: argparse.Namespace) -> int:
+    from bench.report.agreement import DIFFER, agreement, runs_of, summary
+    from ogan.files import atomic_open
+
+    table = agreement(runs_of(args.a), runs_of(args.b))
+    if args.csv is not None:
+        try:
+            with atomic_open(args.csv) as f:
+                table.to_csv(f, index=False)
+        except OSError as exc:
+            raise BenchError(f"cannot write {args.csv}: {exc.strerror}") from None
+    print(summary(table, args.a, args.b))
+    return EXIT_FAILED_RUNS if (table["verdict"] == DIFFER).any() else EXIT_OK
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from bench import perf
 
@@ -284,6 +313,14 @@ def _parser() -> argparse.ArgumentParser:
         help="with --until-decided: at most N seeds per variant, selection seeds included "
         "(default: 20, or the started design's)",
     )
+    run.add_argument(
+        "--part",
+        type=_part,
+        metavar="I/N",
+        help="run only the I-th of N parts of the sweep: its configurations (runs that differ "
+        "only by seed) in N consecutive blocks, each with all its seeds; for splitting a long "
+        "sweep over separate commands or machines (the union of the parts is the sweep)",
+    )
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser(
@@ -313,6 +350,19 @@ def _parser() -> argparse.ArgumentParser:
     verdicts.add_argument("a", metavar="A", help="a report directory (…/report) or results")
     verdicts.add_argument("b", metavar="B", help="another")
     verdicts.set_defaults(func=cmd_verdicts)
+
+    agree = sub.add_parser(
+        "agree",
+        help="do two samples of one protocol agree? (per optimizer and final metric; exit 1 "
+        "if any differ)",
+        description="Compare, per workload × optimizer × lr on both sides, the distribution of "
+        "every final metric: difference of means with its Welch interval, a permutation test, "
+        "Holm over the family (e.g. the same protocol on the CPU and on a GPU).",
+    )
+    agree.add_argument("a", metavar="A", help="a report directory (its runs.csv) or results")
+    agree.add_argument("b", metavar="B", help="another")
+    agree.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
+    agree.set_defaults(func=cmd_agree)
 
     perf = sub.add_parser(
         "perf", help="performance benchmarks (arguments go to bench.perf)", add_help=False

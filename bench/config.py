@@ -25,6 +25,12 @@ files you trust; ``bench run FILE --dry-run`` lists such names without importing
     ``checkpoint_every``  steps between a run's checkpoints (default: 5,000 for runs over 10,000
                      steps, else none); an interrupted run resumes from its last one. It changes
                      no result, so it is not part of the run id.
+    ``trace_every``  store every N-th step of a run's per-step trace (default 1: every step),
+                     and its last. For long protocols with many seeds, whose traces would be
+                     gigabytes (25,000 steps × 1,536 runs). Every statistic of the run's
+                     summary (gradient-norm median, p99, growth, vanishing and exploding
+                     fractions) is computed from every step before the trace is thinned, so it
+                     changes no result and is not part of the run id.
 
 ``[[workload]]`` (one or more)
     ``name``         a workload (``python -m bench list``), or the import path of a
@@ -103,7 +109,10 @@ from bench.spec import RunSpec, freeze
 from ogan.errors import OganError
 from ogan.game import resolve
 
-SWEEP_KEYS = ("name", "description", "seeds", "steps", "eval_every", "device", "checkpoint_every")
+SWEEP_KEYS = (
+    "name", "description", "seeds", "steps", "eval_every", "device", "checkpoint_every",
+    "trace_every",
+)  # fmt: skip
 TOP_KEYS = ("sweep", "workload", "optimizer")
 DEVICES = ("cpu", "cuda")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -122,6 +131,7 @@ class Sweep:
     specs: tuple[RunSpec, ...]
     imports: tuple[Import, ...] = ()  # the code from outside ogan that it names
     checkpoint_every: int | None = None  # None: ogan's default (long runs only)
+    trace_every: int = 1  # the stored trace keeps every N-th step (and the last)
 
     def manifest(self) -> dict[str, Any]:
         """The content of ``sweep.json``: enough for a report to tell which runs are missing."""
@@ -213,6 +223,9 @@ def parse_sweep(
     every = head.get("checkpoint_every")
     if every is not None and not (grid.is_int(every) and every > 0):
         raise BenchError(f"[sweep] checkpoint_every must be an integer >= 1, got {every!r}")
+    trace_every = head.get("trace_every", 1)
+    if not (grid.is_int(trace_every) and trace_every > 0):
+        raise BenchError(f"[sweep] trace_every must be an integer >= 1, got {trace_every!r}")
 
     workload_tables = grid.tables(doc, "workload")
     optimizer_tables = grid.tables(doc, "optimizer")
@@ -252,7 +265,7 @@ def parse_sweep(
                     )
     _check_unique(specs)
     imports = tuple(sweep_imports(doc))
-    return Sweep(name, description, origin, text, device, tuple(specs), imports, every)
+    return Sweep(name, description, origin, text, device, tuple(specs), imports, every, trace_every)
 
 
 def validate(specs: Iterable[RunSpec], *, device: str | None = None) -> None:

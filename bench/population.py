@@ -78,3 +78,22 @@ def populations(
         n = size if admitted[members[0].optimizer].admitted else 1
         chunks += [tuple(members[i : i + n]) for i in range(0, len(members), n)]
     return chunks
+
+
+def part(specs: Sequence[RunSpec], i: int, n: int) -> tuple[RunSpec, ...]:
+    """The i-th (1-based) of ``n`` parts of a sweep: its configurations (runs that differ only
+    by seed), in sweep order, cut into ``n`` consecutive blocks of as equal a size as they
+    allow, each configuration with all its seeds. The parts are disjoint, their union is the
+    sweep, and a part is the same whatever has already run."""
+    from bench.errors import BenchError
+
+    keys = list(dict.fromkeys(optimizer_key(s) for s in specs))
+    if not 1 <= i <= n:
+        raise BenchError(f"--part {i}/{n}: expected 1 <= I <= N")
+    if n > len(keys):
+        raise BenchError(
+            f"--part {i}/{n}: the sweep has {len(keys)} configuration(s) (runs that differ "
+            f"only by seed); N can be at most {len(keys)}"
+        )
+    chosen = set(keys[(i - 1) * len(keys) // n : i * len(keys) // n])
+    return tuple(s for s in specs if optimizer_key(s) in chosen)

@@ -65,6 +65,7 @@ def run_sweep(
     dry_run: bool = False,
     device: str | None = None,
     population: int | None = None,
+    part: tuple[int, int] | None = None,
     echo: Callable[[str], None] = print,
 ) -> SweepReport:
     """Run (or resume) a sweep and store every finished run under ``<out>/<sweep name>/``.
@@ -74,6 +75,9 @@ def run_sweep(
 
     Runs that differ only by seed train as populations of at most ``population`` members
     (default: :func:`bench.population.default_size` of the device; 1: one run per process).
+
+    ``part``: ``(i, n)`` runs only the i-th of n parts (:func:`bench.population.part`); the
+    report and the summary table still cover the whole sweep.
 
     Everything is checked before anything is written: the config, every run still to do
     (through ``ogan.game.resolve``), the output directory and the scheduler. Finished runs are
@@ -97,10 +101,11 @@ def run_sweep(
         sweep_dir = Path(out) / sweep.name
         check_writable(sweep_dir)
 
-        ids = [spec.run_id for spec in sweep.specs]
+        specs = sweep.specs if part is None else populations.part(sweep.specs, *part)
+        ids = [spec.run_id for spec in specs]
         scan = store.scan(sweep_dir)
         done = set() if force else scan.finished & set(ids)
-        todo = [spec for spec in sweep.specs if spec.run_id not in done]
+        todo = [spec for spec in specs if spec.run_id not in done]
         # Finished runs were checked when they ran (and resuming stays fast: building the first
         # torch optimizer imports torch._dynamo, ~2 s). A cluster's GPUs cannot be checked from
         # here: check its runs on the CPU.
@@ -123,8 +128,9 @@ def run_sweep(
                 f"warning: run {run_id} is unreadable ({problem}); running it again",
                 file=sys.stderr,
             )
+        of = "" if part is None else f" (part {part[0]}/{part[1]} of {len(sweep.specs)})"
         echo(
-            f"sweep {sweep.name!r}: {len(ids)} runs, {len(done)} already finished, "
+            f"sweep {sweep.name!r}: {len(ids)} runs{of}, {len(done)} already finished, "
             f"{len(todo)} to run on {sweep.device} -> {sweep_dir}"
         )
         if todo:
@@ -168,7 +174,9 @@ def _run_all(
             spec = outcome.spec
             if outcome.error is None:
                 outcome.result.summary["admission"] = admitted[spec.optimizer].to_dict()
-                store.write_run(report.sweep_dir, spec, outcome.result, outcome.env)
+                store.write_run(
+                    report.sweep_dir, spec, outcome.result, outcome.env, report.sweep.trace_every
+                )
                 if outcome.checkpoint is not None:  # stored: nothing left to resume
                     Path(outcome.checkpoint).unlink(missing_ok=True)
                 report.ran += 1

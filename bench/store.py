@@ -129,16 +129,29 @@ def git_commit() -> str | None:
         return None
 
 
-def write_run(sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any]) -> None:
-    """Store one finished run: parquet files first, the JSON (the "finished" mark) last."""
+def thinned(trace: pd.DataFrame, every: int) -> pd.DataFrame:
+    """Every ``every``-th step of a per-step trace, and its last step (the sweep's
+    ``trace_every``)."""
+    if every == 1 or trace.empty:
+        return trace
+    step = trace["step"]
+    return trace[(step % every == 0) | (step == step.iloc[-1])].reset_index(drop=True)
+
+
+def write_run(
+    sweep_dir: Path, spec: RunSpec, result: Any, env: dict[str, Any], trace_every: int = 1
+) -> None:
+    """Store one finished run: parquet files first, the JSON (the "finished" mark) last.
+    ``trace_every``: the stored trace keeps every N-th step and the last (:func:`thinned`)."""
     runs = sweep_dir / RUNS
     _atomic_parquet(runs / f"{spec.run_id}.parquet", result.history)
-    _atomic_parquet(runs / f"{spec.run_id}.trace.parquet", result.trace)
+    _atomic_parquet(runs / f"{spec.run_id}.trace.parquet", thinned(result.trace, trace_every))
     record = {
         "run_id": spec.run_id,
         "spec": spec.to_dict(),
         "config": result.config,
         "summary": result.summary,
+        "trace_every": trace_every,
         "env": env,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

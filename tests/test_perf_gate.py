@@ -63,7 +63,15 @@ def test_compare_prints_both_runs_ratios(tmp_path, capsys):
 def test_gpu_check_script_runs_end_to_end_on_the_cpu():
     from bench.perf.cuda import check
 
-    result = check("cpu", rounds=3, quick=True)
+    saved = []  # what a check stopped at a time limit would have left, part by part
+    result = check("cpu", rounds=3, quick=True, save=lambda r: saved.append(json.dumps(r)))
+    parts = [json.loads(s) for s in saved]
+    assert [sorted(set(p) - {"machine", "rho", "complete", "seconds"}) for p in parts] == [
+        ["correctness"], ["correctness", "graph"], ["correctness", "graph"],
+        ["correctness", "graph", "timings"], ["correctness", "graph", "timings", "training"],
+    ]  # fmt: skip
+    assert [p["complete"] for p in parts] == [False] * 4 + [True]
+    assert "timings" in parts[2]["graph"] and "timings" not in parts[1]["graph"]
     assert result["correctness"]["passed"], result["correctness"]
     assert result["correctness"]["ortho_adam"] < 1e-5
     assert set(result["timings"]) == {n for n, c in CASES.items() if c.quick and c.cuda}
@@ -92,7 +100,11 @@ def test_the_gpu_check_exits_1_when_the_kernel_disagrees_with_the_reference(
 ):
     import bench.perf.cuda
 
-    monkeypatch.setattr(bench.perf.cuda, "check", lambda: {"correctness": {"passed": False}})
+    def check(save):
+        save({"correctness": {"passed": False}, "complete": False})  # stopped after a part
+        return {"correctness": {"passed": False}, "complete": True}
+
+    monkeypatch.setattr(bench.perf.cuda, "check", check)
     assert main(["--device", "cuda", "--out", str(tmp_path), "--name", "x"]) == 1
     assert json.loads((tmp_path / "x-cuda.json").read_text())["correctness"]["passed"] is False
     assert "does not match" in capsys.readouterr().err

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.perf.cuda import check
 
         path = args.out / f"{name}-cuda.json"
-        result = check()
+        result = check(save=lambda partial: gate.write_record(path, partial))
         gate.write_record(path, result)
         print(f"wrote {path}")
         if not result["correctness"]["passed"]:

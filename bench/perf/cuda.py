@@ -2,14 +2,17 @@
 
 1. correctness: the Triton projection against the reference on the GPU (and against the CPU
    reference), for every dtype and mode, plus mixed CPU/GPU lists and Ortho(Adam);
-2. timings, interleaved as on CPU: fused vs reference vs one ``_foreach_add_``, Ortho(Adam) vs
-   Adam, the training step vs a hand loop;
-3. kernel launches per call/step, counted with the CUDA profiler;
-4. short training runs on the GPU;
-5. the step as a CUDA graph (:mod:`ogan.game.graph`): first replay against eager over 20 steps
+2. the step as a CUDA graph (:mod:`ogan.game.graph`): first replay against eager over 20 steps
    for every registered optimizer, both schemes, on mog-ring (default, pacgan, unrolled) and
    digits (the graph where the plan allows it, else the plan's reason), then population step
-   times, today's eager path against the graph, with the issue's targets.
+   times, today's eager path against the graph, with the issue's targets;
+3. timings, interleaved as on CPU: fused vs reference vs one ``_foreach_add_``, Ortho(Adam) vs
+   Adam, the training step vs a hand loop;
+4. kernel launches per call/step, counted with the CUDA profiler;
+5. short training runs on the GPU.
+
+The JSON is written after each part (``"complete": false`` until the last), so a check stopped
+at a command's time limit still brings back its finished parts.
 
 ``check(device="cpu")`` runs the same code on the CPU (the tests do, so the script cannot rot).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -173,8 +177,16 @@ def training(device: torch.device, steps: int = 300) -> dict[str, Any]:
     return out
 
 
-def check(device: str = "cuda", rounds: int = 15, quick: bool = False) -> dict[str, Any]:
-    """Everything above; ``quick`` (for the tests) skips the large cases and trains briefly."""
+def check(
+    device: str = "cuda",
+    rounds: int = 15,
+    quick: bool = False,
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Everything above, correctness first; ``quick`` (for the tests) skips the large cases and
+    trains briefly. ``save(result)`` is called after each part with what is done so far
+    (``result["complete"]`` False until the end), so a check stopped at a time limit keeps its
+    finished parts."""
     from bench.perf.gate import machine
 
     dev = torch.device(device)
@@ -182,21 +194,31 @@ def check(device: str = "cuda", rounds: int = 15, quick: bool = False) -> dict[s
         from bench.errors import BenchError
 
         raise BenchError("--device cuda: no CUDA device is visible to torch")
-    result: dict[str, Any] = {"machine": machine(), "rho": {str(k): v for k, v in RHO.items()}}
+    result: dict[str, Any] = {"machine": machine(), "rho": {str(k): v for k, v in RHO.items()},
+                              "complete": False}  # fmt: skip
     if dev.type == "cuda":
         import triton
 
         result["gpu"] = torch.cuda.get_device_name(dev)
         result["triton"] = triton.__version__
     t0 = time.perf_counter()
-    result["correctness"] = correctness(dev)
-    result["timings"] = timings(dev, rounds, quick)
-    if dev.type == "cuda":
-        result["launches"] = launches(dev)
-    result["training"] = training(dev, steps=10 if quick else 300)
-    result["graph"] = {"replay": replay_checks(dev), "timings": graph_timings(dev, quick)}
+
+    def done(part: str, value: Any) -> None:
+        result[part] = value
+        result["seconds"] = time.perf_counter() - t0
+        if save is not None:
+            save(result)
+
+    done("correctness", correctness(dev))
+    done("graph", {"replay": replay_checks(dev)})
     result["correctness"]["graph_replay_passed"] = result["graph"]["replay"]["passed"]
-    result["seconds"] = time.perf_counter() - t0
+    result["graph"]["timings"] = graph_timings(dev, quick)
+    done("graph", result["graph"])
+    done("timings", timings(dev, rounds, quick))
+    if dev.type == "cuda":
+        done("launches", launches(dev))
+    result["complete"] = True
+    done("training", training(dev, steps=10 if quick else 300))
     return result
 
 

@@ -40,10 +40,9 @@ import pandas as pd
 from bench.report import intervals, spending, verdicts
 from bench.report.data import SweepData
 from bench.report.verdicts import LOG_RATIO, Verdict
+from ogan.game import stats as gstats
 
 FIXED, SEQUENTIAL = "fixed", "group-sequential"
-EDGE_FRACTION = 0.10
-"""The growth statistic compares the last 10% of traced steps with the first 10%."""
 
 RELATIVE = math.log1p(0.10)
 CLAIM_STATISTICS: tuple[tuple[str, str, bool, float], ...] = (
@@ -174,36 +173,39 @@ def effect_text(v: Verdict) -> str:
 
 
 def norm_growth(traces: pd.DataFrame, column: str) -> pd.Series:
-    """Per run: log(median of ``column`` over the last 10% of its steps / over the first 10%)."""
-    out = {}
-    for run_id, tr in traces.groupby("run_id", sort=False):
-        x = tr.sort_values("step")[column].to_numpy(dtype=float)
-        x = x[np.isfinite(x)]
-        k = max(1, round(EDGE_FRACTION * len(x)))
-        if len(x) < 2 * k:
-            out[run_id] = math.nan
-            continue
-        first, last = float(np.median(x[:k])), float(np.median(x[-k:]))
-        out[run_id] = math.log(last / first) if first > 0 and last > 0 else math.nan
+    """Per run: :func:`ogan.game.stats.norm_growth` of ``column`` over its traced steps."""
+    out = {
+        run_id: gstats.norm_growth(tr.sort_values("step")[column].to_numpy(dtype=float))
+        for run_id, tr in traces.groupby("run_id", sort=False)
+    }
     return pd.Series(out, dtype=float)
 
 
 def claim_statistics(reported: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
-    """The reported runs with a column per claim statistic (NaN where a run lacks the data)."""
+    """The reported runs with a column per claim statistic (NaN where a run lacks the data).
+
+    A run's growth is its summary's (``grad_norm_{g,d}_growth``, from every step, whatever the
+    stored trace keeps: a sweep's ``trace_every``), else, for runs stored before the summary
+    had it, computed from its trace."""
     r = reported.copy()
     for p in ("g", "d"):
         column = f"grad_norm_{p}"
-        have = column in traces.columns and len(traces)
-        growth = norm_growth(traces[traces["run_id"].isin(r["run_id"])], column) if have else None
-        r[f"growth_{p}"] = r["run_id"].map(growth) if growth is not None else math.nan
-        median, p99 = f"grad_norm_{p}_median", f"grad_norm_{p}_p99"
+        stored = r[f"{column}_growth"].astype(float) if f"{column}_growth" in r else None
+        lacking = r if stored is None else r[stored.isna()]
+        have = column in traces.columns and len(traces) and len(lacking)
+        growth = (
+            norm_growth(traces[traces["run_id"].isin(lacking["run_id"])], column) if have else None
+        )
+        from_trace = r["run_id"].map(growth) if growth is not None else math.nan
+        r[f"growth_{p}"] = from_trace if stored is None else stored.fillna(from_trace)
+        median, p99 = f"{column}_median", f"{column}_p99"
         if median in r and p99 in r:
             with np.errstate(divide="ignore", invalid="ignore"):
                 r[f"tail_{p}"] = r[p99].astype(float) / r[median].astype(float)
         else:
             r[f"tail_{p}"] = math.nan
         for kind in ("vanishing", "exploding"):
-            src = f"grad_norm_{p}_{kind}_frac"
+            src = f"{column}_{kind}_frac"
             r[f"{kind}_{p}"] = r[src].astype(float) if src in r else math.nan
     return r
 

@@ -20,6 +20,8 @@ VANISHING = 1e-8
 """A step's global gradient norm below this is vanishing."""
 EXPLODING = 1e3
 """A step's global gradient norm above this multiple of the run's median is exploding."""
+EDGE_FRACTION = 0.10
+"""A gradient norm's growth compares its last 10% of steps with its first 10%."""
 
 
 class RowLayout:
@@ -86,11 +88,27 @@ def window_summary(columns: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
+def norm_growth(norms: np.ndarray) -> float:
+    """log(median over the last :data:`EDGE_FRACTION` of a run's finite norms / median over
+    the first), the norms in step order: 0 is no growth. NaN for fewer than two edge windows'
+    worth of steps, or a zero median."""
+    x = np.asarray(norms, dtype=float)
+    x = x[np.isfinite(x)]
+    k = max(1, round(EDGE_FRACTION * len(x)))
+    if len(x) < 2 * k:
+        return math.nan
+    first, last = float(np.median(x[:k])), float(np.median(x[-k:]))
+    return math.log(last / first) if first > 0 and last > 0 else math.nan
+
+
 def norm_summary(norms: np.ndarray) -> dict[str, float]:
-    """median, p99, max, and the fractions of vanishing and exploding steps."""
+    """median, p99, max, the fractions of vanishing and exploding steps, and the growth
+    (:func:`norm_growth`), of a run's per-step norms in step order."""
+    growth = norm_growth(norms)
     norms = norms[np.isfinite(norms)]
     if len(norms) == 0:
-        return {k: math.nan for k in ("median", "p99", "max", "vanishing_frac", "exploding_frac")}
+        keys = ("median", "p99", "max", "vanishing_frac", "exploding_frac", "growth")
+        return dict.fromkeys(keys, math.nan)
     median = float(np.median(norms))
     return {
         "median": median,
@@ -98,6 +116,7 @@ def norm_summary(norms: np.ndarray) -> dict[str, float]:
         "max": float(norms.max()),
         "vanishing_frac": float((norms < VANISHING).mean()),
         "exploding_frac": float((norms > EXPLODING * median).mean()) if median > 0 else 0.0,
+        "growth": growth,
     }
 
 
