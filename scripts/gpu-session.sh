@@ -30,20 +30,26 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 : "${OUT:?run this through the device tool, which sets OUT}"
 PY=${PYTHON:-python3}
 BUDGET=${GPU_BUDGET_S:-540}
+# For tests/test_gpu_session.py, which runs these commands on the CPU with tiny sweeps:
+DEVICE=${GPU_SESSION_DEVICE:-cuda}
+SWEEPS=${GPU_SESSION_SWEEPS:-bench/sweeps}
+RESULTS=${GPU_SESSION_RESULTS:-results}
+export DEVICE SWEEPS
 
-pack() {  # pack SWEEP NAME: the finished runs of results/SWEEP into $OUT/NAME.tar.gz
+pack() {  # pack SWEEP NAME: the finished runs of $RESULTS/SWEEP into $OUT/NAME.tar.gz
     local sweep=$1 name=$2
-    [ -d "results/$sweep/runs" ] || { echo "no finished run of $sweep to pack"; return 0; }
-    tar -czf "$OUT/$name.tar.gz" -C results "$sweep/sweep.json" "$sweep/runs"
-    echo "packed $(ls "results/$sweep/runs" | grep -c '\.json$') runs of $sweep:" \
+    [ -d "$RESULTS/$sweep/runs" ] || { echo "no finished run of $sweep to pack"; return 0; }
+    tar -czf "$OUT/$name.tar.gz" -C "$RESULTS" "$sweep/sweep.json" "$sweep/runs"
+    echo "packed $(find "$RESULTS/$sweep/runs" -name '*.json' | wc -l) runs of $sweep:" \
         "$(du -h "$OUT/$name.tar.gz" | cut -f1) -> \$OUT/$name.tar.gz"
 }
 
 part() {  # part SWEEP I N
     local sweep=$1 i=$2 n=$3 status=0
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-    timeout --signal=INT "$BUDGET" "$PY" -m bench run "bench/sweeps/$sweep.toml" \
-        --device cuda --population 256 --part "$i/$n" --out results 2>&1 \
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \
+        || echo "no nvidia-smi"
+    timeout --signal=INT "$BUDGET" "$PY" -m bench run "$SWEEPS/$sweep.toml" \
+        --device "$DEVICE" --population 256 --part "$i/$n" --out "$RESULTS" 2>&1 \
         | tee "$OUT/$sweep-${i}of$n.log" || status=$?
     pack "$sweep" "$sweep-${i}of$n"
     return "$status"
@@ -61,19 +67,21 @@ import torch, ogan
 from bench.config import load_sweep
 from bench.population import optimizer_key
 
-sweep = load_sweep("bench/sweeps/unrolled-ring-gpu.toml", device="cuda")
+device = os.environ["DEVICE"]
+sweep = load_sweep(os.path.join(os.environ["SWEEPS"], "unrolled-ring-gpu.toml"), device=device)
+sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 groups = {}
 for spec in sweep.specs:
     groups.setdefault(optimizer_key(spec), []).append(spec)
-steps, out = 1250, []
+steps, out = int(os.environ.get("GPU_PILOT_STEPS", 1250)), []
 for key, specs in groups.items():
     kw = key.train_kwargs()
     kw.pop("seed")
     kw.update(steps=steps, eval_every=steps // 2)
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     results = ogan.train_population(**kw, seeds=[s.seed for s in specs], threads=1)
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - t0
     evals = sum(r.summary["eval_time"] for r in results)  # 3 evaluations: steps 0, 625, 1250
     total, n_evals = sweep.specs[0].steps, sweep.specs[0].steps // sweep.specs[0].eval_every + 1
@@ -83,7 +91,8 @@ for key, specs in groups.items():
            "projected_s": (seconds - evals) * total / steps + evals / 3 * n_evals}
     out.append(row)
     print(json.dumps(row), flush=True)
-json.dump({"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "pilot": out},
+gpu = torch.cuda.get_device_name() if device == "cuda" else device
+json.dump({"gpu": gpu, "torch": torch.__version__, "pilot": out},
           open(os.path.join(os.environ["OUT"], "pilot.json"), "w"), indent=1)
 print("projected whole study: %.0f s" % sum(r["projected_s"] for r in out))
 EOF
