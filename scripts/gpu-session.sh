@@ -13,8 +13,9 @@
 #                                            #   unrolled-ring-gpu at P = 256 (2 evaluations),
 #                                            #   timed: what a part of the study will take
 #   bash scripts/gpu-session.sh study I N    # issue 22: part I of N of unrolled-ring-gpu
-#   bash scripts/gpu-session.sh seeds I N    # issue 22: part I of N of unrolled-ring-gpu-seeds
-#                                            #   (seeds 0-9, against the CPU study)
+#   bash scripts/gpu-session.sh seeds I N    # issue 22: part I of N of unrolled-ring-counter
+#                                            #   (seeds 0-9, counter streams: against the same
+#                                            #   sweep on the CPU, results/unrolled-ring-counter)
 #
 # A study part runs under `timeout` (GPU_BUDGET_S, default 540 s) and then packs every run it
 # finished (runs/ and sweep.json, never checkpoints: a population of 256 leaves ~200 MB of
@@ -23,7 +24,8 @@
 #
 #   tar -xzf <files_at>/unrolled-ring-gpu-1of6.tar.gz -C results     # each part
 #   python -m bench report results/unrolled-ring-gpu
-#   python -m bench agree results/unrolled-ring/report results/unrolled-ring-gpu-seeds
+#   mkdir -p results/gpu && tar -xzf <files_at>/unrolled-ring-counter-1of1.tar.gz -C results/gpu
+#   python -m bench agree results/unrolled-ring-counter/report results/gpu/unrolled-ring-counter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -98,7 +100,7 @@ print("projected whole study: %.0f s" % sum(r["projected_s"] for r in out))
 EOF
     ;;
 study) part unrolled-ring-gpu "${2:?part I}" "${3:?of N}" ;;
-seeds) part unrolled-ring-gpu-seeds "${2:?part I}" "${3:?of N}" ;;
+seeds) part unrolled-ring-counter "${2:?part I}" "${3:?of N}" ;;
 *)
     echo "usage: bash scripts/gpu-session.sh check | pilot | study I N | seeds I N" >&2
     exit 2
