@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
+from patience import patience
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ogan
 from ogan.errors import ConfigError
-from ogan.game import Game, resolve
+from ogan.game import Game, resolve, streams
 from ogan.game.population import PopulationGame
-from ogan.game.streams import Streams, key
+from ogan.game.streams import Streams, fused_normal_ok, key
 from ogan.workloads.base import Workload
 from ogan.workloads.mog import MoGRing
 
@@ -139,3 +145,70 @@ class _NoStreams(MoGRing):
 def test_bad_streams_are_one_line_errors(workload, streams, message):
     with pytest.raises(ConfigError, match=message):
         resolve(workload, "adam", device="cpu", streams=streams)
+
+
+# -- the Triton kernel of the normals (CUDA; here under the Triton interpreter) ------------------
+
+TRITON_STREAMS_SCRIPT = textwrap.dedent(
+    """
+    import torch
+    from ogan import _triton_streams as K
+    from ogan.game import streams as S
+
+    for members in ((), (3,)):
+        keys = torch.tensor([S.key(s) for s in range(3)])
+        keys = keys[0] if members == () else keys
+        for shape in ((1,), (2,), (7,), (512, 3), (1001,)):
+            for dtype in (torch.float32, torch.float64):
+                fused, plain = S.Streams(keys.clone()), S.Streams(keys.clone())
+                for draw in range(2):  # the position carries on alike
+                    got = K.normal(fused.keys, fused.position, shape, dtype)
+                    want = plain._normal(shape, dtype)
+                    assert got.shape == want.shape == (*members, *shape)
+                    rel = ((got.double() - want.double()).abs()
+                           / want.double().abs().clamp_min(1e-300)).max()
+                    if dtype == torch.float64:  # float64 log/cos/sin: a last bit at most
+                        assert float(rel) < 5e-16, (members, shape, float(rel))
+                    else:
+                        assert int((got != want).sum()) <= 1 and float(rel) <= 2**-23
+                    assert int(fused.position) == int(plain.position)
+    # a large draw: float32 numbers equal bit for bit
+    keys = torch.tensor([S.key(s) for s in range(8)])
+    fused, plain = S.Streams(keys), S.Streams(keys.clone())
+    got = K.normal(fused.keys, fused.position, (65536,), torch.float32)
+    want = plain._normal((65536,), torch.float32)
+    print("DIFFER", int((got != want).sum()), "OF", want.numel())
+    assert S.check_fused_normal(torch.device("cpu"), torch.float32) == (True, "")
+
+    real = K.normal  # a kernel that is off by one float32 ulp everywhere is refused
+    K.normal = lambda *a: real(*a).nextafter(torch.tensor(float("inf")))
+    ok, why = S.check_fused_normal(torch.device("cpu"), torch.float32)
+    assert not ok and "numbers differ from the torch path" in why, why
+    print("STREAMS-OK")
+    """
+)
+
+
+def test_the_triton_normals_are_the_torch_paths_under_the_interpreter():
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", TRITON_STREAMS_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=patience(600))  # fmt: skip
+    assert "STREAMS-OK" in proc.stdout, proc.stderr[-3000:]
+    assert "DIFFER 0 OF 524288" in proc.stdout
+
+
+def test_without_a_working_kernel_the_torch_path_draws_and_says_so_once(capsys, monkeypatch):
+    assert not fused_normal_ok(torch.device("cpu"), torch.float32)  # CPU: torch ops, always
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device: the check can pass here")
+    # a CUDA device whose check draw fails (here: it cannot even allocate)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    streams._FUSED.clear()
+    cuda = torch.device("cuda")
+    assert not fused_normal_ok(cuda, torch.float32)
+    assert not fused_normal_ok(cuda, torch.float32)  # decided once
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use torch ops, not the Triton kernel" in err[0]
+    streams._FUSED.clear()

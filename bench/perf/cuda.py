@@ -91,8 +91,34 @@ def correctness(device: torch.device) -> dict[str, Any]:
         for i, (o, e, g) in enumerate(zip(got, expected, mixed_g))
     )
     worst = max(max(r["fused_vs_device_reference"], r["fused_vs_cpu_reference"]) for r in rows)
+    normals = _stream_normals(device)
     return {"cases": rows, "mixed_devices": mixed, "ortho_adam": _ortho_adam(device),
-            "passed": worst <= 1 and mixed <= 1}  # fmt: skip
+            "stream_normals": normals,
+            "passed": worst <= 1 and mixed <= 1 and normals["passed"]}  # fmt: skip
+
+
+def _stream_normals(device: torch.device) -> dict[str, Any]:
+    """The counter streams' Triton normals against their torch path on this device (the check
+    ``Streams.normal`` makes before using the kernel) and, for a large draw, against the CPU's
+    numbers: float32 elements that differ (ulp-level float64 rounding; expected 0 or 1)."""
+    from ogan.game.streams import Streams, check_fused_normal, key
+
+    if device.type != "cuda":
+        return {"skipped": "the Triton normals are used on CUDA only", "passed": True}
+    rows = {}
+    for dtype in (torch.float32, torch.float64):
+        ok, why = check_fused_normal(device, dtype)
+        rows[str(dtype)] = {"ok": ok, "reason": why}
+    keys = torch.tensor([key(s) for s in range(64)])
+    from ogan import _triton_streams
+
+    on_gpu = Streams(keys.to(device))
+    got = _triton_streams.normal(on_gpu.keys, on_gpu.position, (512, 256), torch.float32).cpu()
+    want = Streams(keys)._normal((512, 256), torch.float32)
+    rows["large_draw_vs_cpu"] = {"numbers": want.numel(), "differ": int((got != want).sum()),
+                                 "max_abs": float((got - want).abs().max())}  # fmt: skip
+    passed = all(r["ok"] for k, r in rows.items() if k.startswith("torch."))
+    return {**rows, "passed": passed and rows["large_draw_vs_cpu"]["differ"] <= 2}
 
 
 def _one(stats, i):
@@ -337,6 +363,28 @@ def _step_time(configs, mode: str, steps: int) -> tuple[float, str]:
     return (time.perf_counter() - t0) / steps, run.mode
 
 
+def _normals_time(device: torch.device, members: int = 256, reps: int = 20) -> dict[str, float]:
+    """ms per draw of G's noise for the unrolled protocol (512 × 256 a member): torch ops
+    against the Triton kernel."""
+    from ogan import _triton_streams
+    from ogan.game.streams import Streams, key
+
+    s = Streams(torch.tensor([key(i) for i in range(members)], device=device))
+    draws = {"torch": lambda: s._normal((512, 256), torch.float32),
+             "triton": lambda: _triton_streams.normal(s.keys, s.position, (512, 256),
+                                                      torch.float32)}  # fmt: skip
+    out = {}
+    for name, draw in draws.items():
+        draw()
+        torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            draw()
+        torch.cuda.synchronize(device)
+        out[name] = 1e3 * (time.perf_counter() - t0) / reps
+    return out
+
+
 def graph_timings(device: torch.device, quick: bool = False) -> dict[str, Any]:
     """Population step times (ms), today's path against the graph, and the issue's targets."""
     cuda = device.type == "cuda"
@@ -360,6 +408,7 @@ def graph_timings(device: torch.device, quick: bool = False) -> dict[str, Any]:
         rows.append(row)
     out: dict[str, Any] = {"steps": steps, "cases": rows}
     if cuda:
+        out["stream_normals_ms"] = _normals_time(device)
         ms = {(r["protocol"], str(r["optimizer"]), r["members"]): r for r in rows}
         get = lambda p, o, m, k="graph_ms": ms[(p, o, m)].get(k, math.nan)  # noqa: E731
         ortho = str({"name": "adam", "ortho": "weights"})

@@ -85,7 +85,19 @@ class Streams:
         return u.view(*self.keys.shape, *shape)
 
     def normal(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:
-        """Standard normals (Box–Muller on pairs of uniforms), (*members, *shape)."""
+        """Standard normals (Box–Muller on pairs of uniforms), (*members, *shape).
+
+        On CUDA one Triton kernel draws them (:mod:`ogan._triton_streams`: the same numbers in
+        one pass instead of ~15 over temporaries), once it has been checked against this torch
+        path on the device (:func:`fused_normal_ok`)."""
+        if fused_normal_ok(self.keys.device, dtype):
+            from ogan import _triton_streams
+
+            return _triton_streams.normal(self.keys, self.position, shape, dtype)
+        return self._normal(shape, dtype)
+
+    def _normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """:meth:`normal` in torch ops: the definition the kernel is checked against."""
         n = math.prod(shape)
         half = (n + 1) // 2
         u = self.uniform((2, half))
@@ -115,3 +127,53 @@ class Streams:
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.keys = state["keys"].to(self.keys.device)
         self.position.copy_(state["position"])
+
+
+_FUSED: dict[tuple[str, torch.dtype], bool] = {}
+"""(device, dtype) -> whether the Triton normals reproduced the torch path there."""
+
+
+def fused_normal_ok(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether :meth:`Streams.normal` uses the Triton kernel on ``device`` for ``dtype``: CUDA,
+    Triton importable, and :func:`check_fused_normal` passed there. Checked once per device and
+    dtype, eagerly: while a CUDA graph is being captured an unchecked pair uses the torch path.
+    A kernel that fails the check is not used, with one line on stderr."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    found = _FUSED.get((str(device), dtype))
+    if found is not None:
+        return found
+    if torch.cuda.is_current_stream_capturing():
+        return False
+    ok, reason = check_fused_normal(device, dtype)
+    if not ok:
+        import sys
+
+        print(f"note: counter-stream normals on {device} use torch ops, not the Triton kernel "
+              f"({reason})", file=sys.stderr)  # fmt: skip
+    _FUSED[(str(device), dtype)] = ok
+    return ok
+
+
+def check_fused_normal(device: torch.device, dtype: torch.dtype) -> tuple[bool, str]:
+    """(ok, why not): a check draw of the Triton kernel (4 members × 4,099 normals, two draws
+    in a row) against :meth:`Streams._normal` on ``device``: equal up to one float32 ulp in at
+    most one number (float64 ``log``/``cos`` may round differently in a last bit), and the
+    position advanced alike."""
+    try:
+        from ogan import _triton_streams
+
+        keys = torch.tensor([key(s) for s in range(4)], device=device)
+        fused, plain = Streams(keys), Streams(keys)
+        got = [_triton_streams.normal(fused.keys, fused.position, (4099,), dtype) for _ in "ab"]
+        want = [plain._normal((4099,), dtype) for _ in "ab"]
+    except Exception as exc:  # no Triton, or one that cannot compile here
+        return False, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    got_t, want_t = torch.cat(got, -1).float(), torch.cat(want, -1).float()
+    ulp = torch.finfo(torch.float32).eps * want_t.abs().clamp_min(1e-30)
+    differ = int((got_t != want_t).sum())
+    if differ > 1 or not bool(((got_t - want_t).abs() <= ulp).all()):
+        return False, f"{differ} of {want_t.numel()} numbers differ from the torch path's"
+    if not torch.equal(fused.position, plain.position):
+        return False, "it advances the stream's position otherwise"
+    return True, ""
