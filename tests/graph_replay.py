@@ -15,7 +15,8 @@ afterwards, so that capturing leaves the device state as a real capture does: un
 state (Python counters, ``p.grad`` bindings) changes as in a real capture.
 
 A capture fails, as on CUDA, on an operation that reads a device value back to the host
-(``.item()``, ``bool(tensor)``, data-dependent shapes): :data:`HOST_READS`.
+(``.item()``, ``.tolist()``, ``bool(tensor)``, data-dependent shapes): :func:`no_host_reads`
+and :data:`HOST_READS` raise :class:`HostRead`.
 
 Not covered, left to the device test (tests/test_graph.py, ``bench perf --device cuda``):
 
@@ -48,8 +49,43 @@ HOST_READS = {
 }
 
 
-class CaptureError(RuntimeError):
-    pass
+class HostRead(AssertionError):
+    """A device value read back to the host where a CUDA graph is being captured (on CUDA each
+    such read waits for the device, and fails the capture)."""
+
+
+@contextlib.contextmanager
+def no_host_reads():
+    """Any Python number or list taken out of a tensor inside the block raises
+    :class:`HostRead`. The tensor methods are refused here; the reads torch makes below Python
+    (:data:`HOST_READS`) are refused by a capture's recording."""
+
+    def refuse(name):
+        def read(self, *args, **kwargs):
+            raise HostRead(f"Tensor.{name} reads a device value back to the host")
+
+        return read
+
+    names = ("item", "tolist", "__float__", "__int__", "__index__", "__bool__")
+    saved = {name: getattr(torch.Tensor, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.Tensor, name, refuse(name))
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def capturable_on_cpu(monkeypatch) -> None:
+    """Let torch.optim's Adam take ``capturable=True`` for CPU tensors (refused by device name;
+    the arithmetic is the same on any device)."""
+    import importlib
+
+    adam = importlib.import_module("torch.optim.adam")  # the module (torch.optim.adam is deleted)
+    supported = adam._get_capturable_supported_devices
+    monkeypatch.setattr(adam, "_get_capturable_supported_devices",
+                        lambda *a, **k: [*supported(*a, **k), "cpu"])  # fmt: skip
 
 
 def _written(func, args, kwargs) -> list[torch.Tensor]:
@@ -76,7 +112,7 @@ class _Recording(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in HOST_READS:
-            raise CaptureError(f"{func} reads a device value back to the host during capture")
+            raise HostRead(f"{func} reads a device value back to the host during capture")
         for t in _written(func, args, kwargs):
             if id(t) not in self.saved:
                 self.saved[id(t)] = (t, t.detach().clone())
@@ -113,8 +149,6 @@ class ReplayGraph:
 def emulate(monkeypatch) -> list[ReplayGraph]:
     """Make :mod:`ogan.game.graph` capture and replay through :class:`ReplayGraph` on the CPU;
     returns the graphs captured, in order."""
-    import importlib
-
     from ogan import _cpu_kernel
 
     captured: list[ReplayGraph] = []
@@ -123,7 +157,7 @@ def emulate(monkeypatch) -> list[ReplayGraph]:
     def graph(g: ReplayGraph):
         recording = _Recording()
         try:
-            with recording:
+            with no_host_reads(), recording:
                 yield
         finally:
             with torch.no_grad():  # the device state as before: a capture runs nothing
@@ -139,9 +173,6 @@ def emulate(monkeypatch) -> list[ReplayGraph]:
     monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
-    adam = importlib.import_module("torch.optim.adam")  # capturable=True refused on CPU by name
-    supported = adam._get_capturable_supported_devices
-    monkeypatch.setattr(adam, "_get_capturable_supported_devices",
-                        lambda *a, **k: [*supported(*a, **k), "cpu"])  # fmt: skip
+    capturable_on_cpu(monkeypatch)
     monkeypatch.setattr(_cpu_kernel, "SUPPORTED_DTYPES", frozenset())  # foreach: seen, replayed
     return captured

@@ -11,50 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 
 import pytest
 import torch
+from graph_replay import HostRead, capturable_on_cpu, no_host_reads
 from test_optim import drive
 
 from ogan import optim
 from ogan.optim import OptimisticAdam, common
 
 STEPS = 6
-ADAM = importlib.import_module("torch.optim.adam")  # the module (torch.optim.adam is deleted)
 
 
 @pytest.fixture(autouse=True)
 def _capturable_on_cpu(monkeypatch):
-    supported = ADAM._get_capturable_supported_devices
-    monkeypatch.setattr(ADAM, "_get_capturable_supported_devices",
-                        lambda *a, **k: [*supported(*a, **k), "cpu"])  # fmt: skip
-
-
-class HostRead(AssertionError):
-    pass
-
-
-@contextlib.contextmanager
-def no_host_reads():
-    """Any Python number or list taken out of a tensor inside the block raises :class:`HostRead`
-    (on CUDA each of these waits for the device, and fails a CUDA graph capture)."""
-
-    def refuse(name):
-        def read(self, *args, **kwargs):
-            raise HostRead(f"Tensor.{name} during a capturable step")
-
-        return read
-
-    names = ("item", "tolist", "__float__", "__int__", "__index__", "__bool__")
-    saved = {name: getattr(torch.Tensor, name) for name in names}
-    try:
-        for name in names:
-            setattr(torch.Tensor, name, refuse(name))
-        yield
-    finally:
-        for name, method in saved.items():
-            setattr(torch.Tensor, name, method)
+    capturable_on_cpu(monkeypatch)
 
 
 CAPTURABLE = ["adam", "ttur", "ogda", "optimistic-adam", "extra-adam", "past-extra-adam",

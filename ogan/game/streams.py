@@ -138,12 +138,12 @@ def fused_normal_ok(device: torch.device, dtype: torch.dtype) -> bool:
     Triton importable, and :func:`check_fused_normal` passed there. Checked once per device and
     dtype, eagerly: while a CUDA graph is being captured an unchecked pair uses the torch path.
     A kernel that fails the check is not used, with one line on stderr."""
-    if device.type != "cuda" or not torch.cuda.is_available():
+    if device.type != "cuda":
         return False
-    found = _FUSED.get((str(device), dtype))
+    found = _FUSED.get((str(device), dtype))  # every draw after the first: this lookup only
     if found is not None:
         return found
-    if torch.cuda.is_current_stream_capturing():
+    if not torch.cuda.is_available() or torch.cuda.is_current_stream_capturing():
         return False
     ok, reason = check_fused_normal(device, dtype)
     if not ok:
