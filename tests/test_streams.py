@@ -106,6 +106,34 @@ def test_counter_streams_draw_every_batch_with_a_fixed_number_of_ops_and_no_host
     assert torch_counts[3] > torch_counts[1]  # a generator per member: a draw per member
 
 
+@pytest.mark.parametrize("members", [(), (1,), (3,), (10,)])
+@pytest.mark.parametrize("block", [streams.BLOCK, 64, 100])
+def test_the_cpu_draws_normals_in_blocks_with_the_reference_numbers(monkeypatch, members, block):
+    # blocks of 64 and 100 numbers: many blocks, a last one ragged, columns of 16 per member
+    monkeypatch.setattr(streams, "BLOCK", block)
+    keys = torch.tensor([key(s) for s in range(members[0] if members else 1)]).reshape(members)
+    for dtype in (torch.float32, torch.float64):
+        blocked, plain = Streams(keys.clone()), Streams(keys.clone())
+        for shape in ((1,), (7,), (33,), (512, 3), (4099,)):
+            got, want = blocked.normal(shape, dtype), plain._normal(shape, dtype)
+            assert got.shape == want.shape == (*members, *shape) and got.dtype == dtype
+            assert got.is_contiguous() and torch.equal(got, want)  # bit for bit
+            assert int(blocked.position) == int(plain.position)
+
+
+def test_the_cpu_blocks_tile_the_whole_draw_not_the_members():
+    def ops(p, shape):
+        drawn = Streams(torch.tensor([key(s) for s in range(p)]))
+        with _Ops() as mode:
+            drawn.normal(shape)
+        return len(mode.ops)
+
+    # as many ops for 1 member as for 64 while the draw fits a block: no loop over members
+    assert ops(1, (16,)) == ops(64, (16,)) == ops(64, (streams.BLOCK // 128,))
+    # a draw of several blocks: their number follows its size, whatever splits it into members
+    assert ops(4, (streams.BLOCK,)) == ops(8, (streams.BLOCK // 2,)) > ops(1, (16,))
+
+
 def test_a_member_trains_the_same_run_in_every_population():
     kw = dict(steps=12, eval_every=6, device="cpu", threads=1, streams="counter", hidden=8,
               batch_size=16)  # fmt: skip
