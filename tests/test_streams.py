@@ -106,15 +106,16 @@ def test_counter_streams_draw_every_batch_with_a_fixed_number_of_ops_and_no_host
     assert torch_counts[3] > torch_counts[1]  # a generator per member: a draw per member
 
 
-@pytest.mark.parametrize("members", [(), (1,), (3,), (10,)])
+@pytest.mark.parametrize("members", [(), (0,), (1,), (3,), (10,)])
 @pytest.mark.parametrize("block", [streams.BLOCK, 64, 100])
 def test_the_cpu_draws_normals_in_blocks_with_the_reference_numbers(monkeypatch, members, block):
     # blocks of 64 and 100 numbers: many blocks, a last one ragged, columns of 16 per member
     monkeypatch.setattr(streams, "BLOCK", block)
-    keys = torch.tensor([key(s) for s in range(members[0] if members else 1)]).reshape(members)
+    seeds = range(members[0] if members else 1)
+    keys = torch.tensor([key(s) for s in seeds], dtype=torch.int64).reshape(members)
     for dtype in (torch.float32, torch.float64):
         blocked, plain = Streams(keys.clone()), Streams(keys.clone())
-        for shape in ((1,), (7,), (33,), (512, 3), (4099,)):
+        for shape in ((0,), (1,), (7,), (33,), (512, 3), (4099,), (3, 0)):
             got, want = blocked.normal(shape, dtype), plain._normal(shape, dtype)
             assert got.shape == want.shape == (*members, *shape) and got.dtype == dtype
             assert got.is_contiguous() and torch.equal(got, want)  # bit for bit

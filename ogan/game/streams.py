@@ -144,7 +144,7 @@ class Streams:
         half = (n + 1) // 2
         keys = self.keys.reshape(-1, 1)
         out = torch.empty(keys.shape[0], 2 * half, dtype=dtype)
-        cols = min(-(-half // 16) * 16, max(16, BLOCK // max(keys.shape[0], 1) // 16 * 16))
+        cols = max(16, min(-(-half // 16) * 16, BLOCK // max(keys.shape[0], 1) // 16 * 16))
         ints = [torch.empty(keys.shape[0], cols, dtype=torch.int64) for _ in range(3)]
         floats = [torch.empty(keys.shape[0], cols, dtype=torch.float64) for _ in range(3)]
         steps = torch.empty(cols, dtype=torch.int64)
