@@ -327,6 +327,46 @@ def population_vs_single_runs(
     return build
 
 
+def population_counter_vs_torch_streams(
+    workload: str, optimizer: dict, members: int, **options: object
+) -> Callable[[Settings], Pair]:
+    """One population step with counter streams vs the same population with torch generators
+    (one thread): what drawing every member's batch at once costs, or saves, on this device."""
+
+    def build(s: Settings) -> Pair:
+        from ogan.game.config import resolve
+        from ogan.game.population import PopulationGame
+
+        def step(streams: str) -> Callable[[], object]:
+            configs = [resolve(workload, optimizer, device=s.device, seed=seed, streams=streams,
+                               **options) for seed in range(members)]  # fmt: skip
+            with torch.random.fork_rng():
+                population = PopulationGame(configs)
+            counter = [0]
+
+            def call() -> None:
+                population.step(counter[0]).cpu()
+                counter[0] += 1
+
+            return _one_thread(call)
+
+        return step("counter"), step("torch")
+
+    return build
+
+
+def counter_normals_blocked_vs_reference(s: Settings) -> Pair:
+    """The counter streams' normals on the CPU, in cache-sized blocks (what ``Streams.normal``
+    does there) vs the reference torch ops over whole temporaries: 10 members x 512 x 256, the
+    unrolled protocol's noise, one thread."""
+    from ogan.game.streams import Streams, key
+
+    keys = torch.tensor([key(seed) for seed in range(10)], device=s.device)
+    blocked, reference = Streams(keys.clone()), Streams(keys.clone())
+    return (_one_thread(lambda: blocked._normal_blocked((512, 256), torch.float32)),
+            _one_thread(lambda: reference._normal((512, 256), torch.float32)))  # fmt: skip
+
+
 # -- Fréchet distance ---------------------------------------------------------------------------
 
 
@@ -389,6 +429,20 @@ CASES: dict[str, Case] = {
              "standalone steps (digits, Adam, statistics on, one thread)", "population",
              "standalone", 1 / 1.2, population_vs_single_runs(
                  "digits", {"name": "adam", "lr": 2e-4}), quick=False),
+        # counter streams on the CPU: the draw itself, then what it costs a population step
+        Case("counter-normals", "counter-stream normals in cache-sized blocks vs the reference "
+             "torch ops, 10 x 512 x 256 (one thread)", "blocked", "reference", 1 / 1.5,
+             counter_normals_blocked_vs_reference, cuda=False),
+        Case("streams-unrolled", "population step of 5 with counter vs torch streams (unrolled "
+             "ring protocol, 512 x 256 noise a member, one thread)", "counter", "torch", 1.6,
+             population_counter_vs_torch_streams(
+                 "mog-ring", {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}, 5,
+                 arch="unrolled", batch_size=512), quick=False, cuda=False),
+        Case("streams-mog-ring", f"population step of {POPULATION} with counter vs torch streams "
+             "(mog-ring, Adam, one thread)", "counter", "torch", 1.3,
+             population_counter_vs_torch_streams("mog-ring", {"name": "adam", "lr": 2e-4},
+                                                 POPULATION, batch_size=256),
+             quick=False, cuda=False),
         Case("frechet", "ogan Fréchet distance vs pytorch-fid's, d = 2048 (256 in quick mode)",
              "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False,
              heavy=True),

@@ -217,4 +217,9 @@ def markdown(record: dict[str, Any]) -> str:
             f"| {c['description']} | {c['subject']} {_ms(c['subject_s'])} | "
             f"{c['baseline']} {_ms(c['baseline_s'])} | {c['ratio']:.3f} | {ok} {c['target']:.3g} |"
         )
+    for name, added in record.get("added", {}).items():  # a case measured later, on its own
+        m = added["machine"]
+        lines += ["", f"`{name}` was added on {added['date'][:10]}, measured alone on {m['cpu']} "
+                  f"({m.get('cpu_count')} cores, torch {m['torch']}, {m['threads']} torch "
+                  f"threads): `{added['command']}`."]  # fmt: skip
     return "\n".join(lines)
