@@ -10,9 +10,9 @@ members' draws are one set of element-wise integer ops over a ``(P, n)`` tensor,
 a fixed number of kernel launches (on the CPU the normals go through that tensor in cache-sized
 blocks, :meth:`Streams._normal_blocked`: as many as the draw's size needs), no host
 synchronisation (the position is a device tensor, advanced in place), so a CUDA graph can
-capture it. Member ``m``'s numbers depend on its key and
-on how many numbers were drawn before (the same for every member), never on who else is in the
-population: member ``s`` of the populations {s}, {s, t} and {t, s, u} draws the same batches.
+capture it. Member ``m``'s numbers depend on its key and on how many numbers were drawn before
+(the same for every member), never on who else is in the population: member ``s`` of the
+populations {s}, {s, t} and {t, s, u} draws the same batches.
 
 The stream is opt-in (``ogan.train(..., streams="counter")``, a game option, so part of the run
 id): the default, ``"torch"``, keeps each run's ``torch.Generator`` stream, the one every
@@ -134,12 +134,14 @@ class Streams:
         :meth:`_normal` makes ~25 passes over fresh (P, n) int64/float64 temporaries; at 10
         members of the unrolled-GAN protocol each is 10 MB, so the draw is page faults and
         memory traffic. Here every member's pairs ``j0 .. j0 + cols`` go through the same
-        integer and float64 operations in six reused buffers of ``BLOCK`` numbers (L2-sized),
-        then are rounded into the output: the same integers, the same float64 operations in
-        the same order on the same values, so the same numbers. ``cols`` is a multiple of 16
-        (two AVX-512 float64 vectors), so the elements torch's vectorised kernels leave to their
-        scalar tail are the reference's. Blocks are a cache tiling of the whole draw: a loop
-        over blocks of all members at once, never over members."""
+        integer and float64 operations in six buffers of ``BLOCK`` numbers (L2-sized, reused
+        block after block), then are rounded into the output: the same integers, the same
+        float64 operations in the same order on the same values, so the same numbers (tested
+        bit for bit). ``cols`` is a multiple of 16 (two AVX-512 float64 vectors) as a
+        precaution: the elements torch's vectorised kernels leave to their scalar tail, whose
+        ``log1p``/``cos``/``sin`` may differ in a last bit, are then the reference's. Blocks are
+        a cache tiling of the whole draw: a loop over blocks of all members at once, never over
+        members."""
         n = math.prod(shape)
         half = (n + 1) // 2
         keys = self.keys.reshape(-1, 1)
