@@ -49,9 +49,7 @@ def _shr(x: Tensor, k: int) -> Tensor:
 
 def mix(z: Tensor) -> Tensor:
     """SplitMix64's output function (its ``mix64`` variant 13), on int64 bit patterns."""
-    z = (z ^ _shr(z, 30)) * _M1
-    z = (z ^ _shr(z, 27)) * _M2
-    return z ^ _shr(z, 31)
+    return _mix_(z.clone(), torch.empty_like(z))
 
 
 BLOCK = 1 << 16
@@ -66,7 +64,8 @@ def _shr_(x: Tensor, k: int, out: Tensor) -> Tensor:
 
 
 def _mix_(z: Tensor, scratch: Tensor) -> Tensor:
-    """:func:`mix` in place on ``z`` (``scratch``: a buffer of its shape)."""
+    """:func:`mix` in place on ``z`` (``scratch``: a buffer of its shape): the xor-shift and
+    multiply rounds, written once."""
     z.bitwise_xor_(_shr_(z, 30, scratch)).mul_(_M1)
     z.bitwise_xor_(_shr_(z, 27, scratch)).mul_(_M2)
     return z.bitwise_xor_(_shr_(z, 31, scratch))
@@ -109,7 +108,7 @@ class Streams:
 
         On CUDA one Triton kernel draws them (:mod:`ogan._triton_streams`: the same numbers in
         one pass instead of ~15 over temporaries), once it has been checked against this torch
-        path on the device (:func:`fused_normal_ok`)."""
+        path on the device (:func:`fused_normal_ok`); on the CPU, :meth:`_normal_blocked`."""
         if fused_normal_ok(self.keys.device, dtype):
             from ogan import _triton_streams
 
@@ -145,10 +144,11 @@ class Streams:
         n = math.prod(shape)
         half = (n + 1) // 2
         keys = self.keys.reshape(-1, 1)
-        out = torch.empty(keys.shape[0], 2 * half, dtype=dtype)
-        cols = max(16, min(-(-half // 16) * 16, BLOCK // max(keys.shape[0], 1) // 16 * 16))
-        ints = [torch.empty(keys.shape[0], cols, dtype=torch.int64) for _ in range(3)]
-        floats = [torch.empty(keys.shape[0], cols, dtype=torch.float64) for _ in range(3)]
+        members = keys.shape[0]
+        out = torch.empty(members, 2 * half, dtype=dtype)
+        cols = max(16, min(-(-half // 16) * 16, BLOCK // max(members, 1) // 16 * 16))
+        ints = [torch.empty(members, cols, dtype=torch.int64) for _ in range(3)]
+        floats = [torch.empty(members, cols, dtype=torch.float64) for _ in range(3)]
         steps = torch.empty(cols, dtype=torch.int64)
         base = (self.position + 1) * GAMMA  # counter of the first number drawn
         for j0 in range(0, half, cols):
