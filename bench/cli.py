@@ -82,6 +82,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.until_decided:
             raise BenchError("--part cannot go with --until-decided: its rounds span the sweep")
         options["part"] = args.part
+    if args.seed_part is not None:
+        if args.until_decided:
+            raise BenchError(
+                "--seed-part cannot go with --until-decided: its rounds choose the seeds"
+            )
+        options["seed_part"] = args.seed_part
     if args.until_decided:
         if args.dry_run:
             raise BenchError("--until-decided cannot be a dry run: its rounds depend on results")
@@ -320,6 +326,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run only the I-th of N parts of the sweep: its configurations (runs that differ "
         "only by seed) in N consecutive blocks, each with all its seeds; for splitting a long "
         "sweep over separate commands or machines (the union of the parts is the sweep)",
+    )
+    run.add_argument(
+        "--seed-part",
+        type=_part,
+        metavar="I/N",
+        help="run only the I-th of N consecutive blocks of the sweep's seeds, with every "
+        "configuration (or --part's): run block by block, every optimizer has the same seeds "
+        "whenever the run stops (the union of the blocks is the sweep)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -97,3 +97,23 @@ def part(specs: Sequence[RunSpec], i: int, n: int) -> tuple[RunSpec, ...]:
         )
     chosen = set(keys[(i - 1) * len(keys) // n : i * len(keys) // n])
     return tuple(s for s in specs if optimizer_key(s) in chosen)
+
+
+def seed_part(specs: Sequence[RunSpec], i: int, n: int) -> tuple[RunSpec, ...]:
+    """The i-th (1-based) of ``n`` seed blocks of a sweep: its seeds, in the order the sweep
+    lists them, cut into ``n`` consecutive blocks of as equal a size as they allow, with every
+    configuration. Run block by block, every configuration has the same seeds after each block
+    (paired comparisons at every stage of a lease that may end early); the blocks are disjoint,
+    their union is the sweep, and a block is the same whatever has already run."""
+    from bench.errors import BenchError
+
+    seeds = list(dict.fromkeys(s.seed for s in specs))
+    if not 1 <= i <= n:
+        raise BenchError(f"--seed-part {i}/{n}: expected 1 <= I <= N")
+    if n > len(seeds):
+        raise BenchError(
+            f"--seed-part {i}/{n}: the sweep has {len(seeds)} seed(s); N can be at most "
+            f"{len(seeds)}"
+        )
+    chosen = set(seeds[(i - 1) * len(seeds) // n : i * len(seeds) // n])
+    return tuple(s for s in specs if s.seed in chosen)

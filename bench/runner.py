@@ -66,6 +66,7 @@ def run_sweep(
     device: str | None = None,
     population: int | None = None,
     part: tuple[int, int] | None = None,
+    seed_part: tuple[int, int] | None = None,
     echo: Callable[[str], None] = print,
 ) -> SweepReport:
     """Run (or resume) a sweep and store every finished run under ``<out>/<sweep name>/``.
@@ -77,7 +78,9 @@ def run_sweep(
     (default: :func:`bench.population.default_size` of the device; 1: one run per process).
 
     ``part``: ``(i, n)`` runs only the i-th of n parts (:func:`bench.population.part`); the
-    report and the summary table still cover the whole sweep.
+    report and the summary table still cover the whole sweep. ``seed_part``: ``(i, n)`` runs
+    only the i-th of n blocks of the sweep's seeds (:func:`bench.population.seed_part`), with
+    every configuration (or those of ``part``).
 
     Everything is checked before anything is written: the config, every run still to do
     (through ``ogan.game.resolve``), the output directory and the scheduler. Finished runs are
@@ -102,6 +105,8 @@ def run_sweep(
         check_writable(sweep_dir)
 
         specs = sweep.specs if part is None else populations.part(sweep.specs, *part)
+        if seed_part is not None:
+            specs = populations.seed_part(specs, *seed_part)
         ids = [spec.run_id for spec in specs]
         scan = store.scan(sweep_dir)
         done = set() if force else scan.finished & set(ids)
@@ -128,7 +133,9 @@ def run_sweep(
                 f"warning: run {run_id} is unreadable ({problem}); running it again",
                 file=sys.stderr,
             )
-        of = "" if part is None else f" (part {part[0]}/{part[1]} of {len(sweep.specs)})"
+        which = [f"part {part[0]}/{part[1]}"] if part is not None else []
+        which += [f"seed part {seed_part[0]}/{seed_part[1]}"] if seed_part is not None else []
+        of = f" ({', '.join(which)} of {len(sweep.specs)})" if which else ""
         echo(
             f"sweep {sweep.name!r}: {len(ids)} runs{of}, {len(done)} already finished, "
             f"{len(todo)} to run on {sweep.device} -> {sweep_dir}"

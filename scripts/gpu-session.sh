@@ -5,6 +5,12 @@
 # python3 (torch 2.11, Triton 3.6, pandas, pyarrow, joblib, tqdm, scipy; no dask, no
 # pytorch-fid, neither needed here) runs it from the tree.
 #
+#   bash scripts/gpu-session.sh lease [S] [STEP...]
+#                                            # the whole lease in one command, stopping itself
+#                                            #   before S seconds (default GPU_BUDGET_S): the
+#                                            #   study's graphs checked against eager, the study
+#                                            #   in seed blocks, seeds 0-9, the check; rerun it
+#                                            #   to go on (scripts/gpu_lease.py says how)
 #   bash scripts/gpu-session.sh check        # issue 24: python -m bench perf --device cuda
 #                                            #   correctness first (projection, then replay vs
 #                                            #   eager for every optimizer), then the timings;
@@ -20,8 +26,11 @@
 # A study part runs under `timeout` (GPU_BUDGET_S, default 540 s) and then packs every run it
 # finished (runs/ and sweep.json, never checkpoints: a population of 256 leaves ~200 MB of
 # them) into $OUT/<sweep>-<I>of<N>.tar.gz; a population cut by the timeout is lost with the
-# machine, so size N from the pilot: one part must finish inside the budget. Back here:
+# machine, so size N from the pilot: one part must finish inside the budget. `lease` packs the
+# study by seed block instead (unrolled-ring-gpu-<r>.tar.gz) and the seeds as
+# unrolled-ring-counter.tar.gz. Back here:
 #
+#   tar -xzf <files_at>/unrolled-ring-gpu-1.tar.gz -C results        # each block (lease)
 #   tar -xzf <files_at>/unrolled-ring-gpu-1of6.tar.gz -C results     # each part
 #   python -m bench report results/unrolled-ring-gpu
 #   mkdir -p results/gpu && tar -xzf <files_at>/unrolled-ring-counter-1of1.tar.gz -C results/gpu
@@ -36,7 +45,7 @@ BUDGET=${GPU_BUDGET_S:-540}
 DEVICE=${GPU_SESSION_DEVICE:-cuda}
 SWEEPS=${GPU_SESSION_SWEEPS:-bench/sweeps}
 RESULTS=${GPU_SESSION_RESULTS:-results}
-export DEVICE SWEEPS
+export DEVICE SWEEPS RESULTS PYTHON=$PY
 
 pack() {  # pack SWEEP NAME: the finished runs of $RESULTS/SWEEP into $OUT/NAME.tar.gz
     local sweep=$1 name=$2
@@ -58,6 +67,10 @@ part() {  # part SWEEP I N
 }
 
 case "${1:-}" in
+lease)
+    shift
+    "$PY" scripts/gpu_lease.py "${1:-$BUDGET}" "${@:2}" 2>&1 | tee "$OUT/lease.log"
+    ;;
 check)
     nvidia-smi || true
     "$PY" -m bench perf --device cuda --out "$OUT" --name h200 2>&1 | tee "$OUT/check.log"
@@ -102,7 +115,8 @@ EOF
 study) part unrolled-ring-gpu "${2:?part I}" "${3:?of N}" ;;
 seeds) part unrolled-ring-counter "${2:?part I}" "${3:?of N}" ;;
 *)
-    echo "usage: bash scripts/gpu-session.sh check | pilot | study I N | seeds I N" >&2
+    echo "usage: bash scripts/gpu-session.sh lease [SECONDS] [STEP...] | check | pilot |" \
+        "study I N | seeds I N" >&2
     exit 2
     ;;
 esac

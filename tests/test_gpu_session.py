@@ -93,3 +93,127 @@ def test_a_bad_command_is_a_usage_error(tmp_path, args):
     done = _session(tmp_path, *args)
     assert done.returncode != 0
     assert not list((tmp_path / "out").iterdir())
+
+
+COUNTER = """
+[sweep]
+name = "unrolled-ring-counter"
+seeds = [0, 1]
+steps = 20
+eval_every = 10
+
+[[workload]]
+name = "mog-ring"
+arch = "unrolled"
+batch_size = 32
+streams = "counter"
+
+[[optimizer]]
+name = "adam"
+lr = 1e-3
+"""
+
+
+def _lease(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    (tmp_path / "sweeps").mkdir(exist_ok=True)
+    (tmp_path / "sweeps" / "unrolled-ring-counter.toml").write_text(COUNTER)
+    out = tmp_path / "out"
+    if out.exists():  # the device tool empties $OUT before each command
+        shutil.rmtree(out)
+    os.environ["LEASE_BLOCK"] = "2"
+    try:
+        return _session(tmp_path, "lease", *args)
+    finally:
+        del os.environ["LEASE_BLOCK"]
+
+
+def _untar(paths, into: Path) -> None:
+    for path in paths:
+        with tarfile.open(path) as tar:
+            assert not [n for n in tar.getnames() if "checkpoint" in n]
+            tar.extractall(into, filter="data")
+
+
+def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp_path):
+    done = _lease(tmp_path, "300", "gate", "study", "seeds")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "out"
+    lease = json.loads((out / "lease.json").read_text())
+    gate, study, seeds = lease["steps"]
+    assert gate["passed"] and [c["mode"] for c in gate["cases"]] == ["eager", "eager"]
+    assert all(c["reason"].startswith("device cpu") for c in gate["cases"])
+    # 3 seeds in blocks of 2: seed 1000, then 1001-1002; every optimizer in each block
+    assert [(b["seeds"], b["runs"], b["expected"], b["rc"]) for b in study["blocks"]] == [
+        ([1000, 1000], 2, 2, 0), ([1001, 1002], 4, 4, 0)
+    ]  # fmt: skip
+    assert seeds["runs"] == seeds["expected"] == 2
+    assert (out / "lease.log").read_text().count("bench run") == 3
+    back = tmp_path / "back"
+    _untar([out / "unrolled-ring-gpu-1.tar.gz"], back)
+    first = bench.load_runs(back / "unrolled-ring-gpu")
+    assert sorted(first.groupby("optimizer")["seed"].apply(sorted).tolist()) == [[1000]] * 2
+    _untar([out / "unrolled-ring-gpu-2.tar.gz", out / "unrolled-ring-counter.tar.gz"], back)
+    assert len(bench.load_runs(back / "unrolled-ring-gpu")) == 6
+    assert not bench.missing(back / "unrolled-ring-gpu")
+    assert len(bench.load_runs(back / "unrolled-ring-counter")) == 2
+
+    again = _lease(tmp_path, "300", "gate", "study", "seeds")  # the same warm machine
+    assert again.returncode == 0, again.stdout + again.stderr
+    lease = json.loads((out / "lease.json").read_text())
+    assert lease["steps"][0]["cached"] is True
+    assert "bench run" not in (out / "lease.log").read_text()  # nothing left to run
+    assert [b["runs"] for b in lease["steps"][1]["blocks"]] == [2, 4]
+    assert {p.name for p in out.iterdir()} == {  # repacked: $OUT starts empty each command
+        "lease.json", "lease.log", "unrolled-ring-gpu-1.tar.gz", "unrolled-ring-gpu-2.tar.gz",
+        "unrolled-ring-counter.tar.gz"}  # fmt: skip
+
+
+def test_a_lease_with_too_little_time_left_starts_nothing(tmp_path):
+    done = _lease(tmp_path, "40")  # 40 s, less the 20 kept back, is under a step's 30
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads((tmp_path / "out" / "lease.json").read_text())["steps"]
+    assert [s["step"] for s in steps] == ["gate", "study", "seeds", "check"]
+    assert all(s["skipped"].endswith("s left") for s in steps)
+    assert not (tmp_path / "results").exists()
+
+
+def _lease_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_lease", ROOT / "scripts" / "gpu_lease.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_gate_skips_the_study_and_the_lease_fails(tmp_path, monkeypatch):
+    from bench.perf import cuda
+
+    gpu_lease = _lease_module()
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "unrolled-ring-gpu.toml").write_text(TINY)
+    for name, value in {"OUT": tmp_path, "DEVICE": "cpu", "SWEEPS": tmp_path / "sweeps",
+                        "RESULTS": tmp_path / "results"}.items():  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setattr(cuda, "replay_sweep", lambda sweep: {"passed": False, "cases": []})
+    assert gpu_lease.Lease(600, ["gate", "study", "seeds"])() == 1
+    steps = json.loads((tmp_path / "lease.json").read_text())["steps"]
+    assert steps[0]["passed"] is False
+    assert [s["skipped"] for s in steps[1:]] == ["the gate failed: replay differs from eager"] * 2
+
+
+def test_a_step_past_its_deadline_is_interrupted_and_says_so(tmp_path, monkeypatch):
+    gpu_lease = _lease_module()
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setattr(gpu_lease, "GRACE_S", patience(30))
+    lease = gpu_lease.Lease(600, [])
+    code = "import time\ntry:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    exit(7)"
+    rc, stopped = lease.run([sys.executable, "-c", code], 2)
+    assert stopped and rc in (7, -2)  # SIGINT before Python set its handler: killed by it
+    rc, stopped = lease.run([sys.executable, "-c", "pass"], patience(60))
+    assert (rc, stopped) == (0, False)
+
+
+def test_a_bad_lease_is_a_usage_error(tmp_path):
+    done = _lease(tmp_path, "300", "nonsense")
+    assert done.returncode == 2 and "usage: gpu_lease.py SECONDS" in done.stdout

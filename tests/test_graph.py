@@ -138,7 +138,7 @@ def test_replay_equals_eager_over_20_steps(workload, optimizer, options, monkeyp
               **options)  # fmt: skip
     replayed = ogan.train_population(workload, optimizer, **kw)
     assert replayed[0].summary["execution"]["mode"] == "graph", replayed[0].summary["execution"]
-    monkeypatch.setattr(loop.graph, "plan", lambda core: ("eager", "test"))
+    monkeypatch.setattr(loop.graph, "executor", _capturable_eager)
     eager = ogan.train_population(workload, optimizer, **kw)
     for r, e in zip(replayed, eager):
         assert r.summary["grad_evals"] == e.summary["grad_evals"]
@@ -146,6 +146,32 @@ def test_replay_equals_eager_over_20_steps(workload, optimizer, options, monkeyp
             torch.testing.assert_close(torch.tensor(r.trace[column].values),
                                        torch.tensor(e.trace[column].values),
                                        rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def _capturable_eager(game):
+    """The graph's arithmetic (device-side step counters) run eagerly: what a replay must equal.
+    Against the default arithmetic, runs with surgery part by amplified rounding within 20
+    steps (``bench.perf.cuda.replay``)."""
+    graph.make_capturable(game.core)
+    return graph.Execution(game, "eager", "test")
+
+
+def test_the_loop_under_emulated_graphs_equals_the_capturable_eager_loop(monkeypatch):
+    """What the CUDA test above checks, on the CPU (graphs replayed op by op), for a case with
+    surgery: bit for bit."""
+    kw = dict(seeds=[0, 1, 2], steps=20, eval_every=10, device="cpu", streams="counter",
+              arch="pacgan", batch_size=32, threads=1)  # fmt: skip
+    optimizer = {"name": "adam", "lr": 1e-3, "surgery": True}
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(loop.graph, "plan", lambda core: ("graph", "captured"))
+    replayed = ogan.train_population("mog-ring", optimizer, **kw)
+    assert replayed[0].summary["execution"]["mode"] == "graph"
+    monkeypatch.setattr(loop.graph, "executor", _capturable_eager)
+    eager = ogan.train_population("mog-ring", optimizer, **kw)
+    assert eager[0].summary["execution"]["mode"] == "eager"
+    for r, e in zip(replayed, eager):
+        for column in ("loss_g", "loss_d", "grad_norm_g", "grad_norm_d"):
+            np.testing.assert_array_equal(r.trace[column].values, e.trace[column].values)
 
 
 def test_the_prepared_gpu_check_runs_its_graph_part_on_the_cpu_as_eager():
@@ -357,3 +383,79 @@ def test_replayed_on_the_cpu_a_resumed_run_equals_the_uninterrupted_one(tmp_path
             r.history.drop(columns="wall_time"),
             check_exact=True,
         )
+
+
+GATE_SWEEP = """
+[sweep]
+name = "gate"
+seeds = [7, 3, 5, 1, 9]
+steps = 40
+
+[[workload]]
+name = "mog-ring"
+arch = "unrolled"
+batch_size = 16
+streams = "counter"
+
+[[optimizer]]
+name = "adam"
+lr = 1e-3
+lr_ratio = 0.1
+betas = [0.5, 0.999]
+
+[[optimizer]]
+name = "adam"
+ortho = "weights"
+lr = 1e-3
+
+[[optimizer]]
+name = "extra-adam"
+lr = 1e-3
+"""
+
+
+def _gate_sweep(tmp_path):
+    from bench.config import load_sweep
+
+    path = tmp_path / "gate.toml"
+    path.write_text(GATE_SWEEP)
+    return load_sweep(path, device="cpu")
+
+
+def test_the_study_gate_holds_each_configuration_of_a_sweep_as_it_will_run(tmp_path, monkeypatch):
+    """``bench.perf.cuda.replay_sweep`` (the lease's gate) on the CPU, the graphs replayed op by
+    op: every configuration of the sweep, exactly as specified, graphed and equal to eager."""
+    from bench.perf.cuda import REPLAY_MEMBERS, replay_sweep
+
+    sweep = _gate_sweep(tmp_path)
+    assert [r["mode"] for r in replay_sweep(sweep)["cases"]] == ["eager"] * 3  # no CUDA here
+    captured = graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
+    result = replay_sweep(sweep)
+    assert result["passed"] and result["graphed"] == 3 and result["failed"] == 0, result["cases"]
+    assert [r["optimizer"] for r in result["cases"]] == ["adam", "adam+ortho", "extra-adam"]
+    for r in result["cases"]:  # against the graph's arithmetic run eagerly: bit for bit here
+        assert r["rows_error"] == r["params_error"] == 0
+        assert np.isfinite([r["default_rows_error"], r["default_params_error"]]).all()
+    assert len(captured) == 3
+    assert {g.ops[0] is not None for g in captured} == {True}
+    assert REPLAY_MEMBERS == 4  # the sweep's first four seeds, 7, 3, 5, 1
+
+
+def test_the_study_gate_fails_where_the_replay_departs_from_eager(tmp_path, monkeypatch):
+    from bench.perf.cuda import replay_sweep
+
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
+    real = graph_replay.ReplayGraph.replay
+    calls = {"n": 0}
+
+    def every_other(self):  # a graph that skips replays: the maths is not what eager did
+        calls["n"] += 1
+        if calls["n"] % 2:
+            real(self)
+
+    monkeypatch.setattr(graph_replay.ReplayGraph, "replay", every_other)
+    result = replay_sweep(_gate_sweep(tmp_path))
+    assert not result["passed"]
+    assert all(max(r["rows_error"], r["params_error"]) > 1 for r in result["cases"])

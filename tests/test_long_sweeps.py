@@ -1,6 +1,8 @@
 """What a long sweep on a lent device needs: ``--part I/N`` (one command per part, the parts
-disjoint and together the sweep) and ``trace_every`` (stored traces thinned; every summary
-statistic, gradient-norm growth included, computed from every step first)."""
+disjoint and together the sweep), ``--seed-part I/N`` (the seeds in blocks, every configuration
+in each, so that a lease that ends early leaves paired seeds) and ``trace_every`` (stored
+traces thinned; every summary statistic, gradient-norm growth included, computed from every
+step first)."""
 
 from __future__ import annotations
 
@@ -86,9 +88,49 @@ def test_a_part_runs_only_its_configurations_and_the_parts_complete_the_sweep(
     pd.testing.assert_frame_equal(by_parts.reset_index(drop=True), whole.reset_index(drop=True))
 
 
+SEEDS = SWEEP.replace("seeds = [0, 1]", "seeds = [5, 3, 9, 1, 7]")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_the_seed_parts_of_a_sweep_are_consecutive_blocks_of_its_seeds(sweep_file, n):
+    specs = load_sweep(str(sweep_file(SEEDS.format(extra=""))), device="cpu").specs
+    blocks = [population.seed_part(specs, i, n) for i in range(1, n + 1)]
+    ids = [s.run_id for b in blocks for s in b]
+    assert sorted(ids) == sorted(s.run_id for s in specs) and len(set(ids)) == len(ids)
+    seeds = [list(dict.fromkeys(s.seed for s in b)) for b in blocks]
+    assert [x for b in seeds for x in b] == [5, 3, 9, 1, 7]  # the sweep's order, cut in blocks
+    assert max(map(len, seeds)) - min(map(len, seeds)) <= 1
+    keys = {population.optimizer_key(s) for s in specs}
+    for b, block_seeds in zip(blocks, seeds):  # every configuration with every seed of its block
+        assert {(population.optimizer_key(s), s.seed) for s in b} == {
+            (k, x) for k in keys for x in block_seeds
+        }
+
+
+def test_a_seed_part_runs_its_seeds_for_every_configuration_and_goes_with_part(
+    tmp_path, sweep_file
+):
+    config = sweep_file(SEEDS.format(extra=""))
+    first = run(config, tmp_path / "out", seed_part=(1, 2))  # seeds 5 and 3, 4 configurations
+    assert first.ran == 8 and first.total == 8
+    assert "8 runs (seed part 1/2 of 20)" in "\n".join(first.lines)
+    stored = bench.load(tmp_path / "out" / "long")
+    assert set(stored["seed"]) == {5, 3}
+    assert len(stored.drop_duplicates(["run_id"])) == 8  # 4 configurations × 2 seeds
+    both = run(config, tmp_path / "out", part=(2, 2), seed_part=(2, 2))
+    assert both.ran == 6 and "6 runs (part 2/2, seed part 2/2 of 20)" in "\n".join(both.lines)
+    stored = bench.load(tmp_path / "out" / "long")
+    assert set(stored.loc[stored["optimizer"] == "sgd", "seed"]) == {5, 3, 9, 1, 7}
+    assert set(stored.loc[stored["optimizer"] == "adam", "seed"]) == {5, 3}
+    assert len(bench.missing(tmp_path / "out" / "long")) == 6  # sweep.json is the whole sweep
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
+        (["--seed-part", "3/2"], "expected I/N with 1 <= I <= N"),
+        (["--seed-part", "1/3"], "the sweep has 2 seed(s); N can be at most 2"),
+        (["--seed-part", "1/2", "--until-decided"], "--seed-part cannot go with --until-decided"),
         (["--part", "0/2"], "expected I/N with 1 <= I <= N"),
         (["--part", "3/2"], "expected I/N with 1 <= I <= N"),
         (["--part", "two"], "expected I/N with 1 <= I <= N"),

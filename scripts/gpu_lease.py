@@ -1,0 +1,240 @@
+"""One lease of a GPU, spent in order of value under a deadline: ``scripts/gpu-session.sh lease``.
+
+A lease is 15 minutes of device time, the machine's start and every idle wait included, and at
+most 10 minutes a command: too little for the separate commands (check, pilot, one study part
+per optimizer) each with its own start-up. This runs them as one command that stops itself
+before ``SECONDS`` and can be run again (on the same warm machine it resumes; on a fresh one
+the study resumes from what was brought back here and carried, see gpu-session.sh)::
+
+    python scripts/gpu_lease.py SECONDS [STEP ...]      # default: gate study seeds check
+
+gate    the study's own configurations (its workload, optimizer specs and streams, 4 of its
+        seeds), 20 steps replayed as a CUDA graph against eager
+        (:func:`bench.perf.cuda.replay_sweep`). If a graphed configuration differs or fails to
+        capture, ``study`` and ``seeds`` are skipped: their graphs would not be the maths.
+study   ``unrolled-ring-gpu`` in seed blocks (``--seed-part r/R``, a population per optimizer
+        and block): every optimizer gets a block's seeds before the next block starts, so a
+        lease that ends early leaves seed-matched optimizers. Each block's finished runs are
+        packed into ``$OUT/unrolled-ring-gpu-<r>.tar.gz``.
+seeds   ``unrolled-ring-counter`` (seeds 0-9, the CPU/GPU agreement check), packed into
+        ``$OUT/unrolled-ring-counter.tar.gz``.
+check   ``python -m bench perf --device cuda``: ``$OUT/h200-cuda.json``, rewritten after each
+        of its parts.
+
+A step that reaches the deadline is stopped with SIGINT (``bench run`` stores its finished runs
+first; the population in flight keeps its last checkpoint on the machine) and the steps after
+it are skipped. ``$OUT/lease.json`` says what each step did and how long it took, and is
+rewritten after each step. Environment: OUT (set by the device tool), PYTHON, DEVICE, SWEEPS,
+RESULTS (gpu-session.sh sets them), LEASE_BLOCK (seeds per study block, default 128).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ("gate", "study", "seeds", "check")
+RESERVE_S = 20  # kept back from a step's time: packing its runs and writing lease.json
+MIN_STEP_S = 30  # a step with less left is skipped, not started
+GRACE_S = 30  # after SIGINT: time to store finished runs before SIGKILL
+
+
+class Lease:
+    def __init__(self, seconds: float, steps: list[str]) -> None:
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + seconds
+        self.steps = steps
+        self.out = Path(os.environ["OUT"])
+        self.py = os.environ.get("PYTHON", sys.executable)
+        self.device = os.environ.get("DEVICE", "cuda")
+        self.sweeps = Path(os.environ.get("SWEEPS", ROOT / "bench" / "sweeps"))
+        self.results = Path(os.environ.get("RESULTS", ROOT / "results"))
+        self.block = int(os.environ.get("LEASE_BLOCK", 128))
+        self.record: dict = {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": seconds,
+            "device": self.device,
+            "steps": [],
+        }
+        self.gate_passed: bool | None = None
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic() - RESERVE_S
+
+    def save(self) -> None:
+        self.record["elapsed_s"] = round(time.monotonic() - self.t0, 1)
+        tmp = self.out / "lease.json.tmp"
+        tmp.write_text(json.dumps(self.record, indent=1, default=str))
+        tmp.replace(self.out / "lease.json")
+
+    def say(self, text: str) -> None:
+        print(f"[lease {time.monotonic() - self.t0:6.0f} s] {text}", flush=True)
+
+    def run(self, cmd: list[str], seconds: float) -> tuple[int, bool]:
+        """(exit code, stopped at the deadline): ``cmd`` under a time limit, stopped with SIGINT
+        (then SIGKILL after :data:`GRACE_S`) when it runs past it."""
+        self.say(" ".join(cmd))
+        proc = subprocess.Popen(cmd, cwd=ROOT)
+        try:
+            return proc.wait(timeout=max(seconds, 1)), False
+        except subprocess.TimeoutExpired:
+            self.say(f"deadline: stopping it (SIGINT, {GRACE_S} s to store what finished)")
+            proc.send_signal(signal.SIGINT)
+            try:
+                return proc.wait(timeout=GRACE_S), True
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait(), True
+
+    # -- the steps ----------------------------------------------------------------------------
+
+    def gate(self) -> dict:
+        """Replay against eager for the study's configurations; cached on the machine for the
+        same code, so a second command of the lease does not pay for it again."""
+        from bench.config import load_sweep
+        from bench.perf.cuda import replay_sweep
+
+        code = hashlib.sha256()
+        for path in sorted([*ROOT.glob("ogan/**/*.py"), *ROOT.glob("bench/**/*.py")]):
+            code.update(path.read_bytes())
+        cache = self.results / "lease-gate.json"
+        if cache.is_file():
+            cached = json.loads(cache.read_text())
+            if cached.get("code") == code.hexdigest():
+                self.gate_passed = cached["passed"]
+                return {**cached, "cached": True}
+        sweep = load_sweep(self.sweeps / "unrolled-ring-gpu.toml", device=self.device)
+        result = replay_sweep(sweep)
+        result["code"] = code.hexdigest()
+        self.gate_passed = result["passed"]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(result, indent=1, default=str))
+        for row in result["cases"]:
+            errors = {k: row[k] for k in ("rows_error", "params_error") if k in row}
+            self.say(f"gate {row['optimizer']}: {row['mode']} {errors or row['reason']}")
+        return result
+
+    def _bench_run(self, sweep: str, extra: list[str], population: int) -> dict:
+        cmd = [self.py, "-m", "bench", "run", str(self.sweeps / f"{sweep}.toml"), "--device",
+               self.device, "--population", str(population), "--out", str(self.results),
+               *extra]  # fmt: skip
+        t0 = time.monotonic()
+        rc, stopped = self.run(cmd, self.left())
+        return {"rc": rc, "stopped_at_deadline": stopped,
+                "device_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+
+    def study(self) -> dict:
+        from bench import store
+        from bench.config import load_sweep
+        from bench.population import seed_part
+
+        sweep = load_sweep(self.sweeps / "unrolled-ring-gpu.toml", device=self.device)
+        n_seeds = len({s.seed for s in sweep.specs})
+        blocks = -(-n_seeds // self.block)
+        out: dict = {"blocks": []}
+        for r in range(1, blocks + 1):
+            specs = seed_part(sweep.specs, r, blocks)
+            ids = {s.run_id for s in specs}
+            seeds = list(dict.fromkeys(s.seed for s in specs))
+            row = {"block": r, "of": blocks, "seeds": [seeds[0], seeds[-1]], "members": len(seeds)}
+            todo = ids - store.scan(self.results / sweep.name).finished
+            if todo and self.left() >= MIN_STEP_S:
+                part = ["--seed-part", f"{r}/{blocks}"]
+                row.update(self._bench_run(sweep.name, part, population=len(seeds)))
+            elif todo:
+                row["skipped"] = f"{self.left():.0f} s left"
+            finished = ids & store.scan(self.results / sweep.name).finished
+            row["runs"], row["expected"] = len(finished), len(ids)
+            if finished:
+                row["packed"] = self.pack(sweep.name, f"{sweep.name}-{r}", finished)
+            out["blocks"].append(row)
+            self.say(f"study block {r}/{blocks}: {row['runs']} of {row['expected']} runs stored")
+            if row.get("stopped_at_deadline") or row.get("skipped"):
+                break
+        return out
+
+    def seeds(self) -> dict:
+        from bench import store
+        from bench.config import load_sweep
+
+        sweep = load_sweep(self.sweeps / "unrolled-ring-counter.toml", device=self.device)
+        ids = {s.run_id for s in sweep.specs}
+        out: dict = {}
+        if ids - store.scan(self.results / sweep.name).finished:
+            out = self._bench_run(sweep.name, [], population=len({s.seed for s in sweep.specs}))
+        finished = ids & store.scan(self.results / sweep.name).finished
+        out["runs"], out["expected"] = len(finished), len(ids)
+        if finished:
+            out["packed"] = self.pack(sweep.name, sweep.name, finished)
+        return out
+
+    def check(self) -> dict:
+        cmd = [self.py, "-m", "bench", "perf", "--device", self.device, "--out", str(self.out),
+               "--name", "h200"]  # fmt: skip
+        t0 = time.monotonic()
+        rc, stopped = self.run(cmd, self.left())
+        return {"rc": rc, "stopped_at_deadline": stopped,
+                "device_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+
+    def pack(self, sweep: str, name: str, run_ids: set[str]) -> str:
+        """sweep.json and the given finished runs' files (never checkpoints) into
+        ``$OUT/<name>.tar.gz``, paths relative to the results root."""
+        root = self.results / sweep
+        path = self.out / f"{name}.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            tar.add(root / "sweep.json", f"{sweep}/sweep.json")
+            for file in sorted((root / "runs").iterdir()):
+                if file.name.split(".")[0] in run_ids:
+                    tar.add(file, f"{sweep}/runs/{file.name}")
+        return f"{path.name}: {len(run_ids)} runs, {path.stat().st_size / 2**20:.1f} MiB"
+
+    # -- the lease ----------------------------------------------------------------------------
+
+    def __call__(self) -> int:
+        import torch
+
+        self.record["torch"] = torch.__version__
+        if self.device == "cuda" and torch.cuda.is_available():
+            self.record["gpu"] = torch.cuda.get_device_name()
+        for step in self.steps:
+            entry: dict = {"step": step}
+            self.record["steps"].append(entry)
+            t0 = time.monotonic()
+            if step in ("study", "seeds") and self.gate_passed is False:
+                entry["skipped"] = "the gate failed: replay differs from eager"
+            elif self.left() < MIN_STEP_S:
+                entry["skipped"] = f"{max(self.left(), 0):.0f} s left"
+            else:
+                entry.update(getattr(self, step)())
+            entry["seconds"] = round(time.monotonic() - t0, 1)
+            brief = {k: v for k, v in entry.items() if k != "cases"}
+            self.say(f"{step}: {json.dumps(brief, default=str)}"[:600])
+            self.save()
+        failed = self.gate_passed is False or any(
+            e.get("rc") not in (None, 0) and not e.get("stopped_at_deadline")
+            for e in self.record["steps"]
+        )
+        return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or not argv[0].isdigit() or not set(argv[1:]) <= set(STEPS):
+        print(f"usage: gpu_lease.py SECONDS [{' | '.join(STEPS)} ...]", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(ROOT))
+    return Lease(float(argv[0]), argv[1:] or list(STEPS))()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
