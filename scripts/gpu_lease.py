@@ -10,8 +10,9 @@ the study resumes from what was brought back here and carried, see gpu-session.s
 
 gate    the study's own configurations (its workload, optimizer specs and streams, 4 of its
         seeds), 20 steps replayed as a CUDA graph against eager
-        (:func:`bench.perf.cuda.replay_sweep`). If a graphed configuration differs or fails to
-        capture, ``study`` and ``seeds`` are skipped: their graphs would not be the maths.
+        (:func:`bench.perf.cuda.replay_sweep`). If a graphed configuration differs, ``study``
+        and ``seeds`` are skipped and the lease fails: their graphs would not be the maths. A
+        configuration whose capture fails trains eagerly (many times slower) and runs last.
 study   ``unrolled-ring-gpu`` in seed blocks (``--seed-part r/R``, a population per optimizer
         and block): every optimizer gets a block's seeds before the next block starts, so a
         lease that ends early leaves seed-matched optimizers. Each block's finished runs are
@@ -66,6 +67,8 @@ class Lease:
             "steps": [],
         }
         self.gate_passed: bool | None = None
+        self.failures: list[str] = []  # commands that failed (not stopped at the deadline)
+        self.modes: dict[str, str] = {}  # the gate's mode of each configuration, by label
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -101,7 +104,11 @@ class Lease:
 
     def gate(self) -> dict:
         """Replay against eager for the study's configurations; cached on the machine for the
-        same code, so a second command of the lease does not pay for it again."""
+        same code, so a second command of the lease does not pay for it again.
+
+        The gate fails where a graphed configuration's replay differs from eager (wrong maths).
+        A configuration whose capture fails trains eagerly in the study (the loop falls back,
+        ``summary["execution"]`` says why), much slower: the study runs it last."""
         from bench.config import load_sweep
         from bench.perf.cuda import replay_sweep
 
@@ -109,19 +116,21 @@ class Lease:
         for path in sorted([*ROOT.glob("ogan/**/*.py"), *ROOT.glob("bench/**/*.py")]):
             code.update(path.read_bytes())
         cache = self.results / "lease-gate.json"
-        if cache.is_file():
-            cached = json.loads(cache.read_text())
-            if cached.get("code") == code.hexdigest():
-                self.gate_passed = cached["passed"]
-                return {**cached, "cached": True}
-        sweep = load_sweep(self.sweeps / "unrolled-ring-gpu.toml", device=self.device)
-        result = replay_sweep(sweep)
-        result["code"] = code.hexdigest()
-        self.gate_passed = result["passed"]
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(result, indent=1, default=str))
+        if cache.is_file() and json.loads(cache.read_text()).get("code") == code.hexdigest():
+            result = {**json.loads(cache.read_text()), "cached": True}
+        else:
+            sweep = load_sweep(self.sweeps / "unrolled-ring-gpu.toml", device=self.device)
+            result = replay_sweep(sweep)
+            result["code"] = code.hexdigest()
+            _release_device_memory()  # the study's own processes need the device next
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(result, indent=1, default=str))
+        self.modes = {row["optimizer"]: row["mode"] for row in result["cases"]}
+        self.gate_passed = all(max(row["rows_error"], row["params_error"]) <= 1
+                               for row in result["cases"] if row["mode"] == "graph")  # fmt: skip
+        result["gate_passed"] = self.gate_passed
         for row in result["cases"]:
-            errors = {k: row[k] for k in ("rows_error", "params_error") if k in row}
+            errors = {k: row[k] for k in row if k.endswith("_error")}
             self.say(f"gate {row['optimizer']}: {row['mode']} {errors or row['reason']}")
         return result
 
@@ -129,31 +138,46 @@ class Lease:
         cmd = [self.py, "-m", "bench", "run", str(self.sweeps / f"{sweep}.toml"), "--device",
                self.device, "--population", str(population), "--out", str(self.results),
                *extra]  # fmt: skip
+        return self._timed(cmd)
+
+    def _timed(self, cmd: list[str]) -> dict:
         t0 = time.monotonic()
         rc, stopped = self.run(cmd, self.left())
+        if rc != 0 and not stopped:
+            self.failures.append(" ".join(cmd))
         return {"rc": rc, "stopped_at_deadline": stopped,
                 "device_s": round(time.monotonic() - t0, 1)}  # fmt: skip
 
     def study(self) -> dict:
         from bench import store
         from bench.config import load_sweep
-        from bench.population import seed_part
+        from bench.population import optimizer_key, part, seed_part
 
         sweep = load_sweep(self.sweeps / "unrolled-ring-gpu.toml", device=self.device)
         n_seeds = len({s.seed for s in sweep.specs})
         blocks = -(-n_seeds // self.block)
+        labels = [key.label for key in dict.fromkeys(optimizer_key(s) for s in sweep.specs)]
         out: dict = {"blocks": []}
         for r in range(1, blocks + 1):
             specs = seed_part(sweep.specs, r, blocks)
             ids = {s.run_id for s in specs}
             seeds = list(dict.fromkeys(s.seed for s in specs))
-            row = {"block": r, "of": blocks, "seeds": [seeds[0], seeds[-1]], "members": len(seeds)}
-            todo = ids - store.scan(self.results / sweep.name).finished
-            if todo and self.left() >= MIN_STEP_S:
-                part = ["--seed-part", f"{r}/{blocks}"]
-                row.update(self._bench_run(sweep.name, part, population=len(seeds)))
-            elif todo:
-                row["skipped"] = f"{self.left():.0f} s left"
+            row = {"block": r, "of": blocks, "seeds": [seeds[0], seeds[-1]], "members": len(seeds),
+                   "commands": []}  # fmt: skip
+            for extra in block_commands(labels, self.modes, r, blocks):
+                mine = specs
+                if extra[0] == "--part":
+                    mine = part(specs, *map(int, extra[1].split("/")))
+                if not {s.run_id for s in mine} - store.scan(self.results / sweep.name).finished:
+                    continue
+                if self.left() < MIN_STEP_S:
+                    row["skipped"] = f"{max(self.left(), 0):.0f} s left"
+                    break
+                done = self._bench_run(sweep.name, extra, population=len(seeds))
+                row["commands"].append({"args": " ".join(extra), **done})
+                if done["stopped_at_deadline"]:
+                    row["stopped_at_deadline"] = True
+                    break
             finished = ids & store.scan(self.results / sweep.name).finished
             row["runs"], row["expected"] = len(finished), len(ids)
             if finished:
@@ -182,10 +206,7 @@ class Lease:
     def check(self) -> dict:
         cmd = [self.py, "-m", "bench", "perf", "--device", self.device, "--out", str(self.out),
                "--name", "h200"]  # fmt: skip
-        t0 = time.monotonic()
-        rc, stopped = self.run(cmd, self.left())
-        return {"rc": rc, "stopped_at_deadline": stopped,
-                "device_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+        return self._timed(cmd)
 
     def pack(self, sweep: str, name: str, run_ids: set[str]) -> str:
         """sweep.json and the given finished runs' files (never checkpoints) into
@@ -221,11 +242,29 @@ class Lease:
             brief = {k: v for k, v in entry.items() if k != "cases"}
             self.say(f"{step}: {json.dumps(brief, default=str)}"[:600])
             self.save()
-        failed = self.gate_passed is False or any(
-            e.get("rc") not in (None, 0) and not e.get("stopped_at_deadline")
-            for e in self.record["steps"]
-        )
-        return 1 if failed else 0
+        return 1 if self.gate_passed is False or self.failures else 0
+
+
+def _release_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def block_commands(
+    labels: list[str], modes: dict[str, str], r: int, blocks: int
+) -> list[list[str]]:
+    """``bench run`` arguments for seed block ``r``: one command for every configuration, or,
+    where the gate graphed some configurations and not others (a capture that failed: that one
+    trains eagerly, many times slower), one command per configuration with the graphed ones
+    first, so that an eager one cannot use up the lease before the others ran."""
+    block = ["--seed-part", f"{r}/{blocks}"]
+    graphed = [i for i, label in enumerate(labels, 1) if modes.get(label) == "graph"]
+    if not graphed or len(graphed) == len(labels):
+        return [block]
+    rest = [i for i in range(1, len(labels) + 1) if i not in graphed]
+    return [["--part", f"{i}/{len(labels)}", *block] for i in graphed + rest]
 
 
 def main(argv: list[str]) -> int:

@@ -143,8 +143,10 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
     assert gate["passed"] and [c["mode"] for c in gate["cases"]] == ["eager", "eager"]
     assert all(c["reason"].startswith("device cpu") for c in gate["cases"])
     # 3 seeds in blocks of 2: seed 1000, then 1001-1002; every optimizer in each block
-    assert [(b["seeds"], b["runs"], b["expected"], b["rc"]) for b in study["blocks"]] == [
-        ([1000, 1000], 2, 2, 0), ([1001, 1002], 4, 4, 0)
+    assert [(b["seeds"], b["runs"], b["expected"], [(c["args"], c["rc"]) for c in b["commands"]])
+            for b in study["blocks"]] == [
+        ([1000, 1000], 2, 2, [("--seed-part 1/2", 0)]),
+        ([1001, 1002], 4, 4, [("--seed-part 2/2", 0)]),
     ]  # fmt: skip
     assert seeds["runs"] == seeds["expected"] == 2
     assert (out / "lease.log").read_text().count("bench run") == 3
@@ -195,10 +197,18 @@ def test_a_failed_gate_skips_the_study_and_the_lease_fails(tmp_path, monkeypatch
     for name, value in {"OUT": tmp_path, "DEVICE": "cpu", "SWEEPS": tmp_path / "sweeps",
                         "RESULTS": tmp_path / "results"}.items():  # fmt: skip
         monkeypatch.setenv(name, str(value))
-    monkeypatch.setattr(cuda, "replay_sweep", lambda sweep: {"passed": False, "cases": []})
+    cases = [{"optimizer": "adam", "mode": "graph", "rows_error": 0.0, "params_error": 0.0},
+             {"optimizer": "adam+ortho", "mode": "failed", "reason": "RuntimeError: capture"}]
+    monkeypatch.setattr(cuda, "replay_sweep", lambda sweep: {"passed": False, "cases": cases})
+    lease = gpu_lease.Lease(600, ["gate"])
+    assert lease() == 0  # a capture that failed: that configuration trains eagerly, last
+    assert lease.modes == {"adam": "graph", "adam+ortho": "failed"}
+
+    cases[0]["rows_error"] = 3.0  # a replay that is not the eager step's maths
+    (tmp_path / "results" / "lease-gate.json").unlink()
     assert gpu_lease.Lease(600, ["gate", "study", "seeds"])() == 1
     steps = json.loads((tmp_path / "lease.json").read_text())["steps"]
-    assert steps[0]["passed"] is False
+    assert steps[0]["gate_passed"] is False
     assert [s["skipped"] for s in steps[1:]] == ["the gate failed: replay differs from eager"] * 2
 
 
@@ -217,3 +227,15 @@ def test_a_step_past_its_deadline_is_interrupted_and_says_so(tmp_path, monkeypat
 def test_a_bad_lease_is_a_usage_error(tmp_path):
     done = _lease(tmp_path, "300", "nonsense")
     assert done.returncode == 2 and "usage: gpu_lease.py SECONDS" in done.stdout
+
+
+def test_a_configuration_that_did_not_capture_runs_after_those_that_did():
+    block_commands = _lease_module().block_commands
+    labels = ["adam", "adam+ortho", "adam+surgery"]
+    graph = {label: "graph" for label in labels}
+    assert block_commands(labels, graph, 1, 2) == [["--seed-part", "1/2"]]
+    assert block_commands(labels, {}, 2, 2) == [["--seed-part", "2/2"]]  # no gate, or a CPU
+    assert block_commands(labels, {**graph, "adam+ortho": "failed"}, 2, 2) == [
+        ["--part", "1/3", "--seed-part", "2/2"], ["--part", "3/3", "--seed-part", "2/2"],
+        ["--part", "2/3", "--seed-part", "2/2"],
+    ]  # fmt: skip
