@@ -110,7 +110,7 @@ class Lease:
         A configuration whose capture fails trains eagerly in the study (the loop falls back,
         ``summary["execution"]`` says why), much slower: the study runs it last."""
         from bench.config import load_sweep
-        from bench.perf.cuda import replay_sweep
+        from bench.perf.cuda import replay_passed, replay_sweep
 
         code = hashlib.sha256()
         for path in sorted([*ROOT.glob("ogan/**/*.py"), *ROOT.glob("bench/**/*.py")]):
@@ -126,11 +126,11 @@ class Lease:
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(result, indent=1, default=str))
         self.modes = {row["optimizer"]: row["mode"] for row in result["cases"]}
-        self.gate_passed = all(max(row["rows_error"], row["params_error"]) <= 1
+        self.gate_passed = all(replay_passed(row)
                                for row in result["cases"] if row["mode"] == "graph")  # fmt: skip
         result["gate_passed"] = self.gate_passed
         for row in result["cases"]:
-            errors = {k: row[k] for k in row if k.endswith("_error")}
+            errors = {k: row[k] for k in row if k.endswith(("_error", "_differs"))}
             self.say(f"gate {row['optimizer']}: {row['mode']} {errors or row['reason']}")
         return result
 

@@ -197,7 +197,8 @@ def test_a_failed_gate_skips_the_study_and_the_lease_fails(tmp_path, monkeypatch
     for name, value in {"OUT": tmp_path, "DEVICE": "cpu", "SWEEPS": tmp_path / "sweeps",
                         "RESULTS": tmp_path / "results"}.items():  # fmt: skip
         monkeypatch.setenv(name, str(value))
-    cases = [{"optimizer": "adam", "mode": "graph", "rows_error": 0.0, "params_error": 0.0},
+    cases = [{"optimizer": "adam", "mode": "graph", "rows_error": 0.0, "params_error": 0.0,
+              "state_differs": []},
              {"optimizer": "adam+ortho", "mode": "failed", "reason": "RuntimeError: capture"}]
     monkeypatch.setattr(cuda, "replay_sweep", lambda sweep: {"passed": False, "cases": cases})
     lease = gpu_lease.Lease(600, ["gate"])

@@ -133,9 +133,27 @@ REPLAY_CASES = [
 
 @cuda
 @pytest.mark.parametrize(("workload", "optimizer", "options"), REPLAY_CASES)
-def test_replay_equals_eager_over_20_steps(workload, optimizer, options, monkeypatch):
-    kw = dict(seeds=[0, 1, 2, 3], steps=20, eval_every=10, device="cuda", streams="counter",
-              **options)  # fmt: skip
+def test_replay_equals_eager_over_20_steps(workload, optimizer, options):
+    """Each replayed step against one eager step from the same state, and the state's counts
+    against the eager run's (``bench.perf.cuda.replay``: free-running, the game's amplification
+    of rounding would decide by chance)."""
+    from bench.perf.cuda import replay, replay_passed
+
+    configs = [ogan.game.resolve(workload, optimizer, seed=s, device="cuda", streams="counter",
+                                 **options) for s in range(4)]  # fmt: skip
+    row = replay(configs)
+    assert row["mode"] == "graph", row
+    assert replay_passed(row), row
+
+
+@cuda
+@pytest.mark.parametrize(("workload", "optimizer"), [("mog-ring", {"name": "adam", "lr": 1e-3}),
+                                                     ("digits", {"name": "adam", "lr": 2e-4})])
+def test_the_loop_replays_graphs_and_reads_back_once_per_interval(workload, optimizer,
+                                                                   monkeypatch):  # fmt: skip
+    """The loop's graph path end to end, against the capturable eager loop, where 20 steps do
+    not amplify rounding past the tolerance (plain Adam: 0.1 at most, measured on the CPU)."""
+    kw = dict(seeds=[0, 1, 2, 3], steps=20, eval_every=10, device="cuda", streams="counter")
     replayed = ogan.train_population(workload, optimizer, **kw)
     assert replayed[0].summary["execution"]["mode"] == "graph", replayed[0].summary["execution"]
     monkeypatch.setattr(loop.graph, "executor", _capturable_eager)
@@ -435,27 +453,91 @@ def test_the_study_gate_holds_each_configuration_of_a_sweep_as_it_will_run(tmp_p
     assert result["passed"] and result["graphed"] == 3 and result["failed"] == 0, result["cases"]
     assert [r["optimizer"] for r in result["cases"]] == ["adam", "adam+ortho", "extra-adam"]
     for r in result["cases"]:  # against the graph's arithmetic run eagerly: bit for bit here
-        assert r["rows_error"] == r["params_error"] == 0
+        assert r["rows_error"] == r["params_error"] == 0 and r["state_differs"] == []
+        assert r["free_rows_error"] == r["free_params_error"] == 0
         assert np.isfinite([r["default_rows_error"], r["default_params_error"]]).all()
-    assert len(captured) == 3
-    assert {g.ops[0] is not None for g in captured} == {True}
+    assert len(captured) == 3  # one capture each: the forced comparison's graphed game
     assert REPLAY_MEMBERS == 4  # the sweep's first four seeds, 7, 3, 5, 1
 
 
-def test_the_study_gate_fails_where_the_replay_departs_from_eager(tmp_path, monkeypatch):
-    from bench.perf.cuda import replay_sweep
-
+def _replays(monkeypatch, keep):
+    """Emulated graphs whose n-th replay runs only where ``keep(n)``."""
     graph_replay.emulate(monkeypatch)
     monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
     real = graph_replay.ReplayGraph.replay
     calls = {"n": 0}
 
-    def every_other(self):  # a graph that skips replays: the maths is not what eager did
+    def replay(self):
         calls["n"] += 1
-        if calls["n"] % 2:
+        if keep(calls["n"]):
             real(self)
 
-    monkeypatch.setattr(graph_replay.ReplayGraph, "replay", every_other)
+    monkeypatch.setattr(graph_replay.ReplayGraph, "replay", replay)
+
+
+def test_the_study_gate_fails_where_the_replay_departs_from_eager(tmp_path, monkeypatch):
+    from bench.perf.cuda import replay_passed, replay_sweep
+
+    _replays(monkeypatch, lambda n: n % 2)  # every other replay does nothing
     result = replay_sweep(_gate_sweep(tmp_path))
     assert not result["passed"]
-    assert all(max(r["rows_error"], r["params_error"]) > 1 for r in result["cases"])
+    for r in result["cases"]:
+        assert max(r["rows_error"], r["params_error"]) > 1 and not replay_passed(r)
+
+
+def test_the_study_gate_fails_where_a_replay_leaves_a_counter_behind(tmp_path, monkeypatch):
+    """A step counter the graph does not advance: the forced comparison cannot see it (each
+    eager twin copies the stale counter), the exact comparison of the state's counts does."""
+    from bench.perf.cuda import replay_passed, replay_sweep
+
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
+    real_step = graph.Graph.step
+
+    def stale(self, index):
+        rows = real_step(self, index)
+        if self.mode == "graph" and index >= graph.WARMUP + 1:  # a replay: undo its count
+            for player in (self.game.core.g, self.game.core.d):
+                inner = player.optimizer
+                while hasattr(inner, "base"):
+                    inner = inner.base
+                for state in inner.state.values():
+                    if isinstance(state.get("step"), torch.Tensor):
+                        state["step"] -= 1
+        return rows
+
+    monkeypatch.setattr(graph.Graph, "step", stale)
+    result = replay_sweep(_gate_sweep(tmp_path))
+    assert not result["passed"]
+    for r in result["cases"]:
+        assert not replay_passed(r)
+        assert r["state_differs"] and all(p.endswith("/step") for p in r["state_differs"])
+
+
+def test_the_replay_check_tests_each_step_not_what_the_steps_before_left(monkeypatch):
+    """A 'graph' whose every replay leaves one weight 0.3 tolerances off eager's (as rounding
+    differences that a step amplifies would): free-running the offsets add up past the
+    tolerance; step by step each is within it. The check tests each step's maths, and a game's
+    amplification of earlier differences is recorded as a finding (``free_*``)."""
+    from bench.perf.cuda import ATOL, RTOL, replay
+
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
+    real_step = graph.Graph.step
+
+    def offset(self, index):
+        rows = real_step(self, index)
+        with torch.no_grad():
+            w = self.game.core.g.params[0].view(-1)
+            w[0] += 0.3 * (ATOL + RTOL * w[0].abs())
+        return rows
+
+    monkeypatch.setattr(graph.Graph, "step", offset)
+    configs = [ogan.game.resolve("mog-ring", {"name": "adam", "lr": 1e-3, "surgery": True},
+                                 seed=s, device="cpu", arch="pacgan", batch_size=64,
+                                 streams="counter") for s in range(3)]  # fmt: skip
+    row = replay(configs)
+    assert row["mode"] == "graph"
+    assert row["free_params_error"] > 3  # 20 offsets of 0.3, less what the steps undid
+    assert row["params_error"] == pytest.approx(0.3, rel=0.05)
+    assert row["rows_error"] <= 1 and not row["state_differs"]
