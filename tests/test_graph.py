@@ -460,6 +460,22 @@ def test_the_study_gate_holds_each_configuration_of_a_sweep_as_it_will_run(tmp_p
     assert REPLAY_MEMBERS == 4  # the sweep's first four seeds, 7, 3, 5, 1
 
 
+def test_the_study_gate_passes_the_gpu_studys_own_configurations(monkeypatch):
+    """The gate a lease runs first, on the committed sweep itself (six optimizers, the unrolled
+    protocol at batch 512, counter streams; ⊥Grad on the foreach path here, Triton there):
+    every configuration graphed, each step and the state's counts as eager's, bit for bit."""
+    from bench.config import load_sweep
+    from bench.perf.cuda import replay_sweep
+
+    sweep = load_sweep("unrolled-ring-gpu", device="cpu")  # the embedded sweep
+    graph_replay.emulate(monkeypatch)
+    monkeypatch.setattr(graph, "plan", lambda core: ("graph", "captured"))
+    result = replay_sweep(sweep)
+    assert result["passed"] and result["graphed"] == 6, result["cases"]
+    for r in result["cases"]:
+        assert r["rows_error"] == r["params_error"] == r["free_params_error"] == 0, r
+
+
 def _replays(monkeypatch, keep):
     """Emulated graphs whose n-th replay runs only where ``keep(n)``."""
     graph_replay.emulate(monkeypatch)
