@@ -9,8 +9,8 @@ the study resumes from what was brought back here and carried, see gpu-session.s
     python scripts/gpu_lease.py SECONDS [STEP ...]      # default: gate study seeds check
 
 gate    the study's own configurations (its workload, optimizer specs and streams, 4 of its
-        seeds), 20 steps replayed as a CUDA graph against eager
-        (:func:`bench.perf.cuda.replay_sweep`). If a graphed configuration differs, ``study``
+        seeds), 20 steps replayed as a CUDA graph, each held to one eager step from the same
+        state and the state's counts to the eager run's (:func:`bench.perf.cuda.replay_sweep`). If a graphed configuration differs, ``study``
         and ``seeds`` are skipped and the lease fails: their graphs would not be the maths. A
         configuration whose capture fails trains eagerly (many times slower) and runs last.
 study   ``unrolled-ring-gpu`` in seed blocks (``--seed-part r/R``, a population per optimizer
