@@ -10,9 +10,10 @@ the study resumes from what was brought back here and carried, see gpu-session.s
 
 gate    the study's own configurations (its workload, optimizer specs and streams, 4 of its
         seeds), 20 steps replayed as a CUDA graph, each held to one eager step from the same
-        state and the state's counts to the eager run's (:func:`bench.perf.cuda.replay_sweep`). If a graphed configuration differs, ``study``
-        and ``seeds`` are skipped and the lease fails: their graphs would not be the maths. A
-        configuration whose capture fails trains eagerly (many times slower) and runs last.
+        state and the state's counts to the eager run's (:func:`bench.perf.cuda.replay_sweep`).
+        If a graphed configuration differs, ``study`` and ``seeds`` are skipped and the lease
+        fails: their graphs would not be the maths. A configuration whose capture fails trains
+        eagerly (many times slower) and runs last.
 study   ``unrolled-ring-gpu`` in seed blocks (``--seed-part r/R``, a population per optimizer
         and block): every optimizer gets a block's seeds before the next block starts, so a
         lease that ends early leaves seed-matched optimizers. Each block's finished runs are
