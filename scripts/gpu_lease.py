@@ -113,15 +113,15 @@ class Lease:
         from bench.config import load_sweep
         from bench.perf.cuda import replay_passed, replay_sweep
 
-        code = hashlib.sha256()
+        study = self.sweeps / "unrolled-ring-gpu.toml"
+        code = hashlib.sha256(study.read_bytes())
         for path in sorted([*ROOT.glob("ogan/**/*.py"), *ROOT.glob("bench/**/*.py")]):
             code.update(path.read_bytes())
         cache = self.results / "lease-gate.json"
         if cache.is_file() and json.loads(cache.read_text()).get("code") == code.hexdigest():
             result = {**json.loads(cache.read_text()), "cached": True}
         else:
-            sweep = load_sweep(self.sweeps / "unrolled-ring-gpu.toml", device=self.device)
-            result = replay_sweep(sweep)
+            result = replay_sweep(load_sweep(study, device=self.device))
             result["code"] = code.hexdigest()
             _release_device_memory()  # the study's own processes need the device next
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -234,11 +234,17 @@ class Lease:
             self.record["steps"].append(entry)
             t0 = time.monotonic()
             if step in ("study", "seeds") and self.gate_passed is False:
-                entry["skipped"] = "the gate failed: replay differs from eager"
+                entry["skipped"] = "the gate failed: replay differs from eager, or it raised"
             elif self.left() < MIN_STEP_S:
                 entry["skipped"] = f"{max(self.left(), 0):.0f} s left"
             else:
-                entry.update(getattr(self, step)())
+                try:
+                    entry.update(getattr(self, step)())
+                except Exception as exc:  # recorded, and the lease goes on (the check helps)
+                    entry["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+                    self.failures.append(step)
+                    if step == "gate":
+                        self.gate_passed = False
             entry["seconds"] = round(time.monotonic() - t0, 1)
             brief = {k: v for k, v in entry.items() if k != "cases"}
             self.say(f"{step}: {json.dumps(brief, default=str)}"[:600])

@@ -210,7 +210,18 @@ def test_a_failed_gate_skips_the_study_and_the_lease_fails(tmp_path, monkeypatch
     assert gpu_lease.Lease(600, ["gate", "study", "seeds"])() == 1
     steps = json.loads((tmp_path / "lease.json").read_text())["steps"]
     assert steps[0]["gate_passed"] is False
-    assert [s["skipped"] for s in steps[1:]] == ["the gate failed: replay differs from eager"] * 2
+    assert [s["skipped"] for s in steps[1:]] == [
+        "the gate failed: replay differs from eager, or it raised"] * 2
+
+    def broken(sweep):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(cuda, "replay_sweep", broken)  # a gate that raises: recorded, lease on
+    (tmp_path / "results" / "lease-gate.json").unlink()
+    assert gpu_lease.Lease(600, ["gate", "study"])() == 1
+    steps = json.loads((tmp_path / "lease.json").read_text())["steps"]
+    assert steps[0]["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert steps[1]["skipped"].startswith("the gate failed")
 
 
 def test_a_step_past_its_deadline_is_interrupted_and_says_so(tmp_path, monkeypatch):
