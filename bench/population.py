@@ -85,17 +85,8 @@ def part(specs: Sequence[RunSpec], i: int, n: int) -> tuple[RunSpec, ...]:
     by seed), in sweep order, cut into ``n`` consecutive blocks of as equal a size as they
     allow, each configuration with all its seeds. The parts are disjoint, their union is the
     sweep, and a part is the same whatever has already run."""
-    from bench.errors import BenchError
-
     keys = list(dict.fromkeys(optimizer_key(s) for s in specs))
-    if not 1 <= i <= n:
-        raise BenchError(f"--part {i}/{n}: expected 1 <= I <= N")
-    if n > len(keys):
-        raise BenchError(
-            f"--part {i}/{n}: the sweep has {len(keys)} configuration(s) (runs that differ "
-            f"only by seed); N can be at most {len(keys)}"
-        )
-    chosen = set(keys[(i - 1) * len(keys) // n : i * len(keys) // n])
+    chosen = _block(keys, i, n, "--part", "configuration(s) (runs that differ only by seed)")
     return tuple(s for s in specs if optimizer_key(s) in chosen)
 
 
@@ -105,15 +96,19 @@ def seed_part(specs: Sequence[RunSpec], i: int, n: int) -> tuple[RunSpec, ...]:
     configuration. Run block by block, every configuration has the same seeds after each block
     (paired comparisons at every stage of a lease that may end early); the blocks are disjoint,
     their union is the sweep, and a block is the same whatever has already run."""
+    seeds = list(dict.fromkeys(s.seed for s in specs))
+    chosen = _block(seeds, i, n, "--seed-part", "seed(s)")
+    return tuple(s for s in specs if s.seed in chosen)
+
+
+def _block(items: list, i: int, n: int, option: str, what: str) -> set:
+    """The i-th of ``n`` consecutive blocks of ``items`` (sizes as equal as they allow)."""
     from bench.errors import BenchError
 
-    seeds = list(dict.fromkeys(s.seed for s in specs))
     if not 1 <= i <= n:
-        raise BenchError(f"--seed-part {i}/{n}: expected 1 <= I <= N")
-    if n > len(seeds):
+        raise BenchError(f"{option} {i}/{n}: expected 1 <= I <= N")
+    if n > len(items):
         raise BenchError(
-            f"--seed-part {i}/{n}: the sweep has {len(seeds)} seed(s); N can be at most "
-            f"{len(seeds)}"
+            f"{option} {i}/{n}: the sweep has {len(items)} {what}; N can be at most {len(items)}"
         )
-    chosen = set(seeds[(i - 1) * len(seeds) // n : i * len(seeds) // n])
-    return tuple(s for s in specs if s.seed in chosen)
+    return set(items[(i - 1) * len(items) // n : i * len(items) // n])
