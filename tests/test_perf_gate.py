@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -76,9 +77,70 @@ def test_gpu_check_script_runs_end_to_end_on_the_cpu():
     assert result["correctness"]["ortho_adam"] < 1e-5
     assert set(result["timings"]) == {n for n, c in CASES.items() if c.quick and c.cuda}
     assert all(r["diverged_at"] is None for r in result["training"].values())
+    from bench.perf.cuda import summary
+
+    text = summary(result)  # the README's GPU section from the record
+    assert "- Projection: passed; worst error" in text
+    assert "- Replay: CUDA graphs need a CUDA device." in text
+    assert "| mog-ring | adam | 2 |" in text and "(eager)" in text
+    assert text.count("| ≤ ") == len(result["timings"])
 
 
-@pytest.mark.parametrize("argv", [["--compare", "/nonexistent.json"]])
+def _graph_row(mode, **errors):
+    row = {"optimizer": "adam", "scheme": "simultaneous", "workload": "unrolled", "mode": mode,
+           "reason": {"graph": "captured", "eager": "optimizer RAdam is not known",
+                      "failed": "RuntimeError: capture"}[mode]}  # fmt: skip
+    return {**row, **errors}
+
+
+def test_the_gpu_summary_gives_the_replay_verdict_and_each_target_met_or_not(tmp_path, capsys):
+    from bench.perf.cuda import summary, target_met
+
+    assert target_met("unrolled P=256 adam <= 6 ms", 4.2) is True
+    assert target_met("pacgan P=20 ortho/adam <= 1.3", 1.31) is False
+    assert target_met("member-steps/s vs one eager run >= 100x", 101.0) is True
+    assert target_met("member-steps/s vs one eager run >= 100x", 35.0) is False
+    assert target_met("no bound here", 1.0) is None and target_met("x <= 1", math.nan) is None
+    graphed = _graph_row("graph", rows_error=0.0, params_error=0.4, state_differs=[],
+                         free_rows_error=2.5, free_params_error=9.0, default_params_error=87.0)
+    record = {
+        "machine": {"torch": "2.11.0+cu130"}, "gpu": "NVIDIA H200", "triton": "3.6.0",
+        "complete": False, "seconds": 212.0,
+        "graph": {
+            "replay": {"cases": [graphed, _graph_row("eager"), _graph_row("failed")],
+                       "failed": 1, "passed": False},
+            "timings": {"steps": 30, "cases": [
+                {"protocol": "unrolled", "optimizer": "adam", "members": 256,
+                 "today_ms": 45.4, "graph_ms": 4.2},
+                {"protocol": "pacgan", "optimizer": {"name": "adam", "ortho": "weights"},
+                 "members": 20, "today_ms": 60.0, "graph_ms": 5.0}],
+                "targets": {"unrolled P=256 adam <= 6 ms": 4.2,
+                            "pacgan P=20 ortho/adam <= 1.3": 1.8, "pacgan P=1 <= 1.5 ms": math.nan},
+                "stream_normals_ms": {"torch": 3.0, "triton": 0.2}},
+        },
+    }  # fmt: skip
+    text = summary(record)
+    assert "**NVIDIA H200**, torch 2.11.0+cu130, Triton 3.6.0; **incomplete**" in text
+    assert ("**failed**; 1 of 3 configurations graphed, 1 captures failed; worst per-step error "
+            "rows 0, parameters 0.4 tolerances (<= 1 passes); counts differ in 0.") in text
+    assert "Free-running (a finding): rows 2.5, parameters 9;" in text
+    assert "against the default arithmetic, parameters 87." in text
+    assert "  - 1× eager: optimizer RAdam is not known" in text
+    assert "  - 1× failed: RuntimeError: capture" in text
+    assert "| unrolled | adam | 256 | 45.4 | 4.2 | 10.8 |" in text
+    assert "| pacgan | adam+weights | 20 | 60 | 5 | 12 |" in text
+    assert "| unrolled P=256 adam <= 6 ms | 4.2 | yes |" in text
+    assert "| pacgan P=20 ortho/adam <= 1.3 | 1.8 | **no** |" in text
+    assert "| pacgan P=1 <= 1.5 ms | — | — |" in text
+    assert "torch ops 3 ms, Triton 0.2 ms" in text
+    path = tmp_path / "h200-cuda.json"
+    path.write_text(json.dumps(record))
+    assert main(["--summary", str(path)]) == 0
+    assert capsys.readouterr().out == text
+
+
+@pytest.mark.parametrize("argv", [["--compare", "/nonexistent.json"],
+                                  ["--summary", "/nonexistent.json"]])
 def test_unreadable_results_are_a_bench_error(argv):
     from bench.errors import BenchError
 

@@ -4,6 +4,7 @@
     python -m bench perf --quick            the quick gate (what make test runs)
     python -m bench perf --compare A [B]    ratios of two saved runs (B: the baseline)
     python -m bench perf --device cuda      the GPU check -> results/perf/<name>-cuda.json
+    python -m bench perf --summary X.json   a GPU check's record as markdown (README's GPU section)
     python -m bench perf --update-baseline  also write results/perf/baseline.json
     python -m bench perf --quick --threads 1    on one thread, against baseline-threads1.json
                                             (what make test's gate runs: see gate.baseline_path)
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--case", action="append", choices=list(CASES), help="only these cases")
     p.add_argument("--compare", nargs="+", type=Path, metavar="RUN.json",
                    help="compare a saved run with another (default: the baseline)")  # fmt: skip
+    p.add_argument("--summary", type=Path, metavar="CUDA.json",
+                   help="print a --device cuda record as markdown (the README's GPU section)")
     p.add_argument("--update-baseline", action="store_true", help="write baseline.json")
     p.add_argument("--no-benchmarks", action="store_true", help="skip the pytest-benchmark suite")
     p.add_argument("--threads", type=int, default=None,
@@ -63,10 +66,27 @@ def _pytest_benchmarks(out: Path, name: str) -> None:
     subprocess.run(cmd, cwd=ROOT, check=False)
 
 
+def _summary(path: Path) -> int:
+    import json
+
+    from bench.perf.cuda import summary
+
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot read {path} as a perf record: {exc}") from None
+    if not isinstance(record, dict) or "machine" not in record:
+        raise BenchError(f"{path} is not a `bench perf --device cuda` record (no 'machine')")
+    print(summary(record), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.compare:
         return compare(args.compare)
+    if args.summary:
+        return _summary(args.summary)
     name = args.name or datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         args.out.mkdir(parents=True, exist_ok=True)

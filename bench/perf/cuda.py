@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -554,3 +555,103 @@ def graph_timings(device: torch.device, quick: bool = False) -> dict[str, Any]:
             ),
         }
     return out
+
+
+# -- the record as the README's GPU section reads it --------------------------------------------
+
+_BOUND = re.compile(r"(<=|>=)\s*([0-9.]+)")
+
+
+def target_met(name: str, value: float) -> bool | None:
+    """Whether ``value`` meets the bound written in a target's name ("... <= 6 ms", "... >=
+    100x"); None where the name states none or the value is missing."""
+    found = _BOUND.search(name)
+    if found is None or value is None or not math.isfinite(value):
+        return None
+    bound = float(found.group(2))
+    return value <= bound if found.group(1) == "<=" else value >= bound
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def summary(record: dict[str, Any]) -> str:
+    """Markdown of a ``bench perf --device cuda`` record (``python -m bench perf --summary``):
+    what ran, the correctness and replay verdicts with their worst errors, the graph timings
+    against the issue's targets, the interleaved timings and launches."""
+    m = record.get("machine", {})
+    lines = [f"**{record.get('gpu', m.get('device', '?'))}**, torch {m.get('torch', '?')}, "
+             f"Triton {record.get('triton', '—')}; "
+             + ("complete" if record.get("complete", True) else "**incomplete** (stopped at a "
+                "time limit: the parts below finished)")
+             + f", {_num(record.get('seconds'), 3)} s."]  # fmt: skip
+    c = record.get("correctness")
+    if c:
+        worst = max((max(r["fused_vs_device_reference"], r["fused_vs_cpu_reference"])
+                     for r in c["cases"]), default=math.nan)  # fmt: skip
+        lines.append(
+            f"- Projection: {'passed' if c['passed'] else '**failed**'}; worst error "
+            f"{_num(worst)} tolerances over {len(c['cases'])} dtype × mode cases, mixed devices "
+            f"{_num(c.get('mixed_devices'))}; Ortho(Adam) against Adam on reference-projected "
+            f"gradients, 5 steps: max |difference| {_num(c.get('ortho_adam'))}."
+        )
+    g = record.get("graph", {})
+    rp = g.get("replay")
+    if rp and "cases" in rp:
+        cases = rp["cases"]
+        graphed = [r for r in cases if r["mode"] == "graph"]
+        worst = lambda key: max((r.get(key, math.nan) for r in graphed), default=math.nan)  # noqa: E731
+        differs = [r for r in graphed if r.get("state_differs")]
+        lines.append(
+            f"- Replay against eager ({REPLAY_STEPS} steps, {REPLAY_MEMBERS} members): "
+            f"{'passed' if rp['passed'] else '**failed**'}; {len(graphed)} of {len(cases)} "
+            f"configurations graphed, {rp['failed']} captures failed; worst per-step error "
+            f"rows {_num(worst('rows_error'))}, parameters {_num(worst('params_error'))} "
+            f"tolerances (<= 1 passes); counts differ in {len(differs)}. Free-running "
+            f"(a finding): rows {_num(worst('free_rows_error'))}, parameters "
+            f"{_num(worst('free_params_error'))}; against the default arithmetic, parameters "
+            f"{_num(worst('default_params_error'))}."
+        )
+        reasons: dict[str, int] = {}
+        for r in cases:
+            if r["mode"] != "graph":
+                why = f"{r['mode']}: {r.get('reason', '')}"[:160]
+                reasons[why] = reasons.get(why, 0) + 1
+        lines += [f"  - {n}× {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1])]
+    elif rp:
+        lines.append(f"- Replay: {rp.get('skipped', 'not run')}.")
+    t = g.get("timings")
+    if t:
+        lines += ["", "| protocol | optimizer | P | today (ms) | graph (ms) | today / graph |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in t["cases"]:
+            opt = r["optimizer"] if isinstance(r["optimizer"], str) else "+".join(
+                str(v) for v in r["optimizer"].values())  # fmt: skip
+            today, graph_ms = r.get("today_ms"), r.get("graph_ms", r.get("eager_ms"))
+            ratio = today / graph_ms if today and graph_ms else None
+            lines.append(f"| {r['protocol']} | {opt} | {r['members']} | {_num(today)} | "
+                         f"{_num(graph_ms)}{'' if 'graph_ms' in r else ' (eager)'} | "
+                         f"{_num(ratio)} |")  # fmt: skip
+        if t.get("targets"):
+            lines += ["", "| target | measured | met |", "|---|---|---|"]
+            for name, value in t["targets"].items():
+                met = target_met(name, value)
+                lines.append(f"| {name} | {_num(value)} | "
+                             f"{'—' if met is None else 'yes' if met else '**no**'} |")  # fmt: skip
+        if t.get("stream_normals_ms"):
+            n = t["stream_normals_ms"]
+            lines.append(f"\nCounter-stream normals, 256 members × 512 × 256: torch ops "
+                         f"{_num(n.get('torch'))} ms, Triton {_num(n.get('triton'))} ms.")
+    if record.get("timings"):
+        lines += ["", "| case | subject | baseline | ratio | target |", "|---|---|---|---|---|"]
+        for r in record["timings"].values():
+            lines.append(f"| {r['description']} | {r['subject']} {_num(1e3 * r['subject_s'])} ms"
+                         f" | {r['baseline']} {_num(1e3 * r['baseline_s'])} ms | "
+                         f"{_num(r['ratio'])} | ≤ {_num(r['target'])} |")  # fmt: skip
+    if record.get("launches"):
+        lines.append("\nCUDA kernels per call: " + ", ".join(
+            f"{k} {v}" for k, v in record["launches"].items()) + ".")  # fmt: skip
+    return "\n".join(lines) + "\n"
