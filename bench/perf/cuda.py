@@ -380,8 +380,8 @@ def replay(configs) -> dict[str, Any]:
     CPU with the graphs emulated (tests/graph_replay.py), the study's configuration, 4 members,
     20 steps: against the default arithmetic, surgery's rows differ by 63 tolerances and its
     parameters by 87, ⊥Grad's rows by 2.1, the others' by at most 0.1; one ulp added to one
-    weight of one member moved surgery's parameters by 0.016 to 42 tolerances over the six
-    seed sets and arithmetics tried. A free-running test would fail a GPU whose graph rounds
+    weight of one member moved surgery's parameters by 0.016 to 42 tolerances (three seed sets
+    × two arithmetics). A free-running test would fail a GPU whose graph rounds
     one GEMM differently from eager, or pass it, by chance. Step by step (forced), the default
     and capturable arithmetic differ by at most 0.023 tolerances, surgery's by 0.001.
 
