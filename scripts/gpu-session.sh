@@ -28,9 +28,14 @@
 # them) into $OUT/<sweep>-<I>of<N>.tar.gz; a population cut by the timeout is lost with the
 # machine, so size N from the pilot: one part must finish inside the budget. `lease` packs the
 # study by seed block instead (unrolled-ring-gpu-<r>.tar.gz) and the seeds as
-# unrolled-ring-counter.tar.gz. Back here:
+# unrolled-ring-counter.tar.gz. Back here, after leases:
 #
-#   tar -xzf <files_at>/unrolled-ring-gpu-1.tar.gz -C results        # each block (lease)
+#   python scripts/gpu_ingest.py <files_at> [<files_at> ...]   # unpack, report, verdicts beside
+#                                            #   the CPU's, CPU/GPU agreement, device time, the
+#                                            #   check as markdown (its docstring says what)
+#
+# and after the separate commands, by hand:
+#
 #   tar -xzf <files_at>/unrolled-ring-gpu-1of6.tar.gz -C results     # each part
 #   python -m bench report results/unrolled-ring-gpu
 #   mkdir -p results/gpu && tar -xzf <files_at>/unrolled-ring-counter-1of1.tar.gz -C results/gpu
@@ -50,7 +55,9 @@ export DEVICE SWEEPS RESULTS PYTHON=$PY
 pack() {  # pack SWEEP NAME: the finished runs of $RESULTS/SWEEP into $OUT/NAME.tar.gz
     local sweep=$1 name=$2
     [ -d "$RESULTS/$sweep/runs" ] || { echo "no finished run of $sweep to pack"; return 0; }
-    tar -czf "$OUT/$name.tar.gz" -C "$RESULTS" "$sweep/sweep.json" "$sweep/runs"
+    # renamed once whole: a command killed while packing leaves a .part, not a truncated archive
+    tar -czf "$OUT/$name.tar.gz.part" -C "$RESULTS" "$sweep/sweep.json" "$sweep/runs" &&
+        mv "$OUT/$name.tar.gz.part" "$OUT/$name.tar.gz" || return 1
     echo "packed $(find "$RESULTS/$sweep/runs" -name '*.json' | wc -l) runs of $sweep:" \
         "$(du -h "$OUT/$name.tar.gz" | cut -f1) -> \$OUT/$name.tar.gz"
 }

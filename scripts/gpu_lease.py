@@ -214,11 +214,15 @@ class Lease:
         ``$OUT/<name>.tar.gz``, paths relative to the results root."""
         root = self.results / sweep
         path = self.out / f"{name}.tar.gz"
-        with tarfile.open(path, "w:gz") as tar:
+        # written under another name and renamed: a command killed by the device tool's own
+        # limit while packing brings back a ``.part`` file, never a truncated archive by this name
+        part = self.out / f"{name}.tar.gz.part"
+        with tarfile.open(part, "w:gz") as tar:
             tar.add(root / "sweep.json", f"{sweep}/sweep.json")
             for file in sorted((root / "runs").iterdir()):
                 if file.name.split(".")[0] in run_ids:
                     tar.add(file, f"{sweep}/runs/{file.name}")
+        part.replace(path)
         return f"{path.name}: {len(run_ids)} runs, {path.stat().st_size / 2**20:.1f} MiB"
 
     # -- the lease ----------------------------------------------------------------------------

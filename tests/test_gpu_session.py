@@ -13,6 +13,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from patience import patience
 
@@ -158,6 +159,7 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
     assert len(bench.load_runs(back / "unrolled-ring-gpu")) == 6
     assert not bench.missing(back / "unrolled-ring-gpu")
     assert len(bench.load_runs(back / "unrolled-ring-counter")) == 2
+    shutil.copytree(out, tmp_path / "lease1")
 
     again = _lease(tmp_path, "300", "gate", "study", "seeds")  # the same warm machine
     assert again.returncode == 0, again.stdout + again.stderr
@@ -168,6 +170,70 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
     assert {p.name for p in out.iterdir()} == {  # repacked: $OUT starts empty each command
         "lease.json", "lease.log", "unrolled-ring-gpu-1.tar.gz", "unrolled-ring-gpu-2.tar.gz",
         "unrolled-ring-counter.tar.gz"}  # fmt: skip
+
+    # back here: both leases' files made into the report in one command
+    here = tmp_path / "here"
+    _untar([out / "unrolled-ring-counter.tar.gz"], here)  # stands in for the CPU's seeds 0-9
+    done = _ingest(here, tmp_path / "lease1", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = here / "unrolled-ring-gpu" / "report"
+    assert (report / "index.html").is_file() and len(pd.read_csv(report / "runs.csv")) == 6
+    assert len(bench.load_runs(here / "gpu" / "unrolled-ring-counter")) == 2
+    agreement = pd.read_csv(report / "agreement-cpu-gpu.csv")  # the same runs on both sides
+    assert len(agreement) > 0
+    assert (agreement["verdict"] == "no difference detected").all(), agreement.to_string()
+    time = pd.read_csv(report / "device_time.csv")
+    assert time["lease"].tolist() == [1] * 5 + [2] * 3  # 3 steps each, 2 block commands at first
+    first = time[time["lease"] == 1]
+    assert first["step"].tolist() == ["gate", "study", "study --seed-part 1/2",
+                                      "study --seed-part 2/2", "seeds"]  # fmt: skip
+    assert first["seeds"].fillna("").tolist() == ["", "", "1000-1000", "1001-1002", ""]
+    assert set(time["outcome"]) == {"done", "exit 0"}
+    assert "lease 2: started" in (report / "device-time.md").read_text()
+    assert (report / "lease-1.json").is_file() and (report / "lease-2.json").is_file()
+    assert "skipped the verdicts beside unrolled-ring:" in done.stdout
+    # with a CPU report beside it (here: its own), the verdicts are compared; again is the same
+    shutil.copytree(report, here / "unrolled-ring" / "report")
+    runs = (report / "runs.csv").read_text()
+    done = _ingest(here, tmp_path / "lease1", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (report / "runs.csv").read_text() == runs
+    assert "0 differ, 0 flipped" in (report / "verdicts-vs-unrolled-ring.txt").read_text()
+
+
+def _ingest(results: Path, *folders: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "scripts" / "gpu_ingest.py"), *map(str, folders)]
+    return subprocess.run(cmd, env={**os.environ, "RESULTS": str(results)}, capture_output=True,
+                          text=True, timeout=patience(300))  # fmt: skip
+
+
+def test_ingest_refuses_what_is_not_a_lease_and_writes_nothing(tmp_path):
+    results = tmp_path / "results"
+    done = _ingest(results, tmp_path / "nowhere")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no such folder" in done.stderr
+    (tmp_path / "empty").mkdir()
+    done = _ingest(results, tmp_path / "empty")
+    assert done.returncode == 2 and "none of a lease's files" in done.stderr
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (tmp_path / "payload").write_text("x")
+    with tarfile.open(evil / "unrolled-ring-gpu-1.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "payload", "unrolled-ring-gpu/../../payload")
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "unrolled-ring-gpu-1.tar.gz").write_bytes(
+        (evil / "unrolled-ring-gpu-1.tar.gz").read_bytes()[:20])
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "lease.json").write_text('{"steps": ')
+    for folder, says in ((evil, "is not a file under unrolled-ring-gpu/"),
+                         (tmp_path / "cut", "not a whole archive"),
+                         (tmp_path / "garbled", "not a lease record")):  # fmt: skip
+        done = _ingest(results, folder)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert not results.exists()
+    done = _ingest(results, tmp_path / "nowhere", evil)  # a bad folder among good ones
+    assert done.returncode == 2 and not results.exists()
+    assert _ingest(results).returncode == 2
 
 
 def test_a_lease_with_too_little_time_left_starts_nothing(tmp_path):
