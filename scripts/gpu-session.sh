@@ -28,15 +28,15 @@
 # them) into $OUT/<sweep>-<I>of<N>.tar.gz; a population cut by the timeout is lost with the
 # machine, so size N from the pilot: one part must finish inside the budget. `lease` packs the
 # study by seed block instead (unrolled-ring-gpu-<r>.tar.gz) and the seeds as
-# unrolled-ring-counter.tar.gz. Back here, after leases:
+# unrolled-ring-counter.tar.gz. Back here, after leases or the separate commands:
 #
 #   python scripts/gpu_ingest.py <files_at> [<files_at> ...]   # unpack, report, verdicts beside
 #                                            #   the CPU's, CPU/GPU agreement, device time, the
 #                                            #   check as markdown (its docstring says what)
 #
-# and after the separate commands, by hand:
+# which does, besides the device time and the verdicts:
 #
-#   tar -xzf <files_at>/unrolled-ring-gpu-1of6.tar.gz -C results     # each part
+#   tar -xzf <files_at>/unrolled-ring-gpu-1of6.tar.gz -C results     # each block or part
 #   python -m bench report results/unrolled-ring-gpu
 #   mkdir -p results/gpu && tar -xzf <files_at>/unrolled-ring-counter-1of1.tar.gz -C results/gpu
 #   python -m bench agree results/unrolled-ring-counter/report results/gpu/unrolled-ring-counter
