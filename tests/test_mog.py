@@ -260,3 +260,34 @@ def test_published_sweep_files_hold_the_published_settings(
         assert (opt["lr"], opt.get("lr_ratio"), tuple(opt["betas"])) == (lr, lr_ratio, betas)
     short = "short" in sweep
     assert short == ("SHORTENED" in load_sweep(sweep, device="cpu").description)
+
+
+def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_seeds():
+    """unrolled-ring-counter (seeds 0-9 again), unrolled-ring-gpu (256 seeds) and
+    unrolled-ring-800 (its game at the default study's 800 steps) differ from unrolled-ring only
+    in streams, seeds, length and (800) the optimizers kept; seeds fixed before any run, the new
+    samples disjoint from each other and from the CPU studies' 0-9."""
+    from bench.config import load_sweep
+
+    def game(sweep):
+        specs = load_sweep(sweep, device="cpu").specs
+        workload = {tuple((k, v) for k, v in s.workload_options if k != "streams") for s in specs}
+        return workload, {s.label: s.optimizer for s in specs}, {s.seed for s in specs}, specs
+
+    base_workload, base_optimizers, base_seeds, _ = game("unrolled-ring")
+    seeds = {}
+    for sweep, steps, labels in [
+        ("unrolled-ring-counter", 25_000, set(base_optimizers)),
+        ("unrolled-ring-gpu", 25_000, set(base_optimizers)),
+        ("unrolled-ring-800", 800, {"adam", "adam+ortho"}),
+    ]:
+        workload, optimizers, seeds[sweep], specs = game(sweep)
+        assert workload == base_workload
+        assert optimizers == {k: base_optimizers[k] for k in labels}
+        assert {dict(s.workload_options)["streams"] for s in specs} == {"counter"}
+        assert {s.steps for s in specs} == {steps}
+        # seed-matched: every optimizer has every seed
+        assert len(specs) == len(labels) * len(seeds[sweep])
+    assert seeds["unrolled-ring-counter"] == base_seeds == set(range(10))
+    assert seeds["unrolled-ring-gpu"] == set(range(1000, 1256))
+    assert seeds["unrolled-ring-800"] == set(range(2000, 2256))
