@@ -132,3 +132,38 @@ def test_confirmatory_adjusts_within_each_workload_and_keeps_the_unadjusted_verd
     seq = fam.confirmatory(paired)
     assert seq.loc[2, "verdict"] == v.EQUIVALENT
     assert seq["p_adjusted"].tolist()[:2] == pytest.approx([0.03, 0.08])
+
+
+def test_secondary_adjusts_within_each_workload_apart_from_the_confirmatory_family():
+    table = pd.DataFrame(
+        {
+            "workload": ["a", "a", "a", "b"],
+            "higher_is_better": [True, False, True, True],
+            "estimate": [1.0, 1.0, 1.0, 1.0],
+            "p_value": [0.01, 0.04, 0.30, 0.04],
+            "p_equivalence": [np.nan, np.nan, 0.01, np.nan],
+            "n_pairs": [12] * 4,
+            "verdict": [v.BETTER, v.WORSE, v.EQUIVALENT, v.BETTER],
+        }
+    )
+    got = fam.secondary(table)
+    assert got["p_adjusted"].tolist() == pytest.approx([0.03, 0.08, 0.30, 0.04])
+    assert got["p_equivalence_adjusted"].tolist()[2] == pytest.approx(0.01)
+    assert got["verdict"].tolist() == [v.BETTER, v.UNDECIDED, v.EQUIVALENT, v.BETTER]
+    assert (got["family"] == fam.SECONDARY).all()
+    assert fam.secondary(table.iloc[:0]).empty
+
+
+@pytest.mark.parametrize("draw", [_normal, _modes, _lognormal])
+def test_the_secondary_familywise_error_is_at_most_five_percent(draw):
+    """The GPU study's secondary family (unrolled-ring-gpu.toml): 5 comparisons against one
+    Adam × 3 metrics of the same runs (high quality, reverse KL, Fréchet distance), so the 15
+    are correlated twice over: through the shared base and through each run's metrics."""
+    rng = np.random.default_rng(1)
+    runs = draw(rng, (REPORTS, 6, PAIRS))  # one value per run: Adam and five others
+    metrics = [runs + 0.5 * draw(rng, (REPORTS, 6, PAIRS)) for _ in range(3)]  # correlated
+    d = np.concatenate([m[:, 1:] - m[:, :1] for m in metrics], axis=1)  # (REPORTS, 15, PAIRS)
+    p, _ = v.p_values(d, np.nan)
+    fwer = _family_errors(p, d.mean(-1)).mean()
+    assert fwer <= v.ALPHA + 0.007, (draw.__name__, fwer)
+    assert (p < v.ALPHA).any(-1).mean() > 2 * fwer  # 15 tests uncontrolled err far more often

@@ -608,6 +608,27 @@ def test_the_claim_table_has_a_verdict_per_pair_statistic_and_player(report):
     assert reach["verdict"].isin(["not observed", *verdicts.VERDICTS]).all()
 
 
+def test_the_secondary_family_compares_every_pair_on_each_other_metric_with_a_margin(report):
+    comparisons = pd.read_csv(report.parent / "comparisons.csv")
+    paired = pd.read_csv(report.parent / "paired.csv")
+    secondary = comparisons[comparisons["family"] == "secondary"]
+    for wl, g in paired.groupby("workload"):
+        metrics = ogan.workloads.get(wl).metrics
+        expected = {m for m, info in metrics.items()
+                    if info.margin is not None and m != g["metric"].iloc[0]}  # fmt: skip
+        mine = secondary[secondary["workload"] == wl]
+        assert len(mine) == len(g) * len(expected), wl  # every pair, baselines included
+        assert set(mine["statistic"]) == expected
+        tested = mine["p_value"].to_numpy(float)
+        from bench.report.families import holm
+
+        adjusted = holm(tested)  # Holm within the workload's secondary rows alone
+        assert mine["p_adjusted"].to_numpy(float) == pytest.approx(adjusted, nan_ok=True)
+    assert "mog-ring" in set(secondary["workload"])  # high quality, reverse KL, fd
+    families = comparisons["family"].tolist()
+    assert families == sorted(families, key=["confirmatory", "secondary", "exploratory"].index)
+
+
 def test_no_interval_in_the_csv_tables_leaves_its_metric_s_range(report):
     summary = pd.read_csv(report.parent / "summary.csv")
     for row in summary.itertuples(index=False):

@@ -268,6 +268,34 @@ def claim_table(a: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def secondary_table(a: Any) -> pd.DataFrame:
+    """One row per paired comparison (every kind: the projection's and the baselines') ×
+    secondary metric: each metric of the workload other than the primary that has a declared
+    margin, compared on its final value by the paired rule (:func:`verdicts.paired_verdict`:
+    the metric's direction, log scale and margin). Pairs with a non-finite run or value drop
+    out, as in the confirmatory table. Its family is :func:`bench.report.families.secondary`."""
+    data: SweepData = a.data
+    rows = []
+    for p in data.pairs.itertuples(index=False):
+        info = data.workloads[p.workload]
+        base, proj = a.by_seed(p.workload, p.base), a.by_seed(p.workload, p.projected)
+        common = {"workload": p.workload, "kind": p.kind, "base": p.base, "projected": p.projected}
+        for metric, (_, higher) in info.metrics.items():
+            column, margin = f"final_{metric}", info.margin(metric)
+            if metric == info.primary or margin is None or column not in base or column not in proj:
+                continue
+            b = base.loc[~base["nonfinite"], column].astype(float)
+            v = proj.loc[~proj["nonfinite"], column].astype(float)
+            verdict = verdicts.paired_verdict(
+                b, v, higher_is_better=higher, log_scale=info.log_scale(metric), margin=margin
+            )
+            lo, hi = info.bounds(metric)
+            span = None if lo is None or hi is None else float(hi) - float(lo)
+            rows.append(_claim_row(common, metric, f"final {metric}", verdict, b, v,
+                                   higher_is_better=higher, span=span))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _claim_row(
     common: dict[str, Any],
     stat: str,

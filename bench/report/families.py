@@ -9,6 +9,10 @@ declared before the data are seen, and is decided on p-values adjusted within it
   workload's primary metric. The family-wise error rate (the chance of even one false better,
   worse or equivalent in the family) is held at α = 5% by Holm's step-down procedure (Holm
   1979), valid under any dependence between the comparisons (they share the base's runs).
+- **secondary**, one family per workload: the same comparisons on the workload's other
+  metrics that have a declared margin (for the mixtures: high-quality fraction, reverse KL,
+  Fréchet distance), on their final values; family-wise error held at α = 5% by Holm, as the
+  confirmatory family, apart from it (a secondary metric never costs the primary power).
 - **exploratory**, one family for the whole report: every other verdict (the claim's gradient
   statistics, reaching the target, the cost among runs that reached it). The false discovery
   rate is held at q = 5% by Benjamini & Hochberg (1995) (``scipy.stats.false_discovery_control``).
@@ -33,7 +37,7 @@ from scipy import stats as sps
 
 from bench.report.verdicts import ALPHA, verdict_from_p
 
-CONFIRMATORY, EXPLORATORY = "confirmatory", "exploratory"
+CONFIRMATORY, SECONDARY, EXPLORATORY = "confirmatory", "secondary", "exploratory"
 FDR_Q = 0.05
 
 
@@ -113,6 +117,21 @@ def confirmatory(paired: pd.DataFrame) -> pd.DataFrame:
         q_adj[idx] = holm(q[idx], extra)
     out = _apply(paired, p_adj, q_adj)
     out.insert(0, "family", CONFIRMATORY)
+    return out
+
+
+def secondary(table: pd.DataFrame) -> pd.DataFrame:
+    """The secondary table (:func:`bench.report.decisions.secondary_table`) with the same
+    columns, Holm per workload."""
+    if table.empty:
+        return table.assign(family=[], p_adjusted=[], p_equivalence_adjusted=[])
+    p = table["p_value"].to_numpy(float)
+    q = table["p_equivalence"].to_numpy(float)
+    p_adj, q_adj = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    for _, idx in table.groupby("workload", sort=False).indices.items():
+        p_adj[idx], q_adj[idx] = holm(p[idx]), holm(q[idx])
+    out = _apply(table, p_adj, q_adj)
+    out.insert(0, "family", SECONDARY)
     return out
 
 

@@ -73,7 +73,7 @@ def compare_verdicts(a: str | Path, b: str | Path) -> pd.DataFrame:
     """One row per comparison of either side: its key, ``verdict_a``, ``verdict_b`` (NaN where
     a side lacks it) and ``flipped`` (better on one side, worse on the other)."""
     out = verdicts_of(a).merge(verdicts_of(b), on=KEYS, how="outer", suffixes=("_a", "_b"))
-    first = out["family"].map({"confirmatory": 0, "exploratory": 1}).fillna(2)
+    first = out["family"].map({"confirmatory": 0, "secondary": 1, "exploratory": 2}).fillna(3)
     out = out.assign(_first=first).sort_values(["_first", "workload"], kind="stable")
     out = out.drop(columns="_first").reset_index(drop=True)
     pairs = zip(out["verdict_a"], out["verdict_b"])

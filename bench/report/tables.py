@@ -77,6 +77,8 @@ class Analysis:
     grad_norms: pd.DataFrame
     claims: pd.DataFrame  # the claim's verdicts (bench.report.decisions.claim_table)
     reference: dict[str, str | None]  # workload -> the Adam optimizer overheads are relative to
+    secondary: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    """The secondary metrics' verdicts (bench.report.decisions.secondary_table)."""
     comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     """Every verdict of the report, one tidy row each (:func:`comparisons_table`): what the
     findings, the forest plots and ``bench verdicts`` read."""
@@ -359,14 +361,15 @@ COMPARISON_COLUMNS = [
 
 def comparisons_table(a: Analysis) -> pd.DataFrame:
     """Comparisons × statistics with their verdicts: the confirmatory family (each paired
-    comparison on the primary metric) first, then the exploratory one (the claim's)."""
+    comparison on the primary metric) first, then the secondary one (the other metrics with a
+    margin), then the exploratory one (the claim's)."""
     paired = a.paired.rename(columns={"metric": "statistic"})
     if len(paired):
         paired = paired.assign(
             what=[f"final {m}" for m in paired["statistic"]],
             effect=[decisions.effect_text(decisions.as_verdict(r)) for r in paired.itertuples()],
         )
-    frames = [f for f in (paired, a.claims) if len(f)]
+    frames = [f for f in (paired, a.secondary, a.claims) if len(f)]
     if not frames:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     out = pd.concat(frames, ignore_index=True)
@@ -394,6 +397,7 @@ def analyse(data: SweepData) -> Analysis:
     a.ranking = ranking_table(a)
     a.profile_costs = _profile_costs(a)
     a.grad_norms = grad_norm_table(a)
+    a.secondary = families.secondary(decisions.secondary_table(a))
     a.claims = families.exploratory(decisions.claim_table(a))
     a.comparisons = comparisons_table(a)
     return a

@@ -167,7 +167,9 @@ def findings_section(a: Analysis, figures: list[FigureFile] | None = None) -> Se
     s = a.summary
     blocks: list[Block] = [
         "Verdicts come in declared families. Confirmatory, per workload: each optimizer against "
-        "its base on the primary metric, family-wise error held at 5% (Holm). Exploratory: "
+        "its base on the primary metric, family-wise error held at 5% (Holm). Secondary, per "
+        "workload: the same comparisons on the workload's other metrics that have a declared "
+        "margin, family-wise error held at 5% (Holm) apart from the primary's. Exploratory: "
         "every other statistic of the report, false discovery rate held at 5% "
         "(Benjamini–Hochberg). Margins δ are the metrics' own, declared before the runs; "
         f"'equivalent' needs at least {verdicts.MIN_EQUIVALENCE_PAIRS} pairs. "
@@ -234,8 +236,8 @@ def method_section(a: Analysis) -> Section:
         "p-value of no difference is below α = 0.05, equivalent when two one-sided t-tests "
         "(TOST; Schuirmann 1987) put the mean difference within ±δ (equivalence first), each "
         "p-value adjusted within its family first (bench.report.families: Holm per workload "
-        "for the confirmatory family, Benjamini–Hochberg across the report for the "
-        "exploratory one). A metric with log_scale (FID, distances, KL) is compared by log "
+        "for the confirmatory and the secondary family, Benjamini–Hochberg across the report "
+        "for the exploratory one). A metric with log_scale (FID, distances, KL) is compared by log "
         "ratio. δ is the metric's own margin, declared with it (ogan.workloads.Metric.margin; "
         "the run records it): never derived from the data; a metric without one gets no "
         f"equivalent verdict, and none comes from fewer than {verdicts.MIN_EQUIVALENCE_PAIRS} "

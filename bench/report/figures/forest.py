@@ -65,9 +65,9 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
         y = np.arange(len(drawn))[::-1]
         ax.axvspan(-1, 1, color="#e8e8e8", zorder=0)
         ax.axvline(0, color="0.4", lw=0.8, zorder=1)
-        confirmatory = int((drawn["family"] == "confirmatory").sum())
-        if 0 < confirmatory < len(drawn):
-            ax.axhline(y[confirmatory - 1] - 0.5, color="0.2", lw=0.8, ls="--")
+        family = drawn["family"].to_numpy()
+        for k in np.flatnonzero(family[1:] != family[:-1]):  # a dashed line between families
+            ax.axhline(y[k] - 0.5, color="0.2", lw=0.8, ls="--")
         for yi, r in zip(y, drawn.itertuples()):
             color = COLORS[r.verdict]
             lo, hi = (max(-LIMIT, r.lo), min(LIMIT, r.hi)) if math.isfinite(r.lo) else (r.x, r.x)
@@ -86,9 +86,9 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
     skipped = rows[~np.isfinite(rows["x"])]
     caption = (
         "Each tested comparison: effect / δ with its 95% interval (unadjusted), right = better "
-        "for the variant; the grey band is ±δ; colour = the family-adjusted verdict (Holm above "
-        "the dashed line: the confirmatory family, the primary metric; Benjamini–Hochberg "
-        "below: exploratory)."
+        "for the variant; the grey band is ±δ; colour = the family-adjusted verdict; dashed "
+        "lines part the families, top to bottom: confirmatory (the primary metric, Holm), "
+        "secondary (the other metrics with a margin, Holm), exploratory (Benjamini–Hochberg)."
     )
     if len(skipped):
         caption += " Not drawn (no margin declared): " + ", ".join(
