@@ -83,7 +83,8 @@ def test_gpu_check_script_runs_end_to_end_on_the_cpu():
     assert "- Projection: passed; worst error" in text
     assert "- Replay: CUDA graphs need a CUDA device." in text
     assert "| mog-ring | adam | 2 |" in text and "(eager)" in text
-    assert text.count("| ≤ ") == len(result["timings"])
+    # one row per timing, its target marked met (≤) or missed (**>**: 3 noisy rounds here)
+    assert text.count("| ≤ ") + text.count("| **>** ") == len(result["timings"])
 
 
 def _graph_row(mode, **errors):

@@ -646,11 +646,9 @@ def summary(record: dict[str, Any]) -> str:
             lines.append(f"\nCounter-stream normals, 256 members × 512 × 256: torch ops "
                          f"{_num(n.get('torch'))} ms, Triton {_num(n.get('triton'))} ms.")
     if record.get("timings"):
-        lines += ["", "| case | subject | baseline | ratio | target |", "|---|---|---|---|---|"]
-        for r in record["timings"].values():
-            lines.append(f"| {r['description']} | {r['subject']} {_num(1e3 * r['subject_s'])} ms"
-                         f" | {r['baseline']} {_num(1e3 * r['baseline_s'])} ms | "
-                         f"{_num(r['ratio'])} | ≤ {_num(r['target'])} |")  # fmt: skip
+        from bench.perf.gate import ratio_table
+
+        lines += ["", *ratio_table(record["timings"].values())]
     if record.get("launches"):
         lines.append("\nCUDA kernels per call: " + ", ".join(
             f"{k} {v}" for k, v in record["launches"].items()) + ".")  # fmt: skip

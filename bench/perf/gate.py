@@ -199,6 +199,19 @@ def _ms(seconds: float) -> str:
     return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.2f} ms" if ms >= 1 else f"{ms:.3f} ms"
 
 
+def ratio_table(cases: Any) -> list[str]:
+    """Markdown rows of interleaved ratio cases (a saved run's ``cases``, or the GPU check's
+    ``timings``): header, then each case with both times, its ratio and its target."""
+    lines = ["| case | subject | baseline | time ratio | target |", "|---|---|---|---|---|"]
+    for c in cases:
+        ok = "≤" if c["ratio"] <= c["target"] else "**>**"
+        lines.append(
+            f"| {c['description']} | {c['subject']} {_ms(c['subject_s'])} | "
+            f"{c['baseline']} {_ms(c['baseline_s'])} | {c['ratio']:.3f} | {ok} {c['target']:.3g} |"
+        )
+    return lines
+
+
 def markdown(record: dict[str, Any]) -> str:
     """The README's performance table, rendered from a saved run (so the README cannot drift)."""
     m = record["machine"]
@@ -208,15 +221,8 @@ def markdown(record: dict[str, Any]) -> str:
         f"{m['torch']}, {m['threads']} torch threads); each ratio is the median of {rounds} "
         "interleaved rounds:",
         "",
-        "| case | subject | baseline | time ratio | target |",
-        "|---|---|---|---|---|",
+        *ratio_table(record["cases"].values()),
     ]
-    for c in record["cases"].values():
-        ok = "≤" if c["ratio"] <= c["target"] else "**>**"
-        lines.append(
-            f"| {c['description']} | {c['subject']} {_ms(c['subject_s'])} | "
-            f"{c['baseline']} {_ms(c['baseline_s'])} | {c['ratio']:.3f} | {ok} {c['target']:.3g} |"
-        )
     for name, added in record.get("added", {}).items():  # a case measured later, on its own
         m = added["machine"]
         lines += ["", f"`{name}` was added on {added['date'][:10]}, measured alone on {m['cpu']} "

@@ -268,6 +268,12 @@ def claim_table(a: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def range_width(bounds: tuple[float | None, float | None]) -> float | None:
+    """The width of a metric's range (``WorkloadInfo.bounds``); None where it is unbounded."""
+    lo, hi = bounds
+    return None if lo is None or hi is None else float(hi) - float(lo)
+
+
 def secondary_table(a: Any) -> pd.DataFrame:
     """One row per paired comparison (every kind: the projection's and the baselines') ×
     secondary metric: each metric of the workload other than the primary that has a declared
@@ -289,10 +295,9 @@ def secondary_table(a: Any) -> pd.DataFrame:
             verdict = verdicts.paired_verdict(
                 b, v, higher_is_better=higher, log_scale=info.log_scale(metric), margin=margin
             )
-            lo, hi = info.bounds(metric)
-            span = None if lo is None or hi is None else float(hi) - float(lo)
+            width = range_width(info.bounds(metric))
             rows.append(_claim_row(common, metric, f"final {metric}", verdict, b, v,
-                                   higher_is_better=higher, span=span))  # fmt: skip
+                                   higher_is_better=higher, span=width))  # fmt: skip
     return pd.DataFrame(rows)
 
 

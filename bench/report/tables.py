@@ -284,15 +284,10 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "wilcoxon_stat": cmp.statistic,
                 "wilcoxon_p": cmp.pvalue,
                 "note": cmp.note,
-                **decisions.verdict_columns(v, how, _span(info.bounds())),
+                **decisions.verdict_columns(v, how, decisions.range_width(info.bounds())),
             }
         )
     return pd.DataFrame(rows)
-
-
-def _span(bounds: tuple[float | None, float | None]) -> float | None:
-    lo, hi = bounds
-    return None if lo is None or hi is None else float(hi) - float(lo)
 
 
 def ranking_table(a: Analysis) -> pd.DataFrame:
