@@ -80,7 +80,7 @@ lease)
     ;;
 check)
     nvidia-smi || true
-    "$PY" -m bench perf --device cuda --out "$OUT" --name h200 2>&1 | tee "$OUT/check.log"
+    "$PY" -m bench perf --device cuda --out "$OUT" 2>&1 | tee "$OUT/check.log"
     ;;
 pilot)
     "$PY" - <<'EOF' 2>&1 | tee "$OUT/pilot.log"

@@ -10,8 +10,9 @@ with exit code 2 and nothing unpacked. Then:
 
 1. ``unrolled-ring-gpu-<r>.tar.gz`` (the study's seed blocks) are unpacked under ``results/``,
    ``unrolled-ring-counter*.tar.gz`` (seeds 0-9 on the GPU) under ``results/gpu/``, beside and
-   never over the CPU's ``results/unrolled-ring-counter``; ``h200-cuda.json`` (the check) is
-   copied to ``results/perf/`` (a later lease's over an earlier one's);
+   never over the CPU's ``results/unrolled-ring-counter``; ``<gpu>-cuda.json`` (the check,
+   named after the GPU's model: ``h100-cuda.json``, ``h200-cuda.json``) is copied to
+   ``results/perf/`` under its own name (a later lease's over an earlier one's of that model);
 2. ``python -m bench report results/unrolled-ring-gpu``;
 3. its verdicts beside each CPU study's (``bench verdicts``, saved as
    ``report/verdicts-vs-<study>.txt``): which the 10-seed CPU studies already had, which are new;
@@ -19,7 +20,8 @@ with exit code 2 and nothing unpacked. Then:
 5. ``report/device-time.md`` and ``device_time.csv``: every lease's steps and the study's
    commands with the device seconds each took (from the leases' ``lease.json``, copied beside
    them as ``lease-<k>.json``);
-6. ``python -m bench perf --summary``: ``results/perf/h200-cuda.md`` for the README's GPU section.
+6. ``python -m bench perf --summary``: ``results/perf/<gpu>-cuda.md`` beside each check copied,
+   for the README's GPU section.
 
 A step whose inputs did not come back (no study block, no seeds, no check) is skipped with a line
 saying so. Running it again over the same folders rebuilds the same files.
@@ -46,15 +48,20 @@ class Refused(Exception):
     """Bad input: one line, exit code 2, nothing written."""
 
 
+def _checks(folder: Path) -> list[Path]:
+    """The device checks in a lease's files: ``<gpu>-cuda.json``, named after the GPU's model."""
+    return sorted(p for p in folder.glob("*-cuda.json") if p.is_file())
+
+
 def _archives(folder: Path) -> list[tuple[Path, str]]:
     """(archive, the folder under ``results/`` it unpacks into) for one lease's files, checked."""
     if not folder.is_dir():
         raise Refused(f"{folder}: no such folder (give each lease's files_at)")
     found = [(p, ".") for p in sorted(folder.glob(f"{STUDY}-*.tar.gz"))]
     found += [(p, "gpu") for p in sorted(folder.glob(f"{SEEDS}*.tar.gz"))]
-    if not found and not any((folder / f).is_file() for f in ("lease.json", "h200-cuda.json")):
+    if not found and not (folder / "lease.json").is_file() and not _checks(folder):
         raise Refused(f"{folder}: none of a lease's files (lease.json, {STUDY}-<r>.tar.gz, "
-                      f"{SEEDS}.tar.gz, h200-cuda.json); is it a lease's files_at?")  # fmt: skip
+                      f"{SEEDS}.tar.gz, <gpu>-cuda.json); is it a lease's files_at?")  # fmt: skip
     for path, _ in found:
         sweep = STUDY if path.name.startswith(f"{STUDY}-") else SEEDS
         try:
@@ -151,11 +158,11 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
             with tarfile.open(path) as tar:
                 tar.extractall(results / into, filter="data")
             said.append(f"unpacked {path.name} under {results / into}")
-    checks = [f / "h200-cuda.json" for f in folders if (f / "h200-cuda.json").is_file()]
-    if checks:
+    checks = {p.name: p for f in folders for p in _checks(f)}  # a later lease's wins
+    for name, path in checks.items():
         (results / "perf").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checks[-1], results / "perf" / "h200-cuda.json")
-        said.append(f"copied {checks[-1]} to {results / 'perf' / 'h200-cuda.json'}")
+        shutil.copyfile(path, results / "perf" / name)
+        said.append(f"copied {path} to {results / 'perf' / name}")
 
     study, report = results / STUDY, results / STUDY / "report"
     if (study / "runs").is_dir():
@@ -191,10 +198,10 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
         for k, lease in enumerate(leases, 1):
             (report / f"lease-{k}.json").write_text(json.dumps(lease, indent=1))
         said.append(f"device time of {len(leases)} lease(s): {report / 'device-time.md'}")
-    if (results / "perf" / "h200-cuda.json").is_file():
-        done = _bench("perf", "--summary", results / "perf" / "h200-cuda.json")
-        (results / "perf" / "h200-cuda.md").write_text(done.stdout)
-        said.append(f"the check as markdown: {results / 'perf' / 'h200-cuda.md'}")
+    for name in checks:
+        md = results / "perf" / name.replace(".json", ".md")
+        md.write_text(_bench("perf", "--summary", results / "perf" / name).stdout)
+        said.append(f"the check as markdown: {md}")
     return said
 
 

@@ -20,8 +20,9 @@ study   ``unrolled-ring-gpu`` in seed blocks (``--seed-part r/R``, a population 
         packed into ``$OUT/unrolled-ring-gpu-<r>.tar.gz``.
 seeds   ``unrolled-ring-counter`` (seeds 0-9, the CPU/GPU agreement check), packed into
         ``$OUT/unrolled-ring-counter.tar.gz``.
-check   ``python -m bench perf --device cuda``: ``$OUT/h200-cuda.json``, rewritten after each
-        of its parts.
+check   ``python -m bench perf --device cuda``: ``$OUT/<gpu>-cuda.json`` (named after the GPU's
+        model: ``h100-cuda.json`` on an H100, ``h200-cuda.json`` on an H200), rewritten after
+        each of its parts.
 
 A step that reaches the deadline is stopped with SIGINT (``bench run`` stores its finished runs
 first; the population in flight keeps its last checkpoint on the machine) and the steps after
@@ -205,8 +206,8 @@ class Lease:
         return out
 
     def check(self) -> dict:
-        cmd = [self.py, "-m", "bench", "perf", "--device", self.device, "--out", str(self.out),
-               "--name", "h200"]  # fmt: skip
+        # no --name: on a GPU the file is named after its model (bench.perf.cuda.device_slug)
+        cmd = [self.py, "-m", "bench", "perf", "--device", self.device, "--out", str(self.out)]
         return self._timed(cmd)
 
     def pack(self, sweep: str, name: str, run_ids: set[str]) -> str:

@@ -236,6 +236,30 @@ def test_ingest_refuses_what_is_not_a_lease_and_writes_nothing(tmp_path):
     assert _ingest(results).returncode == 2
 
 
+def test_ingest_copies_each_gpu_models_check_under_its_name_with_its_summary(tmp_path):
+    record = {"machine": {"torch": "2.11.0+cu130"}, "triton": "3.6.0", "complete": True,
+              "seconds": 200.0, "graph": {"timings": {"steps": 30, "cases": [],
+                                                      "targets": {"pacgan P=10 <= 3 ms": 2.5}}}}
+    first, second = tmp_path / "lease1", tmp_path / "lease2"
+    for folder, gpu, ms in ((first, "NVIDIA H100 80GB HBM3", 2.5), (second, "NVIDIA H200", 2.0),
+                            (second, "NVIDIA H100 80GB HBM3", 2.75)):  # fmt: skip
+        folder.mkdir(exist_ok=True)
+        targets = {"pacgan P=10 <= 3 ms": ms}
+        rec = {**record, "gpu": gpu, "graph": {"timings": {**record["graph"]["timings"],
+                                                           "targets": targets}}}  # fmt: skip
+        (folder / f"{gpu.split()[1].lower()}-cuda.json").write_text(json.dumps(rec))
+    results = tmp_path / "results"
+    done = _ingest(results, first, second)
+    assert done.returncode == 0, done.stdout + done.stderr
+    perf = results / "perf"
+    assert sorted(p.name for p in perf.iterdir()) == [
+        "h100-cuda.json", "h100-cuda.md", "h200-cuda.json", "h200-cuda.md"]
+    h100 = (perf / "h100-cuda.md").read_text()  # the later lease's H100 check
+    assert "| pacgan P=10 <= 3 ms | 2.75 | yes |" in h100
+    assert "The targets were set on one H200; these figures are from NVIDIA H100" in h100
+    assert "set on one" not in (perf / "h200-cuda.md").read_text()
+
+
 def test_a_lease_with_too_little_time_left_starts_nothing(tmp_path):
     done = _lease(tmp_path, "40")  # 40 s, less the 20 kept back, is under a step's 30
     assert done.returncode == 0, done.stdout + done.stderr

@@ -134,10 +134,26 @@ def test_the_gpu_summary_gives_the_replay_verdict_and_each_target_met_or_not(tmp
     assert "| pacgan P=20 ortho/adam <= 1.3 | 1.8 | **no** |" in text
     assert "| pacgan P=1 <= 1.5 ms | — | — |" in text
     assert "torch ops 3 ms, Triton 0.2 ms" in text
+    assert "The targets were set on one" not in text
     path = tmp_path / "h200-cuda.json"
     path.write_text(json.dumps(record))
     assert main(["--summary", str(path)]) == 0
     assert capsys.readouterr().out == text
+    # from another model, the summary says where the targets came from
+    other = summary({**record, "gpu": "NVIDIA H100 80GB HBM3"})
+    assert ("The targets were set on one H200; these figures are from NVIDIA H100 80GB HBM3."
+            in other)
+
+
+@pytest.mark.parametrize("name, slug", [
+    ("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"), ("NVIDIA A100-SXM4-40GB", "a100"),
+    ("NVIDIA L40S", "l40s"), ("NVIDIA GeForce RTX 4090", "geforce-rtx-4090"), ("", "gpu"),
+    (None, "gpu"),
+])  # fmt: skip
+def test_the_gpu_check_is_named_after_the_gpu_model(name, slug):
+    from bench.perf.cuda import device_slug
+
+    assert device_slug(name) == slug
 
 
 @pytest.mark.parametrize("argv", [["--compare", "/nonexistent.json"],

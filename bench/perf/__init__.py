@@ -31,7 +31,8 @@ OUT = ROOT / "results" / "perf"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench perf", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="the quick gate only (no pytest-benchmark)")
-    p.add_argument("--name", help="result name (default: a timestamp)")
+    p.add_argument("--name", help="result name (default: a timestamp; with --device cuda, the "
+                   "GPU's model, e.g. h100 -> h100-cuda.json)")  # fmt: skip
     p.add_argument("--out", type=Path, default=OUT, help="where results go (default results/perf)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case")
@@ -93,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         raise BenchError(f"cannot create {args.out}: {exc.strerror}") from None
     if args.device == "cuda":
-        from bench.perf.cuda import check
+        import torch
 
+        from bench.perf.cuda import check, device_slug
+
+        if not args.name and torch.cuda.is_available():
+            name = device_slug(torch.cuda.get_device_name())
         path = args.out / f"{name}-cuda.json"
         result = check(save=lambda partial: gate.write_record(path, partial))
         gate.write_record(path, result)

@@ -559,6 +559,20 @@ def graph_timings(device: torch.device, quick: bool = False) -> dict[str, Any]:
 
 # -- the record as the README's GPU section reads it --------------------------------------------
 
+REFERENCE_GPU = "H200"  # the device the issue's targets (and their "today" figures) come from
+
+
+def device_slug(name: str | None) -> str:
+    """A file name for a GPU model: its first letters-then-digits token ("NVIDIA H100 80GB HBM3"
+    -> "h100", "NVIDIA H200" -> "h200", "NVIDIA A100-SXM4-40GB" -> "a100"), else its words
+    joined ("NVIDIA GeForce RTX 4090" -> "geforce-rtx-4090"); "gpu" when there is no name.
+    The check is saved as ``<slug>-cuda.json``, so one model's figures never pass for another's."""
+    words = [w for w in re.split(r"[^a-z0-9]+", (name or "").lower()) if w and w != "nvidia"]
+    for word in words:
+        if re.fullmatch(r"[a-z]+[0-9]+[a-z]*", word):
+            return word
+    return "-".join(words) or "gpu"
+
 _BOUND = re.compile(r"(<=|>=)\s*([0-9.]+)")
 
 
@@ -636,6 +650,10 @@ def summary(record: dict[str, Any]) -> str:
                          f"{_num(graph_ms)}{'' if 'graph_ms' in r else ' (eager)'} | "
                          f"{_num(ratio)} |")  # fmt: skip
         if t.get("targets"):
+            gpu = str(record.get("gpu", ""))
+            if REFERENCE_GPU.lower() not in gpu.lower():
+                lines += ["", f"The targets were set on one {REFERENCE_GPU}; these figures are "
+                          f"from {gpu or 'another device'}."]  # fmt: skip
             lines += ["", "| target | measured | met |", "|---|---|---|"]
             for name, value in t["targets"].items():
                 met = target_met(name, value)
