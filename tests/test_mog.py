@@ -264,8 +264,8 @@ def test_published_sweep_files_hold_the_published_settings(
 
 def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_seeds():
     """unrolled-ring-counter (seeds 0-9 again), unrolled-ring-gpu (256 seeds) and
-    unrolled-ring-800 (its game at the default study's 800 steps) differ from unrolled-ring only
-    in streams, seeds, length and (800) the optimizers kept; seeds fixed before any run, the new
+    unrolled-ring-800 and -5k (its game at 800 and 5,000 steps) differ from unrolled-ring only
+    in streams, seeds, length and (800, 5k) the optimizers kept; seeds fixed before any run, the new
     samples disjoint from each other and from the CPU studies' 0-9."""
     from bench.config import load_sweep
 
@@ -280,6 +280,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         ("unrolled-ring-counter", 25_000, set(base_optimizers)),
         ("unrolled-ring-gpu", 25_000, set(base_optimizers)),
         ("unrolled-ring-800", 800, {"adam", "adam+ortho"}),
+        ("unrolled-ring-5k", 5_000, {"adam", "adam+ortho"}),
     ]:
         workload, optimizers, seeds[sweep], specs = game(sweep)
         assert workload == base_workload
@@ -291,3 +292,4 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     assert seeds["unrolled-ring-counter"] == base_seeds == set(range(10))
     assert seeds["unrolled-ring-gpu"] == set(range(1000, 1256))
     assert seeds["unrolled-ring-800"] == set(range(2000, 2256))
+    assert seeds["unrolled-ring-5k"] == set(range(3000, 3080))
