@@ -280,7 +280,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         ("unrolled-ring-counter", 25_000, set(base_optimizers)),
         ("unrolled-ring-gpu", 25_000, set(base_optimizers)),
         ("unrolled-ring-800", 800, {"adam", "adam+ortho"}),
-        ("unrolled-ring-5k", 5_000, {"adam", "adam+ortho"}),
+        ("unrolled-ring-5k", 5_000, {"adam", "adam+ortho", "adam+surgery"}),
     ]:
         workload, optimizers, seeds[sweep], specs = game(sweep)
         assert workload == base_workload
