@@ -218,6 +218,23 @@ def _run_all(
         bar.close()
 
 
+def local_parallel(n_jobs: int) -> Any:
+    """joblib's loky pool for a sweep on this machine: results as they finish, one task at a time.
+
+    Its workers ignore SIGINT (:func:`bench.worker.leave_interrupts_to_the_parent`). A
+    terminal's Ctrl-C reaches the whole process group; the parent stores what finished and
+    stops the workers. A worker waiting between tasks would otherwise die of KeyboardInterrupt
+    outside any task and print a traceback (seen on a busy machine, where a worker idles while
+    the parent writes runs)."""
+    from joblib import Parallel
+    from joblib.parallel import LokyBackend
+
+    from bench.worker import leave_interrupts_to_the_parent
+
+    backend = LokyBackend(initializer=leave_interrupts_to_the_parent)
+    return Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered", batch_size=1)
+
+
 def _outcomes(
     groups: list[tuple[RunSpec, ...]],
     n_jobs: int,
@@ -229,10 +246,7 @@ def _outcomes(
 
     tasks = (delayed(execute_population)(group, gpus, checkpoints) for group in groups)
     if client is None:
-        parallel = Parallel(
-            n_jobs=n_jobs, backend="loky", return_as="generator_unordered", batch_size=1
-        )
-        for members in parallel(tasks):
+        for members in local_parallel(n_jobs)(tasks):
             yield from members
         return
     gpu = groups[0][0].device == "cuda"

@@ -24,6 +24,7 @@ import dataclasses
 import fcntl
 import math
 import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -126,6 +127,13 @@ def execute(
     result.summary["time_per_step_alone"] = median_step_time(result)
     path = saving.get("checkpoint")
     return Outcome(spec, result, env, None, time.perf_counter() - t0, checkpoint=path)
+
+
+def leave_interrupts_to_the_parent() -> None:
+    """A local worker's initializer (:func:`bench.runner.local_parallel`): ignore SIGINT, so
+    that Ctrl-C stops the sweep through the parent alone, which stores the finished runs and
+    then stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def execute_population(

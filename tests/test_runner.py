@@ -328,6 +328,24 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
         )
 
 
+def _sigint_handler(_):
+    import signal as sig
+
+    return sig.getsignal(sig.SIGINT) == sig.SIG_IGN
+
+
+def test_local_workers_leave_ctrl_c_to_the_parent():
+    # a worker idle between tasks when a terminal's Ctrl-C reaches the group would otherwise die
+    # of KeyboardInterrupt outside any task and print a traceback (a busy machine showed it)
+    from joblib import delayed
+
+    from bench.runner import local_parallel
+
+    assert set(local_parallel(2)(delayed(_sigint_handler)(i) for i in range(4))) == {True}
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the parent's own stays
+    assert set(local_parallel(1)(delayed(_sigint_handler)(i) for i in range(2))) == {False}
+
+
 @pytest.mark.parametrize("to", ["runner", "process group"])  # a terminal's Ctrl-C: the group
 def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_exits_130(to, tmp_path, sweep_file):
     # 24 runs of ~0.5 s on two workers: SIGINT lands mid-sweep even on an idle machine
