@@ -100,39 +100,36 @@ def _apply(frame: pd.DataFrame, adjusted_p: np.ndarray, adjusted_q: np.ndarray) 
     return out
 
 
+def _holm_by_workload(table: pd.DataFrame, family: str, sequential: np.ndarray) -> pd.DataFrame:
+    """``table`` with ``family``, its p-values adjusted by Holm within each workload, and the
+    verdicts from them. ``sequential`` rows (decided by a sequential design: NaN p-value) keep
+    their verdict and count in m."""
+    if table.empty:
+        return table.assign(family=[], p_adjusted=[], p_equivalence_adjusted=[])
+    p_adj = np.full(len(table), np.nan)
+    q_adj = np.full(len(table), np.nan)
+    p = np.where(sequential, np.nan, table["p_value"].to_numpy(float))
+    q = np.where(sequential, np.nan, table["p_equivalence"].to_numpy(float))
+    for _, idx in table.groupby("workload", sort=False).indices.items():
+        extra = int(sequential[idx].sum())
+        p_adj[idx] = holm(p[idx], extra)
+        q_adj[idx] = holm(q[idx], extra)
+    out = _apply(table, p_adj, q_adj)
+    out.insert(0, "family", family)
+    return out
+
+
 def confirmatory(paired: pd.DataFrame) -> pd.DataFrame:
     """The paired table with ``family``, ``p_adjusted``, ``p_equivalence_adjusted`` (Holm per
     workload), ``verdict_unadjusted`` and ``verdict`` from the adjusted p-values. Rows decided
     by a sequential design (NaN p-value) keep their verdict and count in m."""
-    if paired.empty:
-        return paired.assign(family=[], p_adjusted=[], p_equivalence_adjusted=[])
-    p_adj = np.full(len(paired), np.nan)
-    q_adj = np.full(len(paired), np.nan)
-    sequential = _sequential(paired)
-    p = np.where(sequential, np.nan, paired["p_value"].to_numpy(float))
-    q = np.where(sequential, np.nan, paired["p_equivalence"].to_numpy(float))
-    for _, idx in paired.groupby("workload", sort=False).indices.items():
-        extra = int(sequential[idx].sum())
-        p_adj[idx] = holm(p[idx], extra)
-        q_adj[idx] = holm(q[idx], extra)
-    out = _apply(paired, p_adj, q_adj)
-    out.insert(0, "family", CONFIRMATORY)
-    return out
+    return _holm_by_workload(paired, CONFIRMATORY, _sequential(paired))
 
 
 def secondary(table: pd.DataFrame) -> pd.DataFrame:
     """The secondary table (:func:`bench.report.decisions.secondary_table`) with the same
-    columns, Holm per workload."""
-    if table.empty:
-        return table.assign(family=[], p_adjusted=[], p_equivalence_adjusted=[])
-    p = table["p_value"].to_numpy(float)
-    q = table["p_equivalence"].to_numpy(float)
-    p_adj, q_adj = np.full(len(table), np.nan), np.full(len(table), np.nan)
-    for _, idx in table.groupby("workload", sort=False).indices.items():
-        p_adj[idx], q_adj[idx] = holm(p[idx]), holm(q[idx])
-    out = _apply(table, p_adj, q_adj)
-    out.insert(0, "family", SECONDARY)
-    return out
+    columns, Holm per workload (every row a fixed design)."""
+    return _holm_by_workload(table, SECONDARY, np.zeros(len(table), bool))
 
 
 def exploratory(claims: pd.DataFrame) -> pd.DataFrame:
