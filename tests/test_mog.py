@@ -263,10 +263,11 @@ def test_published_sweep_files_hold_the_published_settings(
 
 
 def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_seeds():
-    """unrolled-ring-counter (seeds 0-9 again), unrolled-ring-gpu (256 seeds) and
-    unrolled-ring-800 and -5k (its game at 800 and 5,000 steps) differ from unrolled-ring only
-    in streams, seeds, length and (800, 5k) the optimizers kept; seeds fixed before any run, the new
-    samples disjoint from each other and from the CPU studies' 0-9."""
+    """unrolled-ring-counter (seeds 0-9 again), unrolled-ring-gpu (256 seeds), unrolled-ring-800
+    and -5k (its game at 800 and 5,000 steps) and -25k-cpu (full length, 32 seeds) differ from
+    unrolled-ring only in streams, seeds, length and (800, 5k, 25k-cpu) the optimizers kept; seeds
+    fixed before any run, the new samples disjoint from each other and from the CPU studies'
+    0-9."""
     from bench.config import load_sweep
 
     def game(sweep):
@@ -281,6 +282,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         ("unrolled-ring-gpu", 25_000, set(base_optimizers)),
         ("unrolled-ring-800", 800, {"adam", "adam+ortho"}),
         ("unrolled-ring-5k", 5_000, {"adam", "adam+ortho", "adam+surgery"}),
+        ("unrolled-ring-25k-cpu", 25_000, {"adam", "adam+ortho"}),
     ]:
         workload, optimizers, seeds[sweep], specs = game(sweep)
         assert workload == base_workload
@@ -293,3 +295,6 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     assert seeds["unrolled-ring-gpu"] == set(range(1000, 1256))
     assert seeds["unrolled-ring-800"] == set(range(2000, 2256))
     assert seeds["unrolled-ring-5k"] == set(range(3000, 3080))
+    assert seeds["unrolled-ring-25k-cpu"] == set(range(4000, 4032))
+    new = [s for name, s in seeds.items() if name != "unrolled-ring-counter"]
+    assert sum(map(len, new)) == len(set().union(*new, base_seeds)) - len(base_seeds)
