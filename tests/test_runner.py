@@ -329,9 +329,7 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_tables_of_an_uninterrupted_sweep(
 
 
 def _sigint_handler(_):
-    import signal as sig
-
-    return sig.getsignal(sig.SIGINT) == sig.SIG_IGN
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
 def test_local_workers_leave_ctrl_c_to_the_parent():
