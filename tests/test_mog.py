@@ -276,7 +276,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         return workload, {s.label: s.optimizer for s in specs}, {s.seed for s in specs}, specs
 
     base_workload, base_optimizers, base_seeds, _ = game("unrolled-ring")
-    seeds = {}
+    seeds, adam_runs = {}, {}
     for sweep, steps, labels in [
         ("unrolled-ring-counter", 25_000, set(base_optimizers)),
         ("unrolled-ring-gpu", 25_000, set(base_optimizers)),
@@ -292,6 +292,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         assert {s.steps for s in specs} == {steps}
         # seed-matched: every optimizer has every seed
         assert len(specs) == len(labels) * len(seeds[sweep])
+        adam_runs[sweep] = {s.run_id for s in specs if s.label == "adam"}
     assert seeds["unrolled-ring-counter"] == base_seeds == set(range(10))
     assert seeds["unrolled-ring-gpu"] == set(range(1000, 1256))
     assert seeds["unrolled-ring-800"] == set(range(2000, 2256))
@@ -299,11 +300,8 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     assert seeds["unrolled-ring-25k-cpu"] == set(range(4000, 4032))
     # -25k-cpu-baselines adds arms to -25k-cpu's sample: its seeds, and Adam's runs are those runs
     assert seeds["unrolled-ring-25k-cpu-baselines"] == seeds["unrolled-ring-25k-cpu"]
-    adam = [
-        {s.run_id for s in game(sweep)[3] if s.label == "adam"}
-        for sweep in ("unrolled-ring-25k-cpu", "unrolled-ring-25k-cpu-baselines")
-    ]
-    assert adam[0] == adam[1] and len(adam[0]) == 32
+    adam = adam_runs["unrolled-ring-25k-cpu"]
+    assert adam_runs["unrolled-ring-25k-cpu-baselines"] == adam and len(adam) == 32
     same_sample = {"unrolled-ring-counter", "unrolled-ring-25k-cpu-baselines"}
     new = [s for name, s in seeds.items() if name not in same_sample]
     assert sum(map(len, new)) == len(set().union(*new, base_seeds)) - len(base_seeds)
