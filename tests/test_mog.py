@@ -267,7 +267,8 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     and -5k (its game at 800 and 5,000 steps) and -25k-cpu (full length, 32 seeds) differ from
     unrolled-ring only in streams, seeds, length and (800, 5k, 25k-cpu) the optimizers kept; seeds
     fixed before any run, the new samples disjoint from each other and from the CPU studies'
-    0-9. -25k-cpu-baselines is more arms on -25k-cpu's seeds, its Adam runs the same runs."""
+    0-9. -25k-cpu-baselines and -rest are more arms on -25k-cpu's seeds, their Adam runs the same
+    runs."""
     from bench.config import load_sweep
 
     def game(sweep):
@@ -284,6 +285,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         ("unrolled-ring-5k", 5_000, {"adam", "adam+ortho", "adam+surgery"}),
         ("unrolled-ring-25k-cpu", 25_000, {"adam", "adam+ortho"}),
         ("unrolled-ring-25k-cpu-baselines", 25_000, {"adam", "optimistic-adam", "lookahead(adam)"}),
+        ("unrolled-ring-25k-cpu-rest", 25_000, {"adam", "adam+surgery", "extra-adam"}),
     ]:
         workload, optimizers, seeds[sweep], specs = game(sweep)
         assert workload == base_workload
@@ -298,10 +300,16 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     assert seeds["unrolled-ring-800"] == set(range(2000, 2256))
     assert seeds["unrolled-ring-5k"] == set(range(3000, 3080))
     assert seeds["unrolled-ring-25k-cpu"] == set(range(4000, 4032))
-    # -25k-cpu-baselines adds arms to -25k-cpu's sample: its seeds, and Adam's runs are those runs
-    assert seeds["unrolled-ring-25k-cpu-baselines"] == seeds["unrolled-ring-25k-cpu"]
+    # -baselines and -rest add arms to -25k-cpu's sample: its seeds, and Adam's runs are those runs
     adam = adam_runs["unrolled-ring-25k-cpu"]
-    assert adam_runs["unrolled-ring-25k-cpu-baselines"] == adam and len(adam) == 32
-    same_sample = {"unrolled-ring-counter", "unrolled-ring-25k-cpu-baselines"}
+    assert len(adam) == 32
+    for more in ("unrolled-ring-25k-cpu-baselines", "unrolled-ring-25k-cpu-rest"):
+        assert seeds[more] == seeds["unrolled-ring-25k-cpu"]
+        assert adam_runs[more] == adam
+    same_sample = {
+        "unrolled-ring-counter",
+        "unrolled-ring-25k-cpu-baselines",
+        "unrolled-ring-25k-cpu-rest",
+    }
     new = [s for name, s in seeds.items() if name not in same_sample]
     assert sum(map(len, new)) == len(set().union(*new, base_seeds)) - len(base_seeds)
