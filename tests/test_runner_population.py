@@ -181,8 +181,11 @@ def test_kill_9_mid_population_loses_only_members_in_flight_and_a_rerun_complete
     # first run is stored the third has just started and a whole population's training stands
     # between it and the end (with two populations on two workers, both could be stored before
     # the kill landed: a fresh clone's CI failed so, 8 of 8 stored).
-    config = sweep_file(SLOW.replace("lr = [1e-3, 2e-3]", "lr = [1e-3, 2e-3, 3e-3]"))
-    n_runs = 3 * 4
+    three = SLOW.replace("lr = [1e-3, 2e-3]", "lr = [1e-3, 2e-3, 3e-3]")
+    assert three != SLOW  # SLOW changed: give this test three populations again
+    config = sweep_file(three)
+    n_runs = len(load_sweep(str(config), device="cpu").specs)
+    assert n_runs == 3 * 4
     killed = tmp_path / "killed"
     cmd = bench_cmd("run", str(config), "--out", str(killed), "--device", "cpu", "--jobs", "2")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
