@@ -268,7 +268,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     unrolled-ring only in streams, seeds, length and (800, 5k, 25k-cpu) the optimizers kept; seeds
     fixed before any run, the new samples disjoint from each other and from the CPU studies'
     0-9. -25k-cpu-baselines and -rest are more arms on -25k-cpu's seeds, their Adam runs the same
-    runs."""
+    runs; -25k-cpu-all is those three sweeps' runs together, nothing of its own."""
     from bench.config import load_sweep
 
     def game(sweep):
@@ -277,7 +277,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         return workload, {s.label: s.optimizer for s in specs}, {s.seed for s in specs}, specs
 
     base_workload, base_optimizers, base_seeds, _ = game("unrolled-ring")
-    seeds, adam_runs = {}, {}
+    seeds, adam_runs, run_ids = {}, {}, {}
     for sweep, steps, labels in [
         ("unrolled-ring-counter", 25_000, set(base_optimizers)),
         ("unrolled-ring-gpu", 25_000, set(base_optimizers)),
@@ -286,6 +286,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         ("unrolled-ring-25k-cpu", 25_000, {"adam", "adam+ortho"}),
         ("unrolled-ring-25k-cpu-baselines", 25_000, {"adam", "optimistic-adam", "lookahead(adam)"}),
         ("unrolled-ring-25k-cpu-rest", 25_000, {"adam", "adam+surgery", "extra-adam"}),
+        ("unrolled-ring-25k-cpu-all", 25_000, set(base_optimizers)),
     ]:
         workload, optimizers, seeds[sweep], specs = game(sweep)
         assert workload == base_workload
@@ -295,6 +296,7 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
         # seed-matched: every optimizer has every seed
         assert len(specs) == len(labels) * len(seeds[sweep])
         adam_runs[sweep] = {s.run_id for s in specs if s.label == "adam"}
+        run_ids[sweep] = {s.run_id for s in specs}
     assert seeds["unrolled-ring-counter"] == base_seeds == set(range(10))
     assert seeds["unrolled-ring-gpu"] == set(range(1000, 1256))
     assert seeds["unrolled-ring-800"] == set(range(2000, 2256))
@@ -303,13 +305,18 @@ def test_the_unrolled_protocols_other_samples_share_its_game_and_draw_disjoint_s
     # -baselines and -rest add arms to -25k-cpu's sample: its seeds, and Adam's runs are those runs
     adam = adam_runs["unrolled-ring-25k-cpu"]
     assert len(adam) == 32
-    for more in ("unrolled-ring-25k-cpu-baselines", "unrolled-ring-25k-cpu-rest"):
+    parts = [f"unrolled-ring-25k-cpu{s}" for s in ("", "-baselines", "-rest")]
+    for more in [*parts[1:], "unrolled-ring-25k-cpu-all"]:
         assert seeds[more] == seeds["unrolled-ring-25k-cpu"]
         assert adam_runs[more] == adam
+    # -all runs nothing: its 192 runs are exactly the three sweeps' (Adam's 32 shared by all three)
+    assert run_ids["unrolled-ring-25k-cpu-all"] == set().union(*(run_ids[p] for p in parts))
+    assert len(run_ids["unrolled-ring-25k-cpu-all"]) == 6 * 32
     same_sample = {
         "unrolled-ring-counter",
         "unrolled-ring-25k-cpu-baselines",
         "unrolled-ring-25k-cpu-rest",
+        "unrolled-ring-25k-cpu-all",
     }
     new = [s for name, s in seeds.items() if name not in same_sample]
     assert sum(map(len, new)) == len(set().union(*new, base_seeds)) - len(base_seeds)
