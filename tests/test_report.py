@@ -507,6 +507,34 @@ def test_report_of_a_results_root_finds_the_sweep_below_it(tmp_path, sweep_dir):
     assert data.optimizer_config[("dirac", "adam+ortho")]["ortho"] == "weights"
 
 
+def test_a_sweep_of_other_sweeps_runs_is_named_by_its_sweep_json_and_says_where_they_ran(
+    tmp_path, sweep_dir
+):
+    """A sweep can reuse finished runs of others (a run id does not hold the sweep's name):
+    the report is titled by its own sweep.json name and says which sweeps ran them. Without a
+    name in sweep.json (the tiny sweep's), the runs' sweeps title it, as before."""
+    from bench.report import load_sweep
+
+    union = tmp_path / "union"
+    specs = [s for s in _specs("tiny") if s.workload == "dirac"]
+    manifest = {"name": "union", "specs": [s.to_dict() for s in specs]}
+    atomic_write_json(union / "sweep.json", manifest)
+    _copy_runs(sweep_dir, union, specs)
+    data = load_sweep(union)
+    assert data.sweeps == ["union"] and set(data.runs["sweep"]) == {"tiny"}
+    page = build_report(union, out=tmp_path / "out").read_text()
+    assert "<title>ogan report: union</title>" in page
+    header = rf"Sweep\(s\) union under \S*union: {len(specs)} finished runs \(run in tiny\) on"
+    assert re.search(header, page)
+    assert load_sweep(sweep_dir).sweeps == ["tiny"]
+
+
+def test_the_tiny_report_is_titled_by_the_sweep_its_runs_ran_in(report):
+    page = report.read_text()
+    assert "<title>ogan report: tiny</title>" in page
+    assert "(run in " not in page
+
+
 def test_one_label_covering_two_surgery_settings_becomes_two_paired_optimizers():
     """surgery set in the [[workload]] table: same label, different resolved optimizer configs."""
     from bench.report.data import _optimizers, _pairs, _workload_keys

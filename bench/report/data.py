@@ -92,7 +92,10 @@ class SweepData:
     selection_seeds: dict[str, list[int]] = field(default_factory=dict)
     sequential: list[dict[str, Any]] = field(default_factory=list)
     """The comparisons of every ``sequential.json`` (their designs and looks), read once."""
-    """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
+    sweeps: list[str] = field(default_factory=list)
+    """The sweeps the report is of: the names in the sweep directories' ``sweep.json`` when
+    every directory names one, else the sweeps the runs were run in (``runs["sweep"]``). They
+    differ when a sweep reuses other sweeps' runs (a run id does not hold the sweep's name)."""
 
 
 def _workload_info(wl: str, name: str, records: list[dict[str, Any]]) -> tuple[WorkloadInfo, str]:
@@ -425,6 +428,11 @@ def load_sweep(path: Path) -> SweepData:
             "cannot be listed."
         )
     sequential = [q for q in map(read_sequential, results.sweep_dirs) if q]
+    named = [m.get("name") for m in results.manifests.values()]
+    if named and all(named) and len(named) == len(results.sweep_dirs):
+        sweeps = sorted(set(named))
+    else:
+        sweeps = sorted(runs["sweep"].unique())
     return SweepData(
         path=path,
         sweep_dirs=list(results.sweep_dirs),
@@ -441,4 +449,5 @@ def load_sweep(path: Path) -> SweepData:
         notes=notes,
         selection_seeds={wl: s for q in sequential for wl, s in q["selection_seeds"].items()},
         sequential=[c for q in sequential for c in q["comparisons"]],
+        sweeps=sweeps,
     )

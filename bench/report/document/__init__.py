@@ -48,5 +48,4 @@ def compose(
             section.blocks.append(Bullets(figure_notes[wl]))
         sections.append(section)
     sections += [missing_section(a), provenance_section(prov)]
-    sweeps = ", ".join(sorted(a.data.runs["sweep"].unique()))
-    return Document(f"ogan report: {sweeps}", header(a), sections)
+    return Document(f"ogan report: {', '.join(a.data.sweeps)}", header(a), sections)

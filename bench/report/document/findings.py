@@ -29,9 +29,12 @@ def header(a: Analysis) -> list[Block]:
     d = a.data
     runs = d.runs
     seeds = sorted(runs["seed"].unique())
-    sweeps = ", ".join(sorted(runs["sweep"].unique()))
+    ran_in = sorted(runs["sweep"].unique())
+    # a sweep that reuses other sweeps' runs names them: the runs' provenance stays visible
+    reused = f" (run in {', '.join(ran_in)})" if ran_in != d.sweeps else ""
     lines = [
-        f"Sweep(s) {sweeps} under {_shown(d.path)}: {len(runs)} finished runs on "
+        f"Sweep(s) {', '.join(d.sweeps)} under {_shown(d.path)}: "
+        f"{len(runs)} finished runs{reused} on "
         f"{len(d.workloads)} workload(s) ({', '.join(d.workloads)}), "
         f"{runs['optimizer'].nunique()} optimizer(s), "
         f"{runs['lr'].nunique()} learning rate(s), seeds {', '.join(map(str, seeds))}.",
