@@ -187,3 +187,19 @@ def test_the_gpu_check_exits_1_when_the_kernel_disagrees_with_the_reference(
     assert main(["--device", "cuda", "--out", str(tmp_path), "--name", "x"]) == 1
     assert json.loads((tmp_path / "x-cuda.json").read_text())["correctness"]["passed"] is False
     assert "does not match" in capsys.readouterr().err
+
+
+def test_the_arm_cases_time_every_arm_of_the_unrolled_study_against_its_adam():
+    """The cost side of issue 22's verdicts: one case per arm of the study's sweep file, each
+    building a population of that arm and one of Adam that both step."""
+    from bench.config import load_sweep
+    from bench.perf.cases import STUDY
+
+    labels = {s.label for s in load_sweep(STUDY, device="cpu").specs}
+    arms = {n: c for n, c in CASES.items() if n.startswith("arm-")}
+    assert {c.subject for c in arms.values()} == labels - {"adam"}
+    assert {c.baseline for c in arms.values()} == {"adam"}
+    assert not any(c.quick or c.cuda for c in arms.values())  # not part of the gate or GPU check
+    for case in arms.values():
+        subject, adam = case.build(Settings())
+        subject(), adam()

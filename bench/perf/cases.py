@@ -355,6 +355,46 @@ def population_counter_vs_torch_streams(
     return build
 
 
+STUDY = "unrolled-ring-gpu"
+"""The sweep whose arms the ``arm-*`` cases time: issue 22's six optimizers on the unrolled-GAN
+ring protocol (the CPU samples' sweeps hold the same arms)."""
+
+
+def arm_vs_adam(label: str, members: int = POPULATION) -> Callable[[Settings], Pair]:
+    """What one of the unrolled-ring study's optimizers costs: a population step of ``members``
+    seeds of the arm labelled ``label`` vs the same seeds with Adam, both exactly as the study's
+    sweep file specifies them (game, counter streams), statistics on, one thread, with the
+    per-step read-back ``train_population`` does on the CPU. The ratio is the arm's wall-clock
+    price per step on this device: the cost side of the study's verdicts, which the sweeps' own
+    time columns are not when other work shared the cores."""
+
+    def build(s: Settings) -> Pair:
+        from bench.config import load_sweep
+        from ogan.game.config import resolve
+        from ogan.game.population import PopulationGame
+
+        arms = {spec.label: spec for spec in load_sweep(STUDY, device=s.device).specs}
+
+        def step(arm: str) -> Callable[[], object]:
+            kwargs = arms[arm].train_kwargs()
+            configs = [resolve(**{**kwargs, "seed": seed}) for seed in range(members)]
+            with torch.random.fork_rng():
+                population = PopulationGame(configs)
+            counter = [0]
+
+            def call() -> None:
+                rows = population.step(counter[0])
+                torch.isfinite(rows).all(1).tolist()
+                rows.cpu()
+                counter[0] += 1
+
+            return _one_thread(call)
+
+        return step(label), step("adam")
+
+    return build
+
+
 def counter_normals_blocked_vs_reference(s: Settings) -> Pair:
     """The counter streams' normals on the CPU, in cache-sized blocks (what ``Streams.normal``
     does there) vs the reference torch ops over whole temporaries: 10 members x 512 x 256, the
@@ -443,6 +483,19 @@ CASES: dict[str, Case] = {
              population_counter_vs_torch_streams("mog-ring", {"name": "adam", "lr": 2e-4},
                                                  POPULATION, batch_size=256),
              quick=False, cuda=False),
+        # the unrolled-ring study's optimizers, each a population step against Adam's (issue 22's
+        # cost side); targets from the arithmetic: a projection or a second D backward pass adds
+        # well under a third, a second gradient evaluation (Extra-Adam) just under twice
+        *(Case(f"arm-{name}", f"unrolled ring, {POPULATION}-member population step: {label} vs "
+               f"Adam, as {STUDY}.toml has them (statistics on, one thread)", label, "adam",
+               bound, arm_vs_adam(label), quick=False, cuda=False)
+          for name, label, bound in [
+              ("ortho", "adam+ortho", 1.3),
+              ("surgery", "adam+surgery", 1.3),
+              ("optimistic-adam", "optimistic-adam", 1.3),
+              ("extra-adam", "extra-adam", 2.3),
+              ("lookahead", "lookahead(adam)", 1.2),
+          ]),
         Case("frechet", "ogan Fréchet distance vs pytorch-fid's, d = 2048 (256 in quick mode)",
              "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False,
              heavy=True),

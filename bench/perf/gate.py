@@ -175,11 +175,12 @@ def report(results: list[Result], settings: Settings) -> dict[str, Any]:
 
 def table(cases: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]] | None = None) -> str:
     """A fixed-width table of ratios (and of a second run's, for --compare)."""
-    head = f"{'case':<18} {'subject':>12} {'baseline':>12} {'ratio':>8} {'target':>8}"
+    w = max([18, *map(len, cases)])  # the case names' column fits the longest
+    head = f"{'case':<{w}} {'subject':>12} {'baseline':>12} {'ratio':>8} {'target':>8}"
     head += f" {'base':>8} {'status':>10}" if other is None else f" {'other':>8} {'change':>8}"
     lines = [head, "-" * len(head)]
     for name, c in cases.items():
-        row = (f"{name:<18} {c['subject_s'] * 1e3:>10.3f}ms {c['baseline_s'] * 1e3:>10.3f}ms "
+        row = (f"{name:<{w}} {c['subject_s'] * 1e3:>10.3f}ms {c['baseline_s'] * 1e3:>10.3f}ms "
                f"{c['ratio']:>8.3f} {c['target']:>8.3f}")  # fmt: skip
         if other is None:
             base = c.get("baseline_ratio")
