@@ -90,6 +90,7 @@ class SweepData:
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
     notes: list[str] = field(default_factory=list)
     selection_seeds: dict[str, list[int]] = field(default_factory=dict)
+    """Selection seeds by workload, fixed by ``--until-decided`` (empty: split the seeds)."""
     sequential: list[dict[str, Any]] = field(default_factory=list)
     """The comparisons of every ``sequential.json`` (their designs and looks), read once."""
     sweeps: list[str] = field(default_factory=list)
