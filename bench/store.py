@@ -258,6 +258,9 @@ class Results:
     directory and run id. ``history``/``traces``: those runs' tables with the identity columns
     in front (None when not asked for). ``problems``: (sweep directory name, run id, what is
     wrong) for each run whose files do not all read back; it is left out of everything else.
+    ``repeated``: (sweep directory name, run id) for each run already read from an earlier
+    sweep directory (a sweep that reuses another's finished runs holds copies of their files:
+    a run id does not hold the sweep's name); a run is counted once, from the first directory.
     """
 
     path: Path
@@ -266,6 +269,7 @@ class Results:
     problems: tuple[tuple[str, str, str], ...]
     history: pd.DataFrame | None
     traces: pd.DataFrame | None
+    repeated: tuple[tuple[str, str], ...] = ()
 
     @functools.cached_property
     def runs(self) -> pd.DataFrame:
@@ -387,11 +391,17 @@ def read_results(path: str | Path, tables: Collection[str] = tuple(TABLES)) -> R
     records: list[dict[str, Any]] = []
     problems: list[tuple[str, str, str]] = []
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in tables}
+    seen: set[str] = set()
+    repeated: list[tuple[str, str]] = []
     for sweep_dir in dirs:
         for run_id, record, read, problem in _read_runs(sweep_dir, tables):
             if record is None:
                 problems.append((sweep_dir.name, run_id, problem))
                 continue
+            if run_id in seen:  # the same run stored under two sweeps: count it once
+                repeated.append((sweep_dir.name, run_id))
+                continue
+            seen.add(run_id)
             records.append(record)
             for name, table in read.items():
                 for key, value in reversed(_spec_columns(record).items()):
@@ -408,6 +418,7 @@ def read_results(path: str | Path, tables: Collection[str] = tuple(TABLES)) -> R
         problems=tuple(problems),
         history=joined.get("history"),
         traces=joined.get("traces"),
+        repeated=tuple(repeated),
     )
 
 

@@ -529,6 +529,24 @@ def test_a_sweep_of_other_sweeps_runs_is_named_by_its_sweep_json_and_says_where_
     assert load_sweep(sweep_dir).sweeps == ["tiny"]
 
 
+def test_a_run_stored_under_two_sweeps_of_a_results_root_is_counted_once(tmp_path, sweep_dir):
+    """A results root holding a sweep and another that reuses its runs (copies of their files)
+    reports each run once, and says so; every loader counts alike."""
+    from bench.report import load_sweep
+
+    root = tmp_path / "results"
+    root.mkdir()
+    (root / "tiny").symlink_to(sweep_dir, target_is_directory=True)
+    reused = [s for s in _specs("tiny") if s.workload == "dirac"]
+    _copy_runs(sweep_dir, root / "union", reused)
+    data = load_sweep(root)
+    assert len(data.runs) == data.runs["run_id"].nunique() == len(_specs("tiny"))
+    assert data.history.groupby("run_id").ngroups == len(_specs("tiny"))
+    assert len(data.history) == len(load_sweep(sweep_dir).history)
+    assert f"{len(reused)} run(s) stored in more than one sweep directory" in " ".join(data.notes)
+    assert len(bench.load_runs(root)) == len(_specs("tiny"))
+
+
 def test_the_tiny_report_is_titled_by_the_sweep_its_runs_ran_in(report):
     page = report.read_text()
     assert "<title>ogan report: tiny</title>" in page

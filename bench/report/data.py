@@ -428,6 +428,12 @@ def load_sweep(path: Path) -> SweepData:
             f"No {store.SWEEP} under {path}: runs that the sweep asked for but did not finish "
             "cannot be listed."
         )
+    if results.repeated:
+        dirs = sorted({d for d, _ in results.repeated})
+        notes.append(
+            f"{len(results.repeated)} run(s) stored in more than one sweep directory (also under "
+            f"{', '.join(dirs)}: a sweep that reuses another's runs) are counted once."
+        )
     sequential = [q for q in map(read_sequential, results.sweep_dirs) if q]
     named = [m.get("name") for m in results.manifests.values()]
     if named and all(named) and len(named) == len(results.sweep_dirs):
