@@ -334,13 +334,14 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 
 def _read_runs(
-    sweep_dir: Path, tables: Collection[str]
+    sweep_dir: Path, tables: Collection[str], known: Collection[str] = ()
 ) -> Iterator[tuple[str, dict[str, Any] | None, dict[str, pd.DataFrame], str | None]]:
     """(run_id, record, tables, problem) for every run file under ``sweep_dir/runs``.
 
     Each file is opened once: the JSON record and the ``tables`` asked for are read in full, the
     other tables' parquet footers are checked. A run with any file that does not read back gets
-    a problem (and no record) instead of an exception.
+    a problem (and no record) instead of an exception. A run in ``known`` (already read from
+    another sweep directory; checked when its turn comes) has its footers checked only.
     """
     import pyarrow.parquet as pq
 
@@ -349,12 +350,13 @@ def _read_runs(
         return
     for path in sorted(runs.glob("*.json")):
         run_id = path.stem
+        wanted = () if run_id in known else tables
         try:
             record = _read_record(path)
             frames = {}
             for name, suffix in TABLES.items():
                 file = runs / f"{run_id}{suffix}"
-                if name in tables:
+                if name in wanted:
                     frames[name] = pd.read_parquet(file)
                 else:
                     pq.read_metadata(file)
@@ -394,7 +396,7 @@ def read_results(path: str | Path, tables: Collection[str] = tuple(TABLES)) -> R
     seen: set[str] = set()
     repeated: list[tuple[str, str]] = []
     for sweep_dir in dirs:
-        for run_id, record, read, problem in _read_runs(sweep_dir, tables):
+        for run_id, record, read, problem in _read_runs(sweep_dir, tables, known=seen):
             if record is None:
                 problems.append((sweep_dir.name, run_id, problem))
                 continue

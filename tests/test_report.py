@@ -539,7 +539,15 @@ def test_a_run_stored_under_two_sweeps_of_a_results_root_is_counted_once(tmp_pat
     (root / "tiny").symlink_to(sweep_dir, target_is_directory=True)
     reused = [s for s in _specs("tiny") if s.workload == "dirac"]
     _copy_runs(sweep_dir, root / "union", reused)
-    data = load_sweep(root)
+    bodies = []  # parquet files read in full
+    with pytest.MonkeyPatch.context() as mp:
+        read_parquet = pd.read_parquet
+        mp.setattr(pd, "read_parquet", lambda path, *a, **k: (bodies.append(Path(path)),
+                                                             read_parquet(path, *a, **k))[1])
+        data = load_sweep(root)
+    # the copies' tables are not read a second time (their records and footers are checked)
+    assert len(bodies) == 2 * len(_specs("tiny"))
+    assert not [p for p in bodies if p.parent.parent.name == "union"]
     assert len(data.runs) == data.runs["run_id"].nunique() == len(_specs("tiny"))
     assert data.history.groupby("run_id").ngroups == len(_specs("tiny"))
     assert len(data.history) == len(load_sweep(sweep_dir).history)

@@ -294,6 +294,25 @@ def _one_thread(fn: Callable[[], object]) -> Callable[[], object]:
     return call
 
 
+def _population_stepper(configs: list) -> Callable[[], object]:
+    """One population step of ``configs`` per call, with the per-step read-back
+    ``train_population`` does on the CPU (the finite check and the rows to the host), one
+    thread."""
+    from ogan.game.population import PopulationGame
+
+    with torch.random.fork_rng():  # building players seeds the global generator
+        population = PopulationGame(configs)
+    counter = [0]
+
+    def call() -> None:
+        rows = population.step(counter[0])
+        torch.isfinite(rows).all(1).tolist()
+        rows.cpu()
+        counter[0] += 1
+
+    return _one_thread(call)
+
+
 def population_vs_single_runs(
     workload: str, optimizer: dict, **options: object
 ) -> Callable[[Settings], Pair]:
@@ -303,26 +322,18 @@ def population_vs_single_runs(
     def build(s: Settings) -> Pair:
         from ogan.game import Game
         from ogan.game.config import resolve
-        from ogan.game.population import PopulationGame
 
         configs = [resolve(workload, optimizer, device=s.device, seed=seed, **options)
                    for seed in range(POPULATION)]  # fmt: skip
-        with torch.random.fork_rng():  # building players seeds the global generator
-            population = PopulationGame(configs)
+        members = _population_stepper(configs)
+        with torch.random.fork_rng():
             singles = [_kernel_step(Game(c)) for c in configs]
-        counter = [0]
-
-        def members() -> None:  # what train_population does per step
-            rows = population.step(counter[0])
-            torch.isfinite(rows).all(1).tolist()
-            rows.cpu()
-            counter[0] += 1
 
         def standalone() -> None:
             for step in singles:
                 step()
 
-        return _one_thread(members), _one_thread(standalone)
+        return members, _one_thread(standalone)
 
     return build
 
@@ -371,24 +382,13 @@ def arm_vs_adam(label: str, members: int = POPULATION) -> Callable[[Settings], P
     def build(s: Settings) -> Pair:
         from bench.config import load_sweep
         from ogan.game.config import resolve
-        from ogan.game.population import PopulationGame
 
         arms = {spec.label: spec for spec in load_sweep(STUDY, device=s.device).specs}
 
         def step(arm: str) -> Callable[[], object]:
             kwargs = arms[arm].train_kwargs()
-            configs = [resolve(**{**kwargs, "seed": seed}) for seed in range(members)]
-            with torch.random.fork_rng():
-                population = PopulationGame(configs)
-            counter = [0]
-
-            def call() -> None:
-                rows = population.step(counter[0])
-                torch.isfinite(rows).all(1).tolist()
-                rows.cpu()
-                counter[0] += 1
-
-            return _one_thread(call)
+            return _population_stepper([resolve(**{**kwargs, "seed": seed})
+                                        for seed in range(members)])  # fmt: skip
 
         return step(label), step("adam")
 
