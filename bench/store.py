@@ -82,6 +82,7 @@ def environment(device: str, threads: int | None = None) -> dict[str, Any]:
     import torch
 
     import ogan
+    from ogan import _allocator
 
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
     return {
@@ -96,6 +97,7 @@ def environment(device: str, threads: int | None = None) -> dict[str, Any]:
         "gpu": gpu,
         "device": device,
         "threads": torch.get_num_threads() if threads is None else threads,
+        "allocator": _allocator.describe(),
         "git_commit": git_commit(),
     }
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ogan import workloads
+from ogan import _allocator, workloads
 from ogan.game.batching import Members
 from ogan.game.config import TrainConfig
 from ogan.game.game import Player, TwoPlayerGame, stream_seeds
@@ -42,6 +42,8 @@ class PopulationGame(TwoPlayerGame):
     def __init__(self, configs: list[TrainConfig]):
         self.config = config = configs[0]
         self.device = torch.device(config.device)
+        if self.device.type == "cpu":  # megabyte tensors every step: reuse, do not page-fault
+            _allocator.retain_freed_memory()
         self.batching = Members(self.device, len(configs))
         cls = workloads.get(config.workload)
         self.workload: Workload = cls(cls.parse_options(**config.options), self.device)
