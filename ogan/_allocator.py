@@ -3,10 +3,12 @@
 A population's step allocates tensors of a megabyte and more (8 members' activations: 8 x 256 x
 128 floats on mog-ring) and frees them by the end of the step. With glibc's default thresholds
 that memory goes back to the operating system (``munmap``, or a trim of the heap's top) and the
-next step faults it in again, page by page: 1,500-1,700 minor page faults per population step
-of mog-ring and digits, none in a standalone step, whose tensors are 8 times smaller (measured
-with ``getrusage`` on the 2-core AMD EPYC VM, 2026-12-05). Those faults cost a population step
-10-15% of its time (mog-ring 19.4 -> 17.4 ms, digits 28.1 -> 24.7 ms, same VM).
+next step faults it in again, page by page: 260-1,700 minor page faults per population step of
+mog-ring, digits and the unrolled ring at 8 members, none in a standalone step, whose tensors are
+8 times smaller (``getrusage``, the 2-core AMD EPYC VM, 2026-12-05). Where a step faults most it
+costs the most: digits' population step went from 29.5-30.5 ms to 24.7-26.7 ms, the unrolled
+ring's from 36.0-38.9 to 34.5-35.9 ms; mog-ring's moved less than the VM's noise
+(``scripts/allocator_ab.py``, results/perf/cpu-populations-allocator-epyc.txt).
 
 :func:`retain_freed_memory` keeps such memory for reuse: ``mallopt`` with a fixed mmap threshold
 (allocations under 32 MiB come from the heap: glibc's own ceiling for its adaptive threshold)
