@@ -64,6 +64,9 @@ def _part(text: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ogan._allocator import check_setting
+
+    check_setting()  # the workers read it: a typo would only show as every population failing
     if args.dry_run and _list_imports(args.config):
         return EXIT_OK
     from bench.runner import run_sweep

@@ -30,13 +30,15 @@ import ctypes
 import os
 import sys
 
+from ogan.errors import ConfigError
+
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 128 << 20
 _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
 _M_MMAP_THRESHOLD = -3
 ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 OPT_OUT = "OGAN_MALLOC"
-"""``OGAN_MALLOC=default`` leaves glibc's thresholds alone."""
+"""``OGAN_MALLOC=default`` leaves glibc's thresholds alone (``ogan`` or unset: ogan's)."""
 
 _state: str | None = None  # what retain_freed_memory did, once it ran
 
@@ -55,16 +57,29 @@ def _glibc() -> tuple[ctypes.CDLL, str] | None:
     return libc, version().decode()
 
 
+def check_setting() -> str:
+    """``OGAN_MALLOC``'s value ("" when unset); anything but ``default`` or ``ogan`` is a
+    one-line :class:`ConfigError` (``bench run`` checks it before it writes anything)."""
+    choice = os.environ.get(OPT_OUT, "")
+    if choice not in ("", "ogan", "default"):
+        raise ConfigError(
+            f"{OPT_OUT}={choice!r} is not a setting: use {OPT_OUT}=default to keep glibc's "
+            f"allocator thresholds, or leave it unset (or {OPT_OUT}=ogan) for ogan's"
+        )
+    return choice
+
+
 def retain_freed_memory() -> str:
     """Set glibc's thresholds so that freed memory is reused rather than returned to the
     operating system (see the module docstring); returns :func:`describe`'s line."""
     global _state
     if _state is not None:
         return _state
+    choice = check_setting()
     glibc = _glibc()
     if glibc is None:
         _state = "not glibc: unchanged"
-    elif os.environ.get(OPT_OUT, "") == "default":
+    elif choice == "default":
         _state = f"glibc {glibc[1]}: defaults ({OPT_OUT}=default)"
     elif any(name in os.environ for name in ENVIRONMENT):
         given = ", ".join(f"{n}={os.environ[n]}" for n in ENVIRONMENT if n in os.environ)

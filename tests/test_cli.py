@@ -128,6 +128,14 @@ def test_malformed_toml_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_allocator_setting_is_one_line_exit_2(tmp_path, capsys, monkeypatch, sweep_file):
+    monkeypatch.setenv("OGAN_MALLOC", "off")
+    out = tmp_path / "out"
+    assert main(["run", str(sweep_file(GOOD)), "--out", str(out), "--device", "cpu"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "OGAN_MALLOC='off' is not a setting")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("where", ["under-a-file", "proc"])
 def test_an_unwritable_output_directory_is_one_line_exit_2(where, tmp_path, capsys, sweep_file):
     config = sweep_file(GOOD)
