@@ -69,31 +69,41 @@ def check_setting() -> str:
     return choice
 
 
+def _plan() -> tuple[str, bool]:
+    """(the line a CPU population leaves in :func:`describe`, whether it must call mallopt)."""
+    choice = check_setting()
+    glibc = _glibc()
+    if glibc is None:
+        return "not glibc: unchanged", False
+    if choice == "default":
+        return f"glibc {glibc[1]}: defaults ({OPT_OUT}=default)", False
+    given = ", ".join(f"{n}={os.environ[n]}" for n in ENVIRONMENT if n in os.environ)
+    if given:
+        return f"glibc {glibc[1]}: {given} (environment)", False
+    return (f"glibc {glibc[1]}: mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold "
+            f"{TRIM_THRESHOLD >> 20} MiB (ogan, for CPU populations)"), True  # fmt: skip
+
+
+def for_populations() -> str:
+    """What :func:`retain_freed_memory` sets, or has set, in this process and environment,
+    without setting it (``bench perf`` records it: its population cases run under it)."""
+    return _state if _state is not None else _plan()[0]
+
+
 def retain_freed_memory() -> str:
     """Set glibc's thresholds so that freed memory is reused rather than returned to the
     operating system (see the module docstring); returns :func:`describe`'s line."""
     global _state
-    if _state is not None:
-        return _state
-    choice = check_setting()
-    glibc = _glibc()
-    if glibc is None:
-        _state = "not glibc: unchanged"
-    elif choice == "default":
-        _state = f"glibc {glibc[1]}: defaults ({OPT_OUT}=default)"
-    elif any(name in os.environ for name in ENVIRONMENT):
-        given = ", ".join(f"{n}={os.environ[n]}" for n in ENVIRONMENT if n in os.environ)
-        _state = f"glibc {glibc[1]}: {given} (environment)"
-    else:
-        libc, version = glibc
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-        ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
-        _state = (
-            f"glibc {version}: mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold "
-            f"{TRIM_THRESHOLD >> 20} MiB (ogan, for CPU populations)"
-            if ok
-            else f"glibc {version}: mallopt refused, defaults"
-        )
+    if _state is None:
+        line, apply = _plan()
+        if apply:
+            glibc = _glibc()
+            assert glibc is not None  # _plan applies only on glibc
+            libc, version = glibc
+            ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+            line = line if ok else f"glibc {version}: mallopt refused, defaults"
+        _state = line
     return _state
 
 

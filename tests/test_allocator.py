@@ -75,7 +75,18 @@ def test_an_unknown_setting_is_a_one_line_error(monkeypatch):
     assert _allocator._state is None  # nothing was set
 
 
-def test_every_run_records_the_allocator():
+def test_every_run_records_the_allocator_and_a_perf_record_what_its_populations_run_under(
+    monkeypatch,
+):
+    from bench.perf.gate import machine
     from bench.store import environment
 
     assert environment("cpu")["allocator"] == _allocator.describe()
+    monkeypatch.setattr(_allocator, "_state", None)  # as in bench perf's parent: none built
+    for name in (_allocator.OPT_OUT, *_allocator.ENVIRONMENT):
+        monkeypatch.delenv(name, raising=False)
+    assert _allocator.describe().endswith(": defaults")
+    assert machine()["allocator"].endswith("trim threshold 128 MiB (ogan, for CPU populations)")
+    assert _allocator._state is None  # recorded, not set
+    monkeypatch.setenv("OGAN_MALLOC", "default")
+    assert machine()["allocator"].endswith(": defaults (OGAN_MALLOC=default)")

@@ -151,10 +151,13 @@ def _measure_isolated(name: str, settings: Settings, rounds: int) -> Measurement
 
 def machine() -> dict[str, Any]:
     from bench.store import environment
+    from ogan import _allocator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     env = environment(device)
     env["cpu_count"] = __import__("os").cpu_count()
+    # the cases run in their own interpreters: a population case's is set as a population sets it
+    env["allocator"] = _allocator.for_populations()
     env["machine"] = platform.machine()
     return env
 
