@@ -69,19 +69,25 @@ def check_setting() -> str:
     return choice
 
 
-def _plan() -> tuple[str, bool]:
-    """(the line a CPU population leaves in :func:`describe`, whether it must call mallopt)."""
+def _environment() -> str:
+    """The user's own ``MALLOC_*`` thresholds, as ``NAME=value`` ("" when none is set)."""
+    return ", ".join(f"{n}={os.environ[n]}" for n in ENVIRONMENT if n in os.environ)
+
+
+def _plan() -> tuple[str, ctypes.CDLL | None]:
+    """(the line a CPU population leaves in :func:`describe`, the libc whose ``mallopt`` must
+    set it, or None when nothing is to be set)."""
     choice = check_setting()
     glibc = _glibc()
     if glibc is None:
-        return "not glibc: unchanged", False
+        return "not glibc: unchanged", None
+    libc, version = glibc
     if choice == "default":
-        return f"glibc {glibc[1]}: defaults ({OPT_OUT}=default)", False
-    given = ", ".join(f"{n}={os.environ[n]}" for n in ENVIRONMENT if n in os.environ)
-    if given:
-        return f"glibc {glibc[1]}: {given} (environment)", False
-    return (f"glibc {glibc[1]}: mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold "
-            f"{TRIM_THRESHOLD >> 20} MiB (ogan, for CPU populations)"), True  # fmt: skip
+        return f"glibc {version}: defaults ({OPT_OUT}=default)", None
+    if given := _environment():
+        return f"glibc {version}: {given} (environment)", None
+    return (f"glibc {version}: mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold "
+            f"{TRIM_THRESHOLD >> 20} MiB (ogan, for CPU populations)"), libc  # fmt: skip
 
 
 def for_populations() -> str:
@@ -95,14 +101,11 @@ def retain_freed_memory() -> str:
     operating system (see the module docstring); returns :func:`describe`'s line."""
     global _state
     if _state is None:
-        line, apply = _plan()
-        if apply:
-            glibc = _glibc()
-            assert glibc is not None  # _plan applies only on glibc
-            libc, version = glibc
+        line, libc = _plan()
+        if libc is not None:
             ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
             ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
-            line = line if ok else f"glibc {version}: mallopt refused, defaults"
+            line = line if ok else f"{line.split(':')[0]}: mallopt refused, defaults"
         _state = line
     return _state
 
@@ -115,5 +118,5 @@ def describe() -> str:
     glibc = _glibc()
     if glibc is None:
         return "not glibc"
-    given = ", ".join(f"{n}={os.environ[n]}" for n in ENVIRONMENT if n in os.environ)
+    given = _environment()
     return f"glibc {glibc[1]}: {given + ' (environment)' if given else 'defaults'}"

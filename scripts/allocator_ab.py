@@ -1,9 +1,10 @@
 """What ogan's allocator setting (ogan/_allocator.py) does to a CPU population step: glibc's
 defaults (``OGAN_MALLOC=default``) against ogan's thresholds, alternated in fresh interpreters.
 
-Each measurement is the perf gate's population case measured by hand: 8 members of Adam, one
-thread, statistics on, the population step with its per-step read-back against one step of each
-of the 8 standalone games; the best of 5 x 100 steps each, with the minor page faults per step.
+Each measurement is the perf gate's population case (``population_vs_single_runs``: 8 members of
+Adam, one thread, statistics on, the population step with its per-step read-back against one
+step of each of the 8 standalone games), timed here as the best of 5 x 100 steps each, with the
+minor page faults per step.
 
     python scripts/allocator_ab.py                 # mog-ring, digits, unrolled ring; 3 rounds
     python scripts/allocator_ab.py --rounds 1 --case digits
@@ -25,20 +26,11 @@ CASES = {
     "unrolled": ("mog-ring", {"arch": "unrolled"}),
 }
 ONE = """
-import json, resource, sys, time, torch
-from bench.perf.cases import _kernel_step, _population_stepper
-from ogan.game import Game
-from ogan.game.config import resolve
-torch.set_num_threads(1)
+import json, resource, sys, time
+from bench.perf.cases import Settings, population_vs_single_runs
 workload, options = sys.argv[1], json.loads(sys.argv[2])
-configs = [resolve(workload, {"name": "adam", "lr": 2e-4}, device="cpu", seed=s, **options)
-           for s in range(8)]
-population = _population_stepper(configs)
-with torch.random.fork_rng():
-    singles = [_kernel_step(Game(c)) for c in configs]
-def standalone():
-    for step in singles:
-        step()
+build = population_vs_single_runs(workload, {"name": "adam", "lr": 2e-4}, **options)
+population, standalone = build(Settings())  # the gate case's pair, one thread each
 def best(fn, n=100):
     out = []
     for _ in range(5):
