@@ -11,10 +11,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
 from bench.population import DEFAULT_SIZE
 from ogan.errors import OganError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_OK = 0
 EXIT_FAILED_RUNS = 1
@@ -240,17 +244,35 @@ def cmd_verdicts(args: argparse.Namespace) -> int:
 
 def cmd_agree(args: argparse.Namespace) -> int:
     from bench.report.agreement import DIFFER, agreement, runs_of, summary
-    from ogan.files import atomic_open
 
     table = agreement(runs_of(args.a), runs_of(args.b))
     if args.csv is not None:
-        try:
-            with atomic_open(args.csv) as f:
-                table.to_csv(f, index=False)
-        except OSError as exc:
-            raise BenchError(f"cannot write {args.csv}: {exc.strerror}") from None
+        _write_csv(table, args.csv)
     print(summary(table, args.a, args.b))
     return EXIT_FAILED_RUNS if (table["verdict"] == DIFFER).any() else EXIT_OK
+
+
+def _write_csv(table: pd.DataFrame, path: str) -> None:
+    from ogan.files import atomic_open
+
+    try:
+        with atomic_open(path) as f:
+            table.to_csv(f, index=False)
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    from bench.report.agreement import runs_of
+    from bench.report.pooling import pool, summary
+
+    if len(set(args.samples)) != len(args.samples):
+        raise BenchError("a sample is given twice; pool independent samples, each once")
+    table = pool({s: runs_of(s) for s in args.samples}, base=args.base, metric=args.metric)
+    if args.csv is not None:
+        _write_csv(table, args.csv)
+    print(summary(table))
+    return EXIT_OK
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
@@ -380,6 +402,24 @@ def _parser() -> argparse.ArgumentParser:
     agree.add_argument("b", metavar="B", help="another")
     agree.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
     agree.set_defaults(func=cmd_agree)
+
+    pool = sub.add_parser(
+        "pool",
+        help="one paired estimate over independent samples of one protocol (no verdict)",
+        description="Pool the seed-matched differences (arm − base) of two or more independent "
+        "samples of one protocol (the same sweep on disjoint seeds): per sample and over all "
+        "pairs, the mean difference with its t interval, paired t and Wilcoxon p, and a "
+        "permutation test of whether the samples differ. An estimate, not a verdict (see "
+        "bench.report.pooling).",
+    )
+    pool.add_argument("samples", metavar="SAMPLE", nargs="+",
+                      help="a report directory (its runs.csv) or a sweep's results directory")
+    pool.add_argument("--base", default="adam", help="the arm every other is compared with "
+                      "(an optimizer label of the reports; default adam)")
+    pool.add_argument("--metric", help="the final metric (default: each workload's target "
+                      "metric, e.g. modes)")
+    pool.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
+    pool.set_defaults(func=cmd_pool)
 
     perf = sub.add_parser(
         "perf", help="performance benchmarks (arguments go to bench.perf)", add_help=False
