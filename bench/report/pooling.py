@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.errors import BenchError
-from bench.report.stats import mean_ci, signed_rank
+from bench.report.stats import mean_ci, paired_differences, signed_rank
 from bench.report.verdicts import ALPHA
 
 RESAMPLES = 9999
@@ -46,17 +46,16 @@ RESAMPLES = 9999
 POOLED = "pooled"
 
 
-def _one_lr(runs: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The runs, after checking every workload × arm has one learning rate in this sample."""
+def _check_one_lr(runs: pd.DataFrame, name: str) -> None:
+    """Every workload × arm of this sample has one learning rate."""
     lrs = runs.groupby(["workload", "optimizer"])["lr"].nunique()
     several = lrs[lrs > 1]
     if len(several):
-        (workload, arm), _ = next(iter(several.items()))
+        (workload, arm), count = next(iter(several.items()))
         raise BenchError(
-            f"{name}: {arm} on {workload} has runs at {several.iloc[0]} learning rates; pool "
+            f"{name}: {arm} on {workload} has runs at {count} learning rates; pool "
             "compares one lr per arm (give a sweep's report with one lr per arm)"
         )
-    return runs
 
 
 def _protocol(runs: pd.DataFrame) -> dict[tuple[str, str], tuple[float, int | None]]:
@@ -108,7 +107,7 @@ def heterogeneity_p(groups: list[np.ndarray], seed: int = 0, resamples: int = RE
         # all groups constant and equal inside a permutation gives 0/0: no evidence either way
         with np.errstate(divide="ignore", invalid="ignore"):
             f = sps.f_oneway(*xs, axis=axis).statistic
-        return np.nan_to_num(f, nan=0.0, posinf=np.inf)
+        return np.nan_to_num(f, nan=0.0)
 
     res = sps.permutation_test(
         groups, f_statistic, permutation_type="independent", vectorized=True,
@@ -120,11 +119,8 @@ def heterogeneity_p(groups: list[np.ndarray], seed: int = 0, resamples: int = RE
 def _paired(runs: pd.DataFrame, workload: str, base: str, arm: str, metric: str) -> pd.Series:
     """arm − base per seed, where both are finite."""
     w = runs[runs["workload"] == workload]
-    a = w[w["optimizer"] == base].set_index("seed")[metric].astype(float)
-    b = w[w["optimizer"] == arm].set_index("seed")[metric].astype(float)
-    joined = pd.concat({"a": a, "b": b}, axis=1, join="inner")
-    joined = joined[np.isfinite(joined["a"]) & np.isfinite(joined["b"])]
-    return (joined["b"] - joined["a"]).sort_index()
+    a, b = (w[w["optimizer"] == name].set_index("seed")[metric] for name in (base, arm))
+    return paired_differences(a, b)
 
 
 def _metric(runs: pd.DataFrame, workload: str, metric: str | None) -> str:
@@ -155,7 +151,7 @@ def pool(
     if len(samples) < 2:
         raise BenchError("pool needs at least two samples (report or results directories)")
     for name, runs in samples.items():
-        _one_lr(runs, name)
+        _check_one_lr(runs, name)
     _check_poolable(samples)
     names = list(samples)
     arms_everywhere = set.intersection(*(set(map(tuple, r[["workload", "optimizer"]].to_numpy()))
