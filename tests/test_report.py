@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 import bench
 import ogan
@@ -32,6 +33,7 @@ from bench.spec import RunSpec, freeze
 from bench.store import atomic_write_json, environment, write_run
 
 SEEDS = (0, 1, 2)
+REPORT_SEEDS = (1, 2)  # the learning rate is selected on seed 0
 ADAM = {"name": "adam", "betas": [0.5, 0.9]}
 OPTIMIZERS = {
     "adam": ADAM,
@@ -154,16 +156,16 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
     out = report.parent
     assert report == out / "index.html" and out.name == "report"
     assert (out / "report.md").is_file()
-    for name in ("summary", "paired", "ranking", "best_lr", "grad_norms", "missing", "nonfinite"):
+    for name in ("summary", "paired", "paired_curves", "ranking", "best_lr", "grad_norms",
+                 "missing", "nonfinite"):  # fmt: skip
         assert (out / f"{name}.csv").is_file(), name
     runs = pd.read_csv(out / "runs.csv")  # runs × metrics, one row per finished run
     assert len(runs) == len(_specs("tiny")) and runs["run_id"].is_unique
     assert {"workload", "optimizer", "lr", "seed", "final", "nonfinite"} <= set(runs.columns)
     assert not any(c.startswith("metrics_") for c in runs.columns)
+    kinds = ("curves", "final", "lr", "cost", "grad-norms", "removed", "forest", "paired-curves")
     expected = {"fig-performance-profiles.png", "fig-divergence.png"} | {
-        f"fig-{wl}-{kind}.png"
-        for wl in WORKLOADS
-        for kind in ("curves", "final", "lr", "cost", "grad-norms", "removed", "forest")
+        f"fig-{wl}-{kind}.png" for wl in WORKLOADS for kind in kinds
     }
     assert {p.name for p in out.glob("*.png")} == expected
     for png in expected:
@@ -172,7 +174,7 @@ def test_report_writes_the_page_the_markdown_every_figure_and_the_csv_tables(rep
 
 def test_html_is_self_contained_and_every_reference_resolves(report):
     page = _parse(report)
-    assert len(page.srcs) == 2 + 7 * len(WORKLOADS)
+    assert len(page.srcs) == 2 + 8 * len(WORKLOADS)
     for src in page.srcs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
@@ -186,7 +188,7 @@ def test_html_is_self_contained_and_every_reference_resolves(report):
 def test_markdown_figures_exist_next_to_it_and_anchors_resolve(report):
     md = (report.parent / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(images) == 2 + 7 * len(WORKLOADS)  # a forest plot per workload in the findings
+    assert len(images) == 2 + 8 * len(WORKLOADS)  # with a forest plot and a paired-curves one
     for name in images:
         assert (report.parent / name).is_file(), name
     anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
@@ -335,6 +337,58 @@ def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir)
         ("mog-ring", "surgery", "adam", "adam+surgery"),
         ("bilinear", "baseline", "adam", "sgd"),  # every optimizer without a projection vs Adam
     }
+
+
+def _history_by_seed(sweep_dir: Path, workload: str, optimizer: str, metric: str) -> pd.DataFrame:
+    """Steps × report seeds of one optimizer's metric at its selected lr, from the run files."""
+    runs = bench.load_runs(sweep_dir)
+    lr = _recompute(runs, workload, optimizer, metric)["best_lr"]
+    h = bench.load(sweep_dir)
+    h = h[(h["workload"] == workload) & (h["optimizer"] == optimizer) & (h["lr"] == lr)]
+    return h[h["seed"].isin(REPORT_SEEDS)].pivot(index="step", columns="seed", values=metric)
+
+
+def test_the_paired_difference_during_training_is_recomputed_step_by_step(report, sweep_dir):
+    curves = pd.read_csv(report.parent / "paired_curves.csv")
+    paired = pd.read_csv(report.parent / "paired.csv")
+    # every paired comparison, at every evaluation of its runs
+    assert set(zip(curves["workload"], curves["kind"], curves["projected"])) == set(
+        zip(paired["workload"], paired["kind"], paired["projected"])
+    )
+    for wl, metric, log in (("mog-ring", "modes", False), ("bilinear", "distance", True)):
+        base = _history_by_seed(sweep_dir, wl, "adam", metric)
+        variant = _history_by_seed(sweep_dir, wl, "adam+ortho", metric)
+        c = curves[(curves["workload"] == wl) & (curves["projected"] == "adam+ortho")]
+        _, _, eval_every, _, _ = WORKLOADS[wl]
+        assert c["step"].tolist() == base.index.tolist() == variant.index.tolist()
+        assert c["step"].diff().dropna().eq(eval_every).all()
+        diff = np.log(variant / base) if log else variant - base
+        assert c["scale"].eq("log ratio" if log else "difference").all()
+        np.testing.assert_allclose(c["estimate"], diff.mean(axis=1), rtol=1e-9, atol=1e-12)
+        assert (c["n_pairs"] == len(REPORT_SEEDS)).all()
+        # the 95% t interval of each step's differences
+        half = sps.t.ppf(0.975, len(REPORT_SEEDS) - 1) * diff.std(axis=1, ddof=1) / np.sqrt(2)
+        spread = half > 0
+        np.testing.assert_allclose(c["estimate_ci_hi"][spread.to_numpy()],
+                                   (diff.mean(axis=1) + half)[spread], rtol=1e-9)  # fmt: skip
+        # its last step is the verdict's estimate and interval on the final value
+        row = paired[(paired["workload"] == wl) & (paired["projected"] == "adam+ortho")].iloc[0]
+        last = c.iloc[-1]
+        for col in ("estimate", "estimate_ci_lo", "estimate_ci_hi", "n_pairs"):
+            assert last[col] == pytest.approx(row[col], rel=1e-12, nan_ok=True), col
+
+
+def test_the_paired_curves_are_shown_with_the_paired_comparisons_and_say_they_decide_nothing(
+    report,
+):
+    md = report.parent.joinpath("report.md").read_text()
+    paired = md.index("## Paired comparisons")
+    after = md.index("\n## ", paired + 1)
+    for wl in WORKLOADS:
+        figure = md.index(f"](fig-{wl}-paired-curves.png)")
+        assert paired < figure < after  # in the paired section, and only there
+        assert md.count(f"fig-{wl}-paired-curves.png") == 1
+    assert "no verdict comes from them" in md[paired:after]
 
 
 def test_a_baseline_is_compared_with_adam_seed_by_seed_at_its_selected_lr(report, sweep_dir):

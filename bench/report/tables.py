@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.report import decisions, families, intervals, labels, stats
+from bench.report import decisions, families, intervals, labels, stats, verdicts
 from bench.report.data import SweepData
 from bench.report.data import adam_reference as reference_of
 
@@ -82,6 +82,12 @@ class Analysis:
     comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     """Every verdict of the report, one tidy row each (:func:`comparisons_table`): what the
     findings, the forest plots and ``bench verdicts`` read."""
+
+    @functools.cached_property
+    def paired_curves(self) -> pd.DataFrame:
+        """Every paired comparison's seed-matched difference at each evaluation during
+        training (:func:`paired_curves_table`); computed when first asked for."""
+        return paired_curves_table(self)
 
     @functools.cached_property
     def names(self) -> dict[str, str]:
@@ -288,6 +294,66 @@ def paired_table(a: Analysis) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+PAIRED_CURVE_COLUMNS = [
+    "workload", "kind", "base", "projected", "metric", "scale", "delta", "step", "n_pairs",
+    "estimate", "estimate_ci_lo", "estimate_ci_hi",
+]  # fmt: skip
+
+
+def paired_curves_table(a: Analysis) -> pd.DataFrame:
+    """The paired table's comparisons, each at every evaluation of its runs: the seed-matched
+    difference of the primary metric (variant − base, or log(variant / base): the final
+    verdict's own scale) over the pairs with both values finite (and > 0 on the log scale) at
+    that step, with the fixed design's 95% t interval, cut to the metric's range as the paired
+    table's is.
+
+    Descriptive: it says *when* a difference appears or fades (a faster start against a better
+    end); no verdict is drawn from it, and the pointwise intervals have no multiplicity control
+    across steps. Its last step is the paired table's estimate wherever the final value is the
+    last evaluation's (every registered workload's is).
+    """
+    rows: list[dict] = []
+    history = a.data.history
+    for p in a.paired.itertuples(index=False):
+        info = a.data.workloads[p.workload]
+        sides = []
+        for optimizer in (p.base, p.projected):
+            runs = a.by_seed(p.workload, optimizer)["run_id"]
+            h = history[history["run_id"].isin(runs)]
+            seed = h["run_id"].map(pd.Series(runs.index, index=runs.to_numpy()))
+            sides.append(h.assign(seed=seed).pivot(index="step", columns="seed", values=p.metric))
+        base, variant = sides
+        span = decisions.range_width(info.bounds())
+        for step in base.index.intersection(variant.index):
+            pairs = verdicts.paired_values(base.loc[step], variant.loc[step])
+            if p.scale == verdicts.LOG_RATIO:
+                pairs = pairs[(pairs > 0).all(axis=1)]
+            v = verdicts.decide(
+                verdicts.paired_diffs(pairs, p.scale),
+                higher_is_better=bool(p.higher_is_better),
+                margin=p.delta,
+                scale=p.scale,
+            )
+            cols = decisions.verdict_columns(v, decisions.FIXED, span)
+            rows.append(
+                {
+                    "workload": p.workload,
+                    "kind": p.kind,
+                    "base": p.base,
+                    "projected": p.projected,
+                    "metric": p.metric,
+                    "scale": p.scale,
+                    "delta": p.delta,
+                    "step": int(step),
+                    "n_pairs": v.n,
+                    "estimate": cols["estimate"],
+                    "estimate_ci_lo": cols["estimate_ci_lo"],
+                    "estimate_ci_hi": cols["estimate_ci_hi"],
+                }
+            )
+    return pd.DataFrame(rows, columns=PAIRED_CURVE_COLUMNS)
 
 
 def ranking_table(a: Analysis) -> pd.DataFrame:

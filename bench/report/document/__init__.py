@@ -37,7 +37,7 @@ def compose(
         findings_section(a, figures),
         method_section(a),
         results_section(a),
-        paired_section(a),
+        paired_section(a, figures),
         claims_section(a),
         ranking_section(a),
         across_section(a, figures),

@@ -8,6 +8,8 @@ import pandas as pd
 from bench.report import decisions
 from bench.report.document.formatting import num
 from bench.report.document.model import Block, Section, Table
+from bench.report.figures.canvas import FigureFile
+from bench.report.figures.paired import is_paired_curves
 from bench.report.tables import Analysis
 
 _as_verdict = decisions.as_verdict
@@ -16,7 +18,7 @@ _as_verdict = decisions.as_verdict
 TITLE = "Paired comparisons: with vs without the projection, and vs Adam"
 
 
-def paired_section(a: Analysis) -> Section:
+def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
     p = a.paired
     blocks: list[Block] = [
         "Each optimizer at its own selected lr, matched by seed on the report seeds. Two kinds "
@@ -64,4 +66,5 @@ def paired_section(a: Analysis) -> Section:
         }
     )
     blocks.append(Table("Seed-matched paired comparisons", table))
+    blocks += [f for f in figures if is_paired_curves(f)]
     return Section("paired", TITLE, blocks)

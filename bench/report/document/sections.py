@@ -9,6 +9,7 @@ import pandas as pd
 from bench.report.document.formatting import frac, mean_pm, num
 from bench.report.document.model import Block, Section, Table
 from bench.report.figures.canvas import FigureFile, slug
+from bench.report.figures.paired import is_paired_curves
 from bench.report.tables import Analysis
 
 MAX_LISTED_RUNS = 200
@@ -145,7 +146,7 @@ def workload_section(a: Analysis, wl: str, figures: list[FigureFile]) -> Section
         f"target {info.target_text()}. "
         f"{a.splits[wl].describe().capitalize()}."
     ]
-    blocks += [f for f in figures if f.workload == wl and not is_forest(f)]
+    blocks += [f for f in figures if f.workload == wl and not (is_forest(f) or is_paired_curves(f))]
     g = a.grad_norms[a.grad_norms["workload"] == wl].drop(columns="workload")
     if not g.empty:
         formatted = g.copy()

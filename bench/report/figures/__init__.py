@@ -2,7 +2,9 @@
 
 :mod:`~bench.report.figures.canvas` holds what every figure shares (the styled canvas, the PNG
 writer, axis helpers); :mod:`~bench.report.figures.workload` and
-:mod:`~bench.report.figures.traces` draw one workload's figures, and
+:mod:`~bench.report.figures.traces` draw one workload's figures,
+:mod:`~bench.report.figures.forest` and :mod:`~bench.report.figures.paired` its paired
+comparisons' (shown in the findings and the paired comparisons), and
 :mod:`~bench.report.figures.overview` those across workloads.
 """
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from bench.report.figures.canvas import FigureFile, palette
 from bench.report.figures.forest import forest
 from bench.report.figures.overview import divergence, profiles
+from bench.report.figures.paired import paired_curves
 from bench.report.figures.traces import grad_norms, removed_fraction
 from bench.report.figures.workload import cost, curves, final_values, lr_sensitivity
 from bench.report.tables import Analysis
@@ -29,9 +32,10 @@ def render_all(a: Analysis, out: Path) -> tuple[list[FigureFile], dict[str, list
     figures = [profiles(a, out, colors), divergence(a, out)]
     notes: dict[str, list[str]] = {}
     for wl in a.data.workloads:
-        lead = forest(a, wl, out, colors)
-        if lead is not None:  # placed in the findings, not the workload's section
-            figures.append(lead)
+        for placed in (forest, paired_curves):  # in the findings / the paired comparisons
+            fig = placed(a, wl, out, colors)
+            if fig is not None:  # None: the workload has no paired comparison
+                figures.append(fig)
         for make in PER_WORKLOAD:
             fig = make(a, wl, out, colors)
             if fig is None:
