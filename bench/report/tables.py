@@ -311,8 +311,8 @@ def paired_curves_table(a: Analysis) -> pd.DataFrame:
 
     Descriptive: it says *when* a difference appears or fades (a faster start against a better
     end); no verdict is drawn from it, and the pointwise intervals have no multiplicity control
-    across steps. Its last step is the paired table's estimate wherever the final value is the
-    last evaluation's (every registered workload's is).
+    across steps. Its last step is the paired table's estimate, since a run's final metrics are
+    its last evaluation's (:func:`ogan.game.stats.run_summary` takes them from the last row).
     """
     rows: list[dict] = []
     history = a.data.history
