@@ -45,6 +45,11 @@ class Single:
         """What a backward pass differentiates."""
         return loss
 
+    def through(self, net: Any, x: Tensor) -> Tensor:
+        """``net(x)`` for a backward pass that wants the gradient of ``x`` and none of
+        ``net``'s parameters (the generator's step through the discriminator)."""
+        return net(x)
+
     def segments(self, tensors: Sequence[Tensor]) -> list[Tensor]:
         """Tensors as the fused kernels' segments (each member's slice its own)."""
         return list(tensors)
@@ -74,6 +79,9 @@ class Members(Single):
 
     def total(self, loss: Tensor) -> Tensor:
         return loss.sum()
+
+    def through(self, net: Any, x: Tensor) -> Tensor:
+        return net(x, frozen=True)  # a Stacked network, its parameters detached
 
     def segments(self, tensors: Sequence[Tensor]) -> list[Tensor]:
         return member_slices(tensors, self.count)

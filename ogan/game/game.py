@@ -200,7 +200,7 @@ class TwoPlayerGame:
 
     def _g_backward(self, fake: Tensor) -> Tensor:
         b = self.batching
-        d_out = self.d.module(fake)
+        d_out = b.through(self.d.module, fake)
         if self.loss is not None:
             loss = b.per_member(self.loss.g)(d_out)
         else:

@@ -39,22 +39,24 @@ class Stacked:
         self.params, self.buffers = stack_module_state(list(modules))
         self._calls: dict[tuple[str, bool], tuple[list[str], list[str], Any]] = {}
 
-    def __call__(self, x: Tensor | None) -> Tensor:
-        return self._forward(self.template, "", x)
+    def __call__(self, x: Tensor | None, frozen: bool = False) -> Tensor:
+        """Every member's output; ``frozen``: a backward pass will want the gradient of ``x``
+        and none of the parameters' (the generator's step through the discriminator)."""
+        return self._forward(self.template, "", x, frozen)
 
-    def _forward(self, module: nn.Module, prefix: str, x: Tensor | None) -> Tensor:
+    def _forward(self, module: nn.Module, prefix: str, x: Tensor | None, frozen: bool) -> Tensor:
         if isinstance(module, nn.Sequential) and x is not None:
             for name, child in module.named_children():
-                x = self._forward(child, f"{prefix}{name}.", x)
+                x = self._forward(child, f"{prefix}{name}.", x, frozen)
             return x
         if type(module) is nn.Linear and x is not None:
-            weight = self.params[f"{prefix}weight"].mT
+            weight = self.params[f"{prefix}weight"]
             bias = self.params.get(f"{prefix}bias")
+            if frozen:  # autograd's own ops skip the gradients a backward pass does not ask
+                weight = weight.detach()  # for; a Function computes what needs_input_grad says
+                bias = None if bias is None else bias.detach()
             flat = x.reshape(x.shape[0], -1, x.shape[-1])  # (P, everything else, in)
-            if bias is None:
-                out = torch.bmm(flat, weight)
-            else:
-                out = torch.baddbmm(bias[:, None], flat, weight)
+            out = StackedLinear.apply(flat, weight, bias)
             return out.view(*x.shape[:-1], out.shape[-1])
         if type(module) in ELEMENTWISE:
             return module(x)
@@ -108,6 +110,62 @@ class Stacked:
             for k, p in self.params.items()
         }
         self.buffers = {k: b.index_select(0, index) for k, b in self.buffers.items()}
+
+
+NARROW = 16
+"""A right-hand factor with fewer columns than this makes a product that :func:`bmm` computes
+transposed on the CPU."""
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.bmm(a, b)``, computed another way on the CPU where torch's is slow: an outer
+    product (``a`` of one column) as a broadcast multiplication, and a product whose right factor
+    is row-major with few columns as ``(bᵀ aᵀ)ᵀ``.
+
+    The second is the weight gradient of a layer with few outputs (an MLP discriminator's last
+    layer has 1, a ring generator's 2) and the input gradient of a layer with few inputs (2 in
+    a ring discriminator's first). torch's CPU bmm (torch 2.14.1, MKL 2024.2) spends about
+    300 µs on (8, 128, 256) @ (8, 256, 2) and about 50 µs on (8, 2, 256) @ (8, 256, 128), the
+    same products transposed (one thread, the 2-core AMD EPYC, 2026-12-06: ``python
+    scripts/narrow_bmm.py``, results/perf/cpu-populations-narrow-epyc.txt).
+    """
+    if a.device.type == "cpu":
+        if a.shape[-1] == 1:  # one multiplication per element, no sum
+            return a * b
+        if b.shape[-1] < NARROW and b.stride(-1) == 1:
+            return torch.bmm(b.mT, a.mT).mT
+    return torch.bmm(a, b)
+
+
+class StackedLinear(torch.autograd.Function):
+    """``x @ weightᵀ + bias`` for stacked members: ``x`` (P, rows, in), ``weight`` (P, out,
+    in), ``bias`` (P, out) or None.
+
+    The forward is the ``torch.baddbmm`` autograd would otherwise differentiate; the backward
+    is written here so that each product is computed the fast way (:func:`bmm`) and the
+    weight's gradient arrives in the weight's own layout, (P, out, in): autograd's formula gives
+    it as (P, in, out), which then costs a transposing copy. The backward is made of
+    differentiable ops, so double backward (the R1 penalty's ``create_graph``) goes through
+    it. The old-style ``forward(ctx, ...)``: with ``setup_context`` a call costs about 45 µs
+    more on this CPU, as much as a small layer's whole forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.bias = bias is not None
+        if bias is None:
+            return torch.bmm(x, weight.mT)
+        return torch.baddbmm(bias[:, None], x, weight.mT)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        need_x, need_weight, need_bias = ctx.needs_input_grad
+        grad_x = bmm(grad, weight) if need_x else None
+        grad_weight = bmm(grad.mT, x) if need_weight else None
+        grad_bias = grad.sum(1) if ctx.bias and need_bias else None
+        return grad_x, grad_weight, grad_bias
 
 
 def take_members(state: Any, index: Tensor, members: int) -> Any:
