@@ -8,8 +8,9 @@ running statistics (vmap writes them into the stacked buffers). No operation mix
 the gradient of the members' summed losses is, member by member, the gradient of its own loss.
 
 One fast path, because small MLPs are what populations are for: inside an ``nn.Sequential``, a
-``nn.Linear`` is one ``torch.baddbmm`` over the stacks and an element-wise activation runs on
-the stacked activations directly. Under vmap a linear layer becomes a batched matmul plus a
+``nn.Linear`` is one ``torch.baddbmm`` over the stacks (:class:`StackedLinear`, whose backward
+computes each product the way the CPU does fast) and an element-wise activation runs on the
+stacked activations directly. Under vmap a linear layer becomes a batched matmul plus a
 separate broadcast add of the bias, and every layer pays vmap's own dispatch.
 """
 
