@@ -49,7 +49,7 @@ def test_stacked_linear_first_and_second_derivatives_are_right(fan_in, fan_out, 
     assert gradgradcheck(StackedLinear.apply, inputs)
 
 
-def test_stacked_linear_computes_only_the_gradients_asked_for():
+def test_stacked_linears_weight_gradient_alone_is_right_and_in_the_weights_layout():
     x = torch.randn(P, 4, NARROW, dtype=torch.float64)  # data: no gradient
     weight = torch.randn(P, 2, NARROW, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(P, 2, dtype=torch.float64)  # frozen

@@ -147,14 +147,14 @@ class StackedLinear(torch.autograd.Function):
     weight's gradient arrives in the weight's own layout, (P, out, in): autograd's formula gives
     it as (P, in, out), which then costs a transposing copy. The backward is made of
     differentiable ops, so double backward (the R1 penalty's ``create_graph``) goes through
-    it. The old-style ``forward(ctx, ...)``: with ``setup_context`` a call costs about 45 µs
-    more on this CPU, as much as a small layer's whole forward and backward.
+    it. The old-style ``forward(ctx, ...)``: with ``setup_context`` a forward and backward of a
+    tiny layer took about 120 µs on this CPU, against 75-83 µs old-style and 66-73 µs for
+    autograd's own ``baddbmm``.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.bias = bias is not None
         if bias is None:
             return torch.bmm(x, weight.mT)
         return torch.baddbmm(bias[:, None], x, weight.mT)
@@ -165,7 +165,7 @@ class StackedLinear(torch.autograd.Function):
         need_x, need_weight, need_bias = ctx.needs_input_grad
         grad_x = bmm(grad, weight) if need_x else None
         grad_weight = bmm(grad.mT, x) if need_weight else None
-        grad_bias = grad.sum(1) if ctx.bias and need_bias else None
+        grad_bias = grad.sum(1) if need_bias else None  # False for a None bias
         return grad_x, grad_weight, grad_bias
 
 
