@@ -48,18 +48,26 @@ def _probe(**env: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_a_cpu_population_sets_the_thresholds_and_its_steps_stop_faulting_pages():
+@pytest.fixture(scope="module")
+def opted_out() -> dict:
+    """The probe with glibc's defaults (``OGAN_MALLOC=default``)."""
+    return _probe(OGAN_MALLOC="default")
+
+
+def test_a_cpu_population_sets_the_thresholds_and_its_steps_stop_faulting_pages(opted_out):
     probe = _probe()
     assert probe["before"].endswith(": defaults")
     assert "mmap threshold 32 MiB, trim threshold 128 MiB (ogan" in probe["after"]
-    # with glibc's defaults this probe faulted about 560 pages a step (AMD EPYC VM, glibc
-    # 2.36; test_the_users_own_setting_wins prints it); reused memory faults none but what the
-    # heap grows by
-    assert probe["faults"] < 50, probe
+    # Measured against glibc's defaults in the same test, not against a fixed count: what
+    # remains is what the heap grows by plus whatever the host takes back from the process
+    # (this VM runs DAMON's kdamond). On the 2-core AMD EPYC VM (glibc 2.36), 2026-12-06:
+    # defaults 523-928 faults a step (4 probes), ogan's 0-64 (12 probes; a fixed bound of 50
+    # failed one make test in five).
+    assert opted_out["faults"] > 0, opted_out
+    assert probe["faults"] < opted_out["faults"] / 4, (probe, opted_out)
 
 
-def test_the_users_own_setting_wins():
-    opted_out = _probe(OGAN_MALLOC="default")
+def test_the_users_own_setting_wins(opted_out):
     assert opted_out["after"].endswith("defaults (OGAN_MALLOC=default)")
     print("faults a step with glibc's defaults:", opted_out["faults"])
     given = _probe(MALLOC_TRIM_THRESHOLD_="1048576")
