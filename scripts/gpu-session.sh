@@ -66,7 +66,9 @@ part() {  # part SWEEP I N
     local sweep=$1 i=$2 n=$3 status=0
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \
         || echo "no nvidia-smi"
-    timeout --signal=INT "$BUDGET" "$PY" -m bench run "$SWEEPS/$sweep.toml" \
+    # timeout catches SIGINT itself, so bench run starts with its default action even where this
+    # command was started ignoring it (in the background); SIGKILL 30 s after SIGINT regardless
+    timeout -k 30 --signal=INT "$BUDGET" "$PY" -m bench run "$SWEEPS/$sweep.toml" \
         --device "$DEVICE" --population 256 --part "$i/$n" --out "$RESULTS" 2>&1 \
         | tee "$OUT/$sweep-${i}of$n.log" || status=$?
     pack "$sweep" "$sweep-${i}of$n"

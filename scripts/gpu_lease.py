@@ -51,6 +51,14 @@ MIN_STEP_S = 30  # a step with less left is skipped, not started
 GRACE_S = 30  # after SIGINT: time to store finished runs before SIGKILL
 
 
+def _stoppable() -> None:
+    """In a step's process before it execs: SIGINT back to its default action. A lease started
+    in the background (``cmd &`` in a non-interactive shell, as a remote runner may start it)
+    ignores SIGINT, its children inherit that, and Python then installs no KeyboardInterrupt
+    handler: the stop at the deadline would do nothing and end in SIGKILL after GRACE_S."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Lease:
     def __init__(self, seconds: float, steps: list[str]) -> None:
         self.t0 = time.monotonic()
@@ -90,7 +98,7 @@ class Lease:
         """(exit code, stopped at the deadline): ``cmd`` under a time limit, stopped with SIGINT
         (then SIGKILL after :data:`GRACE_S`) when it runs past it."""
         self.say(" ".join(cmd))
-        proc = subprocess.Popen(cmd, cwd=ROOT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=_stoppable)
         try:
             return proc.wait(timeout=max(seconds, 1)), False
         except subprocess.TimeoutExpired:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -58,6 +59,26 @@ def _session(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
            "GPU_PILOT_STEPS": "4"}  # fmt: skip
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True,
                           timeout=patience(300))  # fmt: skip
+
+
+def test_a_study_part_past_its_budget_is_stopped_by_sigint_also_when_started_ignoring_it(tmp_path):
+    # a remote runner may start the command in the background, where SIGINT is ignored and
+    # inherited: timeout's SIGINT must still stop bench run, which stores what finished (exit
+    # 124: timeout stopped it), not leave it to SIGKILL 30 s later (137) or the sweep's end
+    sweeps, out = tmp_path / "sweeps", tmp_path / "out"
+    sweeps.mkdir()
+    out.mkdir()
+    (sweeps / "unrolled-ring-gpu.toml").write_text(TINY.replace("steps = 40", "steps = 10000000"))
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_SESSION_DEVICE": "cpu",
+           "GPU_SESSION_SWEEPS": str(sweeps), "GPU_SESSION_RESULTS": str(tmp_path / "results"),
+           "GPU_BUDGET_S": "3"}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "study", "1", "1"], env=env, capture_output=True, text=True,
+        timeout=patience(300), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert done.returncode == 124, done.stdout + done.stderr
+    assert "bench run: interrupted" in done.stdout
+    assert "no finished run of unrolled-ring-gpu to pack" in done.stdout
 
 
 def test_a_study_part_packs_its_finished_runs_under_out_and_they_load_back(tmp_path):
@@ -320,7 +341,13 @@ def test_a_step_past_its_deadline_is_interrupted_and_says_so(tmp_path, monkeypat
     monkeypatch.setattr(gpu_lease, "GRACE_S", patience(30))
     lease = gpu_lease.Lease(600, [])
     code = "import time\ntry:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    exit(7)"
-    rc, stopped = lease.run([sys.executable, "-c", code], 2)
+    # as if the lease had been started in the background (`cmd &`): SIGINT ignored, and inherited
+    # by its steps unless the lease restores it
+    ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        rc, stopped = lease.run([sys.executable, "-c", code], 2)
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
     assert stopped and rc in (7, -2)  # SIGINT before Python set its handler: killed by it
     rc, stopped = lease.run([sys.executable, "-c", "pass"], patience(60))
     assert (rc, stopped) == (0, False)

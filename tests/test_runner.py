@@ -339,9 +339,14 @@ def test_local_workers_leave_ctrl_c_to_the_parent():
 
     from bench.runner import local_parallel
 
-    assert set(local_parallel(2)(delayed(_sigint_handler)(i) for i in range(4))) == {True}
-    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the parent's own stays
-    assert set(local_parallel(1)(delayed(_sigint_handler)(i) for i in range(2))) == {False}
+    # the parent as under a terminal (a suite started in the background inherits SIGINT ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert set(local_parallel(2)(delayed(_sigint_handler)(i) for i in range(4))) == {True}
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the parent's stays
+        assert set(local_parallel(1)(delayed(_sigint_handler)(i) for i in range(2))) == {False}
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 @pytest.mark.parametrize("to", ["runner", "process group"])  # a terminal's Ctrl-C: the group
