@@ -2,7 +2,7 @@
 # The prepared commands of a session lent a GPU (the device tool's `run`: at most 10 minutes a
 # command, 15 minutes of device time in all, machine start included; results come back only
 # through $OUT, at most 8 files of 16 MiB). The tree travels without .venv: the device's own
-# python3 (torch 2.11, Triton 3.6, pandas, pyarrow, joblib, tqdm, scipy; no dask, no
+# python3 (Python 3.12, torch 2.11, Triton 3.6, pandas, pyarrow, joblib, tqdm, scipy; no dask, no
 # pytorch-fid, neither needed here) runs it from the tree.
 #
 #   bash scripts/gpu-session.sh lease [S] [STEP...]

@@ -49,6 +49,30 @@ lr = 1e-3
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
+# What the GPU machine's python lacks (the device tool's package list: no dask, no pytorch-fid;
+# its python is 3.12 with torch 2.11, which the README's rehearsal covers). Every command here
+# runs with them absent, as there: None in sys.modules makes `import` fail and
+# importlib.util.find_spec say "not found".
+ABSENT_ON_THE_DEVICE = ("dask", "distributed", "pytorch_fid")
+
+
+def _device_pythonpath(tmp_path: Path) -> str:
+    site = tmp_path / "device-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        f"import sys\nfor name in {ABSENT_ON_THE_DEVICE!r}:\n    sys.modules[name] = None\n"
+    )
+    return os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+
+
+def test_what_the_device_lacks_is_absent_from_the_commands_here(tmp_path):
+    env = {**os.environ, "PYTHONPATH": _device_pythonpath(tmp_path)}
+    for name in ABSENT_ON_THE_DEVICE:  # installed here (the project's dependencies), absent there
+        code = f"import importlib.util as u; assert u.find_spec({name!r}) is None; import {name}"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert f"ModuleNotFoundError: import of {name} halted" in done.stderr, done.stderr
+
+
 def _session(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     sweeps, out = tmp_path / "sweeps", tmp_path / "out"
     sweeps.mkdir(exist_ok=True)
@@ -56,7 +80,7 @@ def _session(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     (sweeps / "unrolled-ring-gpu.toml").write_text(TINY)
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_SESSION_DEVICE": "cpu",
            "GPU_SESSION_SWEEPS": str(sweeps), "GPU_SESSION_RESULTS": str(tmp_path / "results"),
-           "GPU_PILOT_STEPS": "4"}  # fmt: skip
+           "GPU_PILOT_STEPS": "4", "PYTHONPATH": _device_pythonpath(tmp_path)}  # fmt: skip
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True,
                           timeout=patience(300))  # fmt: skip
 
@@ -71,7 +95,7 @@ def test_a_study_part_past_its_budget_is_stopped_by_sigint_also_when_started_ign
     (sweeps / "unrolled-ring-gpu.toml").write_text(TINY.replace("steps = 40", "steps = 10000000"))
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_SESSION_DEVICE": "cpu",
            "GPU_SESSION_SWEEPS": str(sweeps), "GPU_SESSION_RESULTS": str(tmp_path / "results"),
-           "GPU_BUDGET_S": "3"}  # fmt: skip
+           "GPU_BUDGET_S": "3", "PYTHONPATH": _device_pythonpath(tmp_path)}  # fmt: skip
     done = subprocess.run(
         ["bash", str(SCRIPT), "study", "1", "1"], env=env, capture_output=True, text=True,
         timeout=patience(300), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
