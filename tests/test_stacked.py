@@ -91,10 +91,26 @@ def test_a_frozen_forward_sends_the_gradient_to_its_input_only():
     assert all(p.grad is None for p in net.params.values())
 
 
-def test_a_populations_generator_step_sends_no_gradient_to_its_discriminator():
+def test_a_populations_generator_step_computes_no_discriminator_weight_gradient(monkeypatch):
+    # `backward(inputs=G's parameters)` already keeps D's .grad empty; what the frozen pass
+    # through D saves is computing D's weight gradients at all, which only its layers' backward
+    # calls show
+    asked = []
+    original = StackedLinear.backward
+
+    def recording(ctx, grad):
+        _, weight = ctx.saved_tensors
+        asked.append((weight.data_ptr(), ctx.needs_input_grad[1:]))
+        return original(ctx, grad)
+
+    monkeypatch.setattr(StackedLinear, "backward", staticmethod(recording))
     configs = [resolve("mog-ring", "adam", seed=s, batch_size=32) for s in range(P)]
     game = PopulationGame(configs)
     batch = game._sample()
     game._g_backward(game.g.module(batch.z))
+    d_layers = [need for ptr, need in asked if ptr in {p.data_ptr() for p in game.d.params}]
+    g_layers = [need for ptr, need in asked if ptr in {p.data_ptr() for p in game.g.params}]
+    assert d_layers == [(False, False)] * 3  # D: 2 -> hidden -> hidden -> 1
+    assert g_layers == [(True, True)] * 3
     assert all(p.grad is None for p in game.d.params)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in game.g.params)
