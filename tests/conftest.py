@@ -104,3 +104,29 @@ def optimizer_resolutions(monkeypatch) -> Counter[str]:
 
     monkeypatch.setattr(registry, "_optimizer_entry", counting)
     return counts
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--torch-threads", type=int, default=None, metavar="N",
+        help="torch's intra-op threads for the whole session, as a machine with N cores would "
+        "use by default: parallel loops and reductions split their work by the thread count, so "
+        "a tolerance or a bit-for-bit claim can hold at one count and not at another "
+        "(subprocesses the tests start keep the machine's default)",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = config.getoption("--torch-threads")
+    if threads is not None:
+        if threads < 1:
+            raise pytest.UsageError(f"--torch-threads takes a positive count, not {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import torch
+
+    return f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"
