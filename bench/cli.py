@@ -275,6 +275,18 @@ def cmd_pool(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_forest(args: argparse.Namespace) -> int:
+    from bench.report.across import draw, rows, summary
+
+    table = rows(args.reports, base=args.base, arms=args.arm, statistic=args.statistic)
+    draw(table, args.out)  # checks --out before anything is written
+    if args.csv is not None:
+        _write_csv(table.drop(columns="path"), args.csv)
+    print(summary(table))
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from bench import perf
 
@@ -420,6 +432,27 @@ def _parser() -> argparse.ArgumentParser:
                       "metric, e.g. modes)")
     pool.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
     pool.set_defaults(func=cmd_pool)
+
+    forest = sub.add_parser(
+        "forest",
+        help="one comparison across studies, on one page (a forest plot of their own verdicts)",
+        description="Set one comparison (ARM vs BASE on one statistic) from several reports "
+        "side by side: estimate, 95%% interval, the declared margin, and each report's own "
+        "verdict with its family, correction, family size and pairs (e.g. a game at 800 and "
+        "25,000 steps, or the CPU's sample beside the GPU's). Nothing is tested again or "
+        "pooled. A study is labelled by its sweep (results/NAME/report) or LABEL=PATH.",
+    )
+    forest.add_argument("reports", metavar="REPORT", nargs="+",
+                        help="a report directory (its comparisons.csv), a results directory, "
+                        "or LABEL=either")
+    forest.add_argument("--out", required=True, metavar="FILE.png", help="the figure to write")
+    forest.add_argument("--base", default="adam", help="the arm compared with (default adam)")
+    forest.add_argument("--arm", action="append", metavar="LABEL",
+                        help="an arm to show (repeatable; default: every arm against BASE)")
+    forest.add_argument("--statistic", help="the statistic (default: each report's primary, "
+                        "e.g. modes); e.g. hq, rkl, fd, growth_g")
+    forest.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
+    forest.set_defaults(func=cmd_forest)
 
     perf = sub.add_parser(
         "perf", help="performance benchmarks (arguments go to bench.perf)", add_help=False

@@ -1,0 +1,216 @@
+"""One comparison across studies, on one page: ``python -m bench forest REPORT... --out FILE``.
+
+The project answers its question in several studies (a game at 800, 5,000 and 25,000 steps; a
+second sample of seeds; the same protocol on a GPU), each a report with its own declared
+families. This sets the rows of one comparison (``--arm`` against ``--base`` on one statistic)
+from each report side by side: estimate and 95% interval (unadjusted, as in the report's own
+forest plot), the declared margin as a band, and the verdict *as the report's family gave it*,
+with the family, its correction and its size m, and the pairs n.
+
+Nothing is tested again and nothing is pooled (``bench pool`` estimates over samples of one
+protocol): the studies are different games, lengths or samples, each with its own error control,
+and the figure says which is which rather than making them one family.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+
+CORRECTION = {"confirmatory": "Holm", "secondary": "Holm", "exploratory": "BH"}
+"""Each family's multiplicity correction (bench.report.families)."""
+
+
+def _label_and_path(argument: str) -> tuple[str, Path]:
+    """``LABEL=PATH`` or ``PATH`` (labelled by its study: ``results/NAME/report`` → NAME)."""
+    label, sep, path = argument.partition("=")
+    if not sep or Path(argument).exists():
+        path, label = argument, ""
+    p = Path(path)
+    if not label:
+        label = p.parent.name if p.name == "report" and p.parent.name else p.name
+    return label, p
+
+
+def _comparisons(path: Path) -> pd.DataFrame:
+    """A report's ``comparisons.csv``, or a results directory analysed afresh."""
+    if (path / "comparisons.csv").is_file():
+        try:
+            return pd.read_csv(path / "comparisons.csv")
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame(columns=["workload", "family", "base", "projected", "statistic"])
+    if (path / "runs").is_dir() or (path / "sweep.json").is_file():
+        from bench.report import analyse_dir
+
+        return analyse_dir(path).comparisons
+    raise BenchError(
+        f"{path} has no comparisons.csv and no runs; give report directories (…/report, which "
+        "python -m bench report writes) or results directories"
+    )
+
+
+def _family_sizes(c: pd.DataFrame) -> pd.Series:
+    """m of each row's family: its workload's tested rows of the family (confirmatory and
+    secondary are per workload), or the report's (exploratory is one family per report)."""
+    tested = c["p_value"].notna() | (c.get("design", pd.Series("", index=c.index))
+                                     == "group-sequential")  # fmt: skip
+    per_workload = tested.groupby([c["family"], c["workload"]]).transform("sum")
+    per_report = tested.groupby(c["family"]).transform("sum")
+    return per_workload.where(c["family"] != "exploratory", per_report).astype(int)
+
+
+def rows(
+    reports: Sequence[str],
+    base: str = "adam",
+    arms: Sequence[str] | None = None,
+    statistic: str | None = None,
+) -> pd.DataFrame:
+    """One row per (report, arm): the comparison ``arm`` vs ``base`` on ``statistic`` (default:
+    each report's confirmatory statistic), as the report decided it, in the order given."""
+    if not reports:
+        raise BenchError("give at least one report directory")
+    frames, seen = [], set()
+    for argument in reports:
+        label, path = _label_and_path(argument)
+        if label in seen:
+            raise BenchError(f"two studies are labelled {label!r}; label them: LABEL=PATH")
+        seen.add(label)
+        c = _comparisons(path)
+        if c.empty:
+            raise BenchError(f"{path} holds no comparison (a report of one optimizer?)")
+        c = c.assign(m=_family_sizes(c))
+        if statistic is None:  # each workload's primary metric
+            pick = c[(c["family"] == "confirmatory") & (c["base"] == base)]
+            stat = "the primary metric"
+        else:
+            pick = c[(c["base"] == base) & (c["statistic"] == statistic)]
+            stat = repr(statistic)
+        if arms:
+            pick = pick[pick["projected"].isin(list(arms))]
+            order = {a: i for i, a in enumerate(arms)}
+            pick = pick.assign(_o=pick["projected"].map(order)).sort_values("_o", kind="stable")
+        if pick.empty:
+            have = sorted(set(c.loc[c["base"] == base, "projected"]))
+            raise BenchError(
+                f"{path}: no comparison of {', '.join(arms) if arms else 'any arm'} against "
+                f"{base!r} on {stat}; it compares {', '.join(have) or 'nothing'} with {base!r}"
+            )
+        frames.append(pick.assign(study=label, path=str(path)))
+    out = pd.concat(frames, ignore_index=True)
+    keep = ["study", "workload", "projected", "base", "statistic", "family", "m", "n_pairs",
+            "scale", "delta", "estimate", "estimate_ci_lo", "estimate_ci_hi", "p_adjusted",
+            "p_equivalence_adjusted", "verdict", "higher_is_better", "path"]  # fmt: skip
+    return out.reindex(columns=keep)
+
+
+def _units(t: pd.DataFrame) -> tuple[pd.DataFrame, str, float | None]:
+    """The rows' x, lo, hi on one axis: the metric's own units when every row shares its scale
+    and margin (a ratio for a log ratio), else units of each row's margin δ."""
+    est, lo, hi = (t[k].astype(float) for k in ("estimate", "estimate_ci_lo", "estimate_ci_hi"))
+    scales = set(t["scale"])
+    deltas = set(np.round(t["delta"].astype(float), 12))
+    if len(scales) == 1 and len(deltas) == 1:
+        (scale,), (delta,) = scales, deltas
+        if scale == "log ratio":
+            return t.assign(x=np.exp(est), lo=np.exp(lo), hi=np.exp(hi)), "ratio", delta
+        return t.assign(x=est, lo=lo, hi=hi), "difference", delta
+    # as the report's own forest plot: signed so that right is better for the arm
+    d = t["delta"].astype(float) * np.where(t["higher_is_better"].astype(bool), 1.0, -1.0)
+    ends = np.sort(np.stack([lo / d, hi / d]), axis=0)
+    return t.assign(x=est / d, lo=ends[0], hi=ends[1]), "units of δ", 1.0
+
+
+def draw(table: pd.DataFrame, out: str | Path) -> None:
+    """The forest plot of :func:`rows`' table, written to ``out`` (a PNG) only once whole."""
+    from matplotlib.lines import Line2D
+
+    from bench.report.figures.canvas import figure
+    from bench.report.figures.forest import COLORS, stat_label
+
+    t = table[np.isfinite(table["estimate"].astype(float))]
+    if t.empty:
+        raise BenchError("no row has an estimate to draw (every comparison was untested)")
+    t, axis, delta = _units(t.reset_index(drop=True))
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise BenchError(f"--out {out}: the figure is written as PNG; name a .png file")
+    if not out.parent.is_dir():
+        raise BenchError(f"--out {out}: the folder {out.parent} does not exist")
+    arms = t["projected"].nunique() > 1
+    several = t.groupby("study")["workload"].transform("nunique") > 1
+    stats = t["statistic"].nunique() > 1
+    labels = [
+        (f"{r.study}: {r.projected}" if arms else r.study)
+        + (f" ({r.workload})" if many else "")
+        + (f", {stat_label(str(r.statistic))}" if stats else "")
+        for r, many in zip(t.itertuples(), several)
+    ]
+    notes = [
+        f"n = {r.n_pairs:g}, {r.family} ({CORRECTION.get(r.family, '?')} over {r.m})"
+        for r in t.itertuples()
+    ]
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        with figure(Path(tmp), "forest.png", 1, 1, 10.5, 0.42 * len(t) + 1.6) as (fig, axes):
+            ax = axes[0, 0]
+            y = np.arange(len(t))[::-1]
+            band = (np.exp(-delta), np.exp(delta)) if axis == "ratio" else (-delta, delta)
+            ax.axvspan(*band, color="#e8e8e8", zorder=0)
+            ax.axvline(1.0 if axis == "ratio" else 0.0, color="0.4", lw=0.8, zorder=1)
+            for yi, r in zip(y, t.itertuples()):
+                color = COLORS.get(r.verdict, "#000000")
+                if np.isfinite(r.lo) and np.isfinite(r.hi):
+                    ax.plot([r.lo, r.hi], [yi, yi], color=color, lw=2.2, solid_capstyle="butt")
+                ax.plot([r.x], [yi], marker="o", color=color, ms=7, zorder=3)
+            ax.set_yticks(y, labels)
+            ax.set_ylim(-0.7, len(t) - 0.3)
+            if axis == "ratio":
+                ax.set_xscale("log")
+            right = ax.secondary_yaxis("right")
+            right.set_yticks(y, notes)
+            right.tick_params(length=0)
+            first = t.iloc[0]
+            arm = "arm" if arms else str(first["projected"])
+            what = stat_label(str(first["statistic"]))
+            better = "higher" if bool(first["higher_is_better"]) else "lower"
+            if axis == "units of δ":
+                xlabel = (f"{arm} against {first['base']}: effect in units of its margin δ "
+                          "(← worse for the arm | better →), 95% interval; band ±δ")  # fmt: skip
+            elif axis == "ratio":
+                xlabel = (f"{arm} / {first['base']}: {what}, ratio ({better} is better), 95% "
+                          "interval; band ±δ")  # fmt: skip
+            else:
+                xlabel = (f"{arm} − {first['base']}: {what}, difference ({better} is better), "
+                          "95% interval; band ±δ")  # fmt: skip
+            ax.set_xlabel(xlabel)
+            ax.grid(axis="y", visible=False)
+            handles = [Line2D([], [], color=c, lw=2.5, label=v) for v, c in COLORS.items()]
+            fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+        os.replace(Path(tmp) / "forest.png", out)
+
+
+def summary(table: pd.DataFrame) -> str:
+    """The table as text: one line per study and arm."""
+    lines = []
+    for r in table.itertuples():
+        # the p that decided: equivalence's (TOST) for *equivalent*, else no difference's
+        p = r.p_equivalence_adjusted if r.verdict == "equivalent" else r.p_adjusted
+        p = ("< 0.001" if p < 0.001 else f"= {p:.3g}") + (
+            " (equivalence)" if r.verdict == "equivalent" else ""
+        )
+        est = f"{r.estimate:.3g} [{r.estimate_ci_lo:.3g}, {r.estimate_ci_hi:.3g}]"
+        if r.scale == "log ratio":
+            est = (f"ratio {np.exp(r.estimate):.3g} [{np.exp(r.estimate_ci_lo):.3g}, "
+                   f"{np.exp(r.estimate_ci_hi):.3g}]")  # fmt: skip
+        lines.append(
+            f"{r.study}: {r.projected} vs {r.base}, {r.statistic} ({r.workload}): {est}, "
+            f"n = {r.n_pairs:g}; {r.verdict} ({r.family}, {CORRECTION.get(r.family, '?')} over "
+            f"{r.m}, adjusted p {p})"
+        )
+    return "\n".join(lines)

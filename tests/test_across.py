@@ -1,0 +1,190 @@
+"""``python -m bench forest``: one comparison across studies, as each report decided it."""
+
+from __future__ import annotations
+
+import math
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from patience import patience
+from PIL import Image
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.report import across
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+COLUMNS = ["workload", "family", "kind", "base", "projected", "statistic", "higher_is_better",
+           "n_pairs", "scale", "estimate", "estimate_ci_lo", "estimate_ci_hi", "delta",
+           "p_value", "p_adjusted", "p_equivalence_adjusted", "verdict", "design"]  # fmt: skip
+
+
+def _report(path: Path, rows: list[tuple]) -> Path:
+    """A report directory whose comparisons.csv holds ``rows`` (COLUMNS' order)."""
+    path.mkdir(parents=True)
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(path / "comparisons.csv", index=False)
+    return path
+
+
+def _row(workload, family, arm, statistic, est, lo, hi, verdict="undecided", p=0.5,
+         scale="difference", delta=0.5, higher=True, n=10):  # fmt: skip
+    return (workload, family, "baseline", "adam", arm, statistic, higher, n, scale, est, lo, hi,
+            delta, p, min(1.0, 2 * p), 0.9, verdict, "fixed")  # fmt: skip
+
+
+@pytest.fixture
+def two(tmp_path) -> tuple[Path, Path]:
+    a = _report(tmp_path / "results" / "short" / "report", [
+        _row("ring", "confirmatory", "adam+ortho", "modes", 1.0, 0.5, 1.5, "better", 0.001),
+        _row("ring", "confirmatory", "extra-adam", "modes", 2.0, 1.0, 3.0, "better", 0.002),
+        _row("ring", "secondary", "adam+ortho", "fd", -0.2, -0.4, 0.0, scale="log ratio",
+             delta=math.log(1.1), higher=False),
+        _row("digits", "confirmatory", "adam+ortho", "digits_fid", 0.7, 0.5, 0.9, "worse",
+             0.01, scale="log ratio", delta=math.log(1.1), higher=False),
+        _row("ring", "exploratory", "adam+ortho", "growth_g", 0.1, 0.0, 0.2),
+        _row("digits", "exploratory", "adam+ortho", "growth_g", 0.1, 0.0, 0.2),
+        _row("ring", "exploratory", "adam+ortho", "vanishing_g", 0.0, 0.0, 0.0, "not observed",
+             p=float("nan")),
+    ])  # fmt: skip
+    b = _report(tmp_path / "results" / "long" / "report", [
+        _row("ring", "confirmatory", "adam+ortho", "modes", -0.25, -0.5, 0.0, "equivalent", 0.3,
+             n=64),
+    ])  # fmt: skip
+    return a, b
+
+
+def test_rows_are_the_reports_own_with_their_family_size(two):
+    a, b = two
+    t = across.rows([str(a), str(b)], arms=["adam+ortho"], statistic="modes")
+    assert list(t["study"]) == ["short", "long"]  # results/NAME/report is labelled NAME
+    assert list(t["estimate"]) == [1.0, -0.25]
+    assert list(t["n_pairs"]) == [10, 64]
+    assert list(t["verdict"]) == ["better", "equivalent"]
+    assert list(t["m"]) == [2, 1]  # the ring's confirmatory family in each report
+    growth = across.rows([str(a)], statistic="growth_g")
+    # exploratory is one family for the whole report; the untested "not observed" row not counted
+    assert list(growth["m"]) == [2, 2]
+    assert list(growth["workload"]) == ["ring", "digits"]
+
+
+def test_default_is_each_workloads_primary_and_arms_keep_their_order(two):
+    a, _ = two
+    t = across.rows([f"first={a}"])
+    assert set(t["family"]) == {"confirmatory"}
+    assert list(t["statistic"]) == ["modes", "modes", "digits_fid"]
+    assert list(t["study"]) == ["first"] * 3  # LABEL=PATH
+    ordered = across.rows([str(a)], arms=["extra-adam", "adam+ortho"], statistic="modes")
+    assert list(ordered["projected"]) == ["extra-adam", "adam+ortho"]
+
+
+def test_axis_units(two):
+    a, b = two
+    same = across._units(across.rows([str(a), str(b)], arms=["adam+ortho"], statistic="modes"))
+    assert same[1] == "difference" and same[2] == 0.5
+    assert list(same[0]["x"]) == [1.0, -0.25]
+    ratio = across._units(across.rows([str(a)], statistic="fd"))
+    assert ratio[1] == "ratio"
+    assert ratio[0]["x"].iloc[0] == pytest.approx(math.exp(-0.2))
+    assert ratio[2] == pytest.approx(math.log(1.1))
+    mixed, axis, delta = across._units(across.rows([str(a)]))
+    assert axis == "units of δ" and delta == 1.0
+    # right is better for the arm: a lower-is-better log ratio of 0.7 (worse) is drawn left
+    digits = mixed[mixed["workload"] == "digits"].iloc[0]
+    assert digits["x"] == pytest.approx(-0.7 / math.log(1.1))
+    assert digits["lo"] == pytest.approx(-0.9 / math.log(1.1))
+    assert digits["hi"] == pytest.approx(-0.5 / math.log(1.1))
+    assert mixed["x"].iloc[0] == pytest.approx(1.0 / 0.5)
+
+
+def test_a_comparison_the_report_lacks_is_named(two):
+    a, _ = two
+    with pytest.raises(BenchError, match="no comparison of muon against 'adam' on 'modes'; it "
+                       "compares adam\\+ortho, extra-adam with 'adam'"):  # fmt: skip
+        across.rows([str(a)], arms=["muon"], statistic="modes")
+    with pytest.raises(BenchError, match="no comparison of any arm against 'sgd' on the primary"):
+        across.rows([str(a)], base="sgd")
+
+
+def test_same_label_twice_is_refused(two):
+    a, _ = two
+    with pytest.raises(BenchError, match="labelled 'short'"):
+        across.rows([str(a), f"short={a}"])
+
+
+def test_cli_writes_the_figure_and_table(two, tmp_path, capsys):
+    a, b = two
+    out, csv = tmp_path / "f.png", tmp_path / "f.csv"
+    code = main(["forest", str(a), str(b), "--arm", "adam+ortho", "--statistic", "modes",
+                 "--out", str(out), "--csv", str(csv)])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "short: adam+ortho vs adam, modes (ring): 1 [0.5, 1.5], n = 10; better" in stdout
+    assert "equivalent (confirmatory, Holm over 1, adjusted p = 0.9 (equivalence))" in stdout
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 400
+    table = pd.read_csv(csv)
+    assert list(table["estimate"]) == [1.0, -0.25] and "path" not in table
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--arm", "muon"], "no comparison of muon"),
+        (["--statistic", "hq"], "no comparison of any arm against 'adam' on 'hq'"),
+        (["--out", "f.svg"], "name a .png file"),
+        (["--out", "nowhere/f.png"], "does not exist"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(two, tmp_path, capsys, extra,
+                                                              message):  # fmt: skip
+    a, _ = two
+    out = ["--out", str(tmp_path / "f.png")]
+    if extra[0] == "--out":
+        out, extra = ["--out", str(tmp_path / extra[1])], []
+    assert main(["forest", str(a), *out, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no figure, no temp
+
+
+def test_python_m_bench_forest_exit_code(two, tmp_path):
+    a, _ = two
+    proc = subprocess.run([sys.executable, "-m", "bench", "forest", str(a), "--out",
+                           str(tmp_path / "f.svg")], capture_output=True, text=True,
+                          cwd=ROOT, timeout=patience(120))  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("bench forest: error: --out")
+
+
+def _readme_horizon() -> list[str]:
+    """The study arguments of the README's `bench forest` command that made docs/horizon.png."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("python -m bench forest --arm adam+ortho --out docs/horizon.png")
+    args = shlex.split(text[start : text.index("```", start)].replace("\\\n", " "))
+    return [a for a in args[args.index("docs/horizon.csv") + 1 :]]
+
+
+def test_the_committed_horizon_is_the_readmes_command_on_the_reports():
+    """The README's figure of ⊥Grad against Adam across games and lengths: its table
+    (docs/horizon.csv, written beside it) is each study's own confirmatory row, and the README's
+    command gives that table again from the committed reports."""
+    studies = _readme_horizon()
+    assert len(studies) == 7
+    committed = pd.read_csv(ROOT / "docs" / "horizon.csv")
+    for r, argument in zip(committed.itertuples(), studies, strict=True):
+        label, _, path = argument.partition("=")
+        assert r.study == label
+        own = pd.read_csv(ROOT / path / "comparisons.csv")
+        own = own[(own["family"] == "confirmatory") & (own["projected"] == "adam+ortho")
+                  & (own["base"] == "adam")]  # fmt: skip
+        assert len(own) == 1
+        assert np.isclose(own["estimate"].iloc[0], r.estimate)
+        assert (own["n_pairs"].iloc[0], own["verdict"].iloc[0]) == (r.n_pairs, r.verdict)
+    absolute = [f"{label}={ROOT / path}" for label, _, path in (a.partition("=") for a in studies)]
+    fresh = across.rows(absolute, arms=["adam+ortho"]).drop(columns="path")
+    pd.testing.assert_frame_equal(fresh, committed, check_dtype=False)
