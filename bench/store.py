@@ -115,15 +115,26 @@ def _cpu_name() -> str:
 @functools.cache  # once per process: a worker records many runs
 def git_commit() -> str | None:
     """The checkout's commit (with "+dirty" if it has changes), or None outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+    return git_state(Path(__file__).resolve().parent.parent)
+
+
+def git_state(root: Path) -> str | None:
+    """:func:`git_commit` of the checkout at ``root``.
+
+    Read-only: ``git status`` refreshes the index and writes it back under ``.git/index.lock``
+    when files' timestamps changed, and a git killed while holding that lock (a run stopped with
+    ``kill -9``, its process group killed, or this call's own timeout on a loaded machine) leaves
+    the lock behind, and the user's next ``git commit`` fails. ``--no-optional-locks`` (git's
+    own flag for such background readers) skips that write."""
+    git = ["git", "--no-optional-locks"]
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            [*git, "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
         )
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [*git, "status", "--porcelain", "--untracked-files=no"],
             cwd=root, capture_output=True, text=True, timeout=5,
         )  # fmt: skip
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

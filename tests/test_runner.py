@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +86,30 @@ def test_a_sweep_stores_every_run_with_spec_summary_environment_and_history(tiny
     assert env["device"] == "cpu" and env["threads"] == 1
     assert {"torch", "numpy", "python", "cpu", "git_commit"} <= set(env)
     assert "final_distance" in record["summary"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_commit_is_read_without_writing_the_checkouts_index(tmp_path):
+    """A run records its checkout's commit and whether it is dirty, and never takes
+    .git/index.lock to do it: plain `git status` rewrites a stale index under that lock, and a
+    git killed meanwhile (kill -9 of a run's group, the call's timeout) leaves it behind."""
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("a")
+    subprocess.run([*git, "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    index = tmp_path / ".git" / "index"
+    stamp = index.stat().st_mtime_ns - 10**9
+    os.utime(tmp_path / "f", ns=(stamp, stamp))  # stale stat data: plain status would rewrite
+    before = (index.read_bytes(), index.stat().st_mtime_ns)
+    assert store.git_state(tmp_path) == head
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before
+    (tmp_path / "f").write_text("b")
+    assert store.git_state(tmp_path) == head + "+dirty"
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before
+    assert store.git_state(Path("/")) is None
 
 
 def test_sweep_json_holds_every_spec_and_the_config_source(tiny_results, tiny_sweep):
