@@ -450,7 +450,7 @@ def _parser() -> argparse.ArgumentParser:
     forest.add_argument("--arm", action="append", metavar="LABEL",
                         help="an arm to show (repeatable; default: every arm against BASE)")
     forest.add_argument("--statistic", help="the statistic (default: each report's primary, "
-                        "e.g. modes); e.g. hq, rkl, fd, growth_g")
+                        "e.g. modes), e.g. high_quality, reverse_kl, fd, growth_g")
     forest.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
     forest.set_defaults(func=cmd_forest)
 

@@ -35,7 +35,7 @@ def _report(path: Path, rows: list[tuple]) -> Path:
 def _row(workload, family, arm, statistic, est, lo, hi, verdict="undecided", p=0.5,
          scale="difference", delta=0.5, higher=True, n=10):  # fmt: skip
     return (workload, family, "baseline", "adam", arm, statistic, higher, n, scale, est, lo, hi,
-            delta, p, min(1.0, 2 * p), 0.9, verdict, "fixed")  # fmt: skip
+            delta, p, min(1.0, 2 * p) if p == p else p, 0.9, verdict, "fixed")  # fmt: skip
 
 
 @pytest.fixture
@@ -71,6 +71,8 @@ def test_rows_are_the_reports_own_with_their_family_size(two):
     # exploratory is one family for the whole report; the untested "not observed" row not counted
     assert list(growth["m"]) == [2, 2]
     assert list(growth["workload"]) == ["ring", "digits"]
+    untested = across.summary(across.rows([str(a)], statistic="vanishing_g"))
+    assert untested.endswith("n = 10; not observed (exploratory, BH over 2, untested)")
 
 
 def test_default_is_each_workloads_primary_and_arms_keep_their_order(two):

@@ -201,7 +201,7 @@ def summary(table: pd.DataFrame) -> str:
     for r in table.itertuples():
         # the p that decided: equivalence's (TOST) for *equivalent*, else no difference's
         p = r.p_equivalence_adjusted if r.verdict == "equivalent" else r.p_adjusted
-        p = ("< 0.001" if p < 0.001 else f"= {p:.3g}") + (
+        p = ("untested" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"= {p:.3g}") + (
             " (equivalence)" if r.verdict == "equivalent" else ""
         )
         est = f"{r.estimate:.3g} [{r.estimate_ci_lo:.3g}, {r.estimate_ci_hi:.3g}]"
@@ -211,6 +211,6 @@ def summary(table: pd.DataFrame) -> str:
         lines.append(
             f"{r.study}: {r.projected} vs {r.base}, {r.statistic} ({r.workload}): {est}, "
             f"n = {r.n_pairs:g}; {r.verdict} ({r.family}, {CORRECTION.get(r.family, '?')} over "
-            f"{r.m}, adjusted p {p})"
+            f"{r.m}, adjusted p {p})".replace("adjusted p untested", "untested")
         )
     return "\n".join(lines)
