@@ -22,6 +22,7 @@ import hashlib
 import json
 import platform
 import subprocess
+import tarfile
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -140,6 +141,35 @@ def git_state(root: Path) -> str | None:
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def unpack(archive: str | Path, into: str | Path) -> list[str]:
+    """Unpack a tar archive of run files (a GPU lease's, any compression) under ``into``;
+    returns its member names. Anything that would land outside ``into`` is refused
+    (``tarfile.TarError``) before it is written.
+
+    tarfile's ``filter="data"`` (PEP 706) does this from Python 3.11.4 and 3.12; the 3.11
+    releases before it (Debian 12's 3.11.2) lack the argument, and there the same refusal is
+    made here, stricter: plain files and folders only (what ``gpu-session.sh`` packs), each
+    inside ``into``."""
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:
+            root = into.resolve()
+            for m in members:
+                if not (m.isfile() or m.isdir()) or not (root / m.name).resolve().is_relative_to(
+                    root
+                ):
+                    raise tarfile.TarError(
+                        f"{archive}: refusing {m.name!r} (not a plain file or folder inside "
+                        f"{into}); run files are packed as plain files"
+                    )
+            tar.extractall(into)  # every member checked above
+    return [m.name for m in members]
 
 
 def thinned(trace: pd.DataFrame, every: int) -> pd.DataFrame:

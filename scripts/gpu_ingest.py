@@ -154,9 +154,9 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
             for f in folders for p in sorted(f.glob("*.tar.gz.part"))]  # fmt: skip
     for found in archives:
         for path, into in found:
-            (results / into).mkdir(parents=True, exist_ok=True)
-            with tarfile.open(path) as tar:
-                tar.extractall(results / into, filter="data")
+            from bench import store  # ROOT on sys.path: main()
+
+            store.unpack(path, results / into)
             said.append(f"unpacked {path.name} under {results / into}")
     checks = {p.name: p for f in folders for p in _checks(f)}  # a later lease's wins
     for name, path in checks.items():

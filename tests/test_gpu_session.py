@@ -19,6 +19,7 @@ import pytest
 from patience import patience
 
 import bench
+from bench import store
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-session.sh"
@@ -112,10 +113,8 @@ def test_a_study_part_packs_its_finished_runs_under_out_and_they_load_back(tmp_p
     assert "packed 3 runs of unrolled-ring-gpu" in done.stdout
     assert (tmp_path / "out" / "unrolled-ring-gpu-2of2.log").is_file()
     back = tmp_path / "back"
-    with tarfile.open(packed) as tar:
-        names = tar.getnames()
-        assert not [n for n in names if "checkpoint" in n]
-        tar.extractall(back, filter="data")
+    names = store.unpack(packed, back)
+    assert not [n for n in names if "checkpoint" in n]
     runs = bench.load_runs(back / "unrolled-ring-gpu")
     assert sorted(runs["seed"]) == [1000, 1001, 1002] and set(runs["optimizer"]) == {"adam+ortho"}
     assert set(bench.load_traces(back / "unrolled-ring-gpu")["step"]) == {10, 20, 30, 40}
@@ -175,9 +174,7 @@ def _lease(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _untar(paths, into: Path) -> None:
     for path in paths:
-        with tarfile.open(path) as tar:
-            assert not [n for n in tar.getnames() if "checkpoint" in n]
-            tar.extractall(into, filter="data")
+        assert not [n for n in store.unpack(path, into) if "checkpoint" in n]
 
 
 def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp_path):
@@ -392,3 +389,27 @@ def test_a_configuration_that_did_not_capture_runs_after_those_that_did():
         ["--part", "1/3", "--seed-part", "2/2"], ["--part", "3/3", "--seed-part", "2/2"],
         ["--part", "2/3", "--seed-part", "2/2"],
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("pep706", [True, False], ids=["tarfile-filter", "python-3.11.2"])
+def test_unpack_refuses_a_member_outside_its_folder_with_or_without_tarfiles_filter(
+    tmp_path, monkeypatch, pep706
+):
+    """store.unpack (what gpu_ingest.py unpacks lease archives with) on Pythons with tarfile's
+    filter="data" and on 3.11 releases before 3.11.4, which lack it (Debian 12's 3.11.2)."""
+    if not pep706:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+        assert not hasattr(tarfile, "data_filter")
+    (tmp_path / "run.json").write_text("{}")
+    good, evil = tmp_path / "good.tar.gz", tmp_path / "evil.tar.gz"
+    with tarfile.open(good, "w:gz") as tar:
+        tar.add(tmp_path / "run.json", "sweep/runs/run.json")
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(tmp_path / "run.json", "sweep/../../escaped.json")
+    into = tmp_path / "a" / "results"
+    assert store.unpack(good, into) == ["sweep/runs/run.json"]
+    assert (into / "sweep" / "runs" / "run.json").read_text() == "{}"
+    with pytest.raises(tarfile.TarError):
+        store.unpack(evil, into)
+    assert not (tmp_path / "a" / "escaped.json").exists()
+    assert not (tmp_path / "escaped.json").exists()
