@@ -159,12 +159,12 @@ def read_sweep(config: str | Path | None = None) -> tuple[str, str, str]:
     path = Path(config)
     if path.is_file():
         try:
-            return path.read_text(), str(path), path.stem
+            return path.read_text(encoding="utf-8"), str(path), path.stem  # TOML is UTF-8
         except (OSError, UnicodeDecodeError) as exc:
             raise BenchError(f"cannot read {path}: {exc}") from None
     names = embedded_sweeps()
     if str(config) in names:
-        text = (resources.files("bench") / "sweeps" / f"{config}.toml").read_text()
+        text = (resources.files("bench") / "sweeps" / f"{config}.toml").read_text("utf-8")
         return text, f"embedded:{config}", str(config)
     raise BenchError(
         f"no config file {str(config)!r} and no embedded sweep of that name; "

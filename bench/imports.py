@@ -173,7 +173,7 @@ def _module_names(module: str, seen: set[str]) -> set[str] | str:
     if spec is None or not isinstance(spec.origin, str) or not spec.origin.endswith(".py"):
         return f"{module} is not Python source"
     try:
-        tree = ast.parse(Path(spec.origin).read_text())
+        tree = ast.parse(Path(spec.origin).read_bytes())  # bytes: the source's own encoding
     except (OSError, SyntaxError, UnicodeDecodeError) as exc:
         return f"{spec.origin} cannot be read: {type(exc).__name__}"
     package = module if spec.submodule_search_locations is not None else module.rpartition(".")[0]
@@ -214,7 +214,7 @@ def _public_names(module: str, seen: set[str]) -> set[str] | str:
         return names if isinstance(names, str) else {n for n in names if not n.startswith("_")}
     spec = _find_spec(module)
     assert spec is not None and spec.origin is not None
-    for node in _top_level(ast.parse(Path(spec.origin).read_text()).body):
+    for node in _top_level(ast.parse(Path(spec.origin).read_bytes()).body):
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
         ):

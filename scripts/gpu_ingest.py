@@ -171,7 +171,7 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
         for cpu in CPU_STUDIES:
             if (results / cpu / "report").is_dir():
                 done = _bench("verdicts", results / cpu / "report", report, ok=(0, 1))
-                (report / f"verdicts-vs-{cpu}.txt").write_text(done.stdout)
+                (report / f"verdicts-vs-{cpu}.txt").write_text(done.stdout, encoding="utf-8")
                 brief = "; ".join(done.stdout.splitlines()[:2])
                 said.append(f"verdicts beside {cpu} ({brief}): {report / f'verdicts-vs-{cpu}.txt'}")
             else:
@@ -185,7 +185,7 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
         report.mkdir(parents=True, exist_ok=True)
         done = _bench("agree", cpu_seeds, gpu_seeds, "--csv", report / "agreement-cpu-gpu.csv",
                       ok=(0, 1))  # 1: some differ, a finding to report and explain
-        (report / "agreement-cpu-gpu.txt").write_text(done.stdout)
+        (report / "agreement-cpu-gpu.txt").write_text(done.stdout, encoding="utf-8")
         brief = (done.stdout.splitlines()[1:2] or ["?"])[0]  # "<k> differ"
         said.append(f"CPU/GPU agreement on seeds 0-9 ({brief}): {report / 'agreement-cpu-gpu.txt'}")
     else:
@@ -194,13 +194,13 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
         report.mkdir(parents=True, exist_ok=True)
         table = device_time(leases)
         table.to_csv(report / "device_time.csv", index=False)
-        (report / "device-time.md").write_text(_device_time_md(table, leases))
+        (report / "device-time.md").write_text(_device_time_md(table, leases), encoding="utf-8")
         for k, lease in enumerate(leases, 1):
             (report / f"lease-{k}.json").write_text(json.dumps(lease, indent=1))
         said.append(f"device time of {len(leases)} lease(s): {report / 'device-time.md'}")
     for name in checks:
         md = results / "perf" / name.replace(".json", ".md")
-        md.write_text(_bench("perf", "--summary", results / "perf" / name).stdout)
+        md.write_text(_bench("perf", "--summary", results / "perf" / name).stdout, encoding="utf-8")
         said.append(f"the check as markdown: {md}")
     return said
 

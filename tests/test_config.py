@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import textwrap
 from pathlib import Path
@@ -392,3 +393,31 @@ def test_the_manifest_lists_every_spec_and_the_source():
     assert manifest["source"] == textwrap.dedent(BASE) + text
     sweep = parse(text)
     assert [RunSpec.from_dict(d) for d in manifest["specs"]] == list(sweep.specs)
+
+
+def test_sweeps_and_sources_are_read_as_utf8_whatever_the_locale(tmp_path):
+    """TOML is UTF-8 by its spec and Python source by default; a process in the C locale with
+    UTF-8 mode off (PYTHONUTF8=0) decodes text files as ASCII, and the committed sweeps'
+    comments (π, ×, −) then failed to load ("'ascii' codec can't decode byte 0xcf")."""
+    import subprocess
+    import sys
+
+    (tmp_path / "mod_utf8.py").write_text('"""⊥Grad: g − ⟨g, w⟩ w."""\nclass Opt:\n    pass\n',
+                                          encoding="utf-8")  # fmt: skip
+    code = textwrap.dedent("""
+        import locale
+        from bench.config import embedded_sweeps, load_sweep
+        from bench.imports import _module_names
+        assert locale.getpreferredencoding(False).lower() in ("ansi_x3.4-1968", "ascii")
+        sweeps = [name for name in embedded_sweeps() if load_sweep(name).specs]
+        assert "pacgan-ring" in sweeps, sweeps
+        assert _module_names("mod_utf8", set()) == {"Opt"}
+        print(len(sweeps))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env.update(PYTHONUTF8="0", LC_ALL="C", LANG="C")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")]).rstrip(":")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(embedded_sweeps())
