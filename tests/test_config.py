@@ -421,3 +421,8 @@ def test_sweeps_and_sources_are_read_as_utf8_whatever_the_locale(tmp_path):
                           cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(embedded_sweeps())
+    # and `python -m bench` prints what that terminal cannot show as escapes, not a traceback
+    listed = subprocess.run([sys.executable, "-m", "bench", "list"], env=env, capture_output=True,
+                            cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr.decode("ascii", "replace")
+    assert b"x\\u1d40Ay" in listed.stdout and listed.stdout.isascii()
