@@ -278,8 +278,9 @@ def cmd_pool(args: argparse.Namespace) -> int:
 def cmd_forest(args: argparse.Namespace) -> int:
     from bench.report.across import draw, rows, summary
 
-    table = rows(args.reports, base=args.base, arms=args.arm, statistic=args.statistic)
-    draw(table, args.out)  # checks --out before anything is written
+    table = rows(args.reports, base=args.base, arms=args.arm, statistic=args.statistic,
+                 by=args.by)  # fmt: skip
+    draw(table, args.out, by=args.by)  # checks --out before anything is written
     if args.csv is not None:
         _write_csv(table.drop(columns="path"), args.csv)
     print(summary(table))
@@ -451,6 +452,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="an arm to show (repeatable; default: every arm against BASE)")
     forest.add_argument("--statistic", help="the statistic (default: each report's primary, "
                         "e.g. modes), e.g. high_quality, reverse_kl, fd, growth_g")
+    forest.add_argument("--by", choices=("study", "arm"), default="study",
+                        help="rows together by study (default) or by arm, the studies "
+                        "alternating within each")  # fmt: skip
     forest.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
     forest.set_defaults(func=cmd_forest)
 

@@ -163,30 +163,44 @@ def test_python_m_bench_forest_exit_code(two, tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("bench forest: error: --out")
 
 
-def _readme_horizon() -> list[str]:
-    """The study arguments of the README's `bench forest` command that made docs/horizon.png."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("python -m bench forest --arm adam+ortho --out docs/horizon.png")
-    args = shlex.split(text[start : text.index("```", start)].replace("\\\n", " "))
-    return [a for a in args[args.index("docs/horizon.csv") + 1 :]]
+def _readme_forests() -> list[list[str]]:
+    """The arguments of every `python -m bench forest` command in the README's code blocks."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands, start = [], text.find("\npython -m bench forest ")
+    while start >= 0:
+        block = text[start + 1 : text.index("```", start)].replace("\\\n", " ")
+        commands.append(shlex.split(block)[4:])
+        start = text.find("\npython -m bench forest ", start + 1)
+    return commands
 
 
-def test_the_committed_horizon_is_the_readmes_command_on_the_reports():
-    """The README's figure of ⊥Grad against Adam across games and lengths: its table
-    (docs/horizon.csv, written beside it) is each study's own confirmatory row, and the README's
-    command gives that table again from the committed reports."""
-    studies = _readme_horizon()
-    assert len(studies) == 7
-    committed = pd.read_csv(ROOT / "docs" / "horizon.csv")
-    for r, argument in zip(committed.itertuples(), studies, strict=True):
-        label, _, path = argument.partition("=")
-        assert r.study == label
+@pytest.mark.parametrize("figure", ["horizon", "unrolled-25k-arms"])
+def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
+    """The README's `bench forest` figures: their tables (docs/<figure>.csv, written beside
+    them) hold each study's own rows, and the README's command gives them again."""
+    (args,) = [a for a in _readme_forests() if f"docs/{figure}.png" in a]
+    studies = [a for a in args if "=results/" in a]
+    arms = [args[i + 1] for i, a in enumerate(args) if a == "--arm"]
+    by = args[args.index("--by") + 1] if "--by" in args else "study"
+    committed = pd.read_csv(ROOT / "docs" / f"{figure}.csv")
+    for r in committed.itertuples():
+        path = next(a for a in studies if a.startswith(r.study + "=")).partition("=")[2]
         own = pd.read_csv(ROOT / path / "comparisons.csv")
-        own = own[(own["family"] == "confirmatory") & (own["projected"] == "adam+ortho")
+        own = own[(own["family"] == "confirmatory") & (own["projected"] == r.projected)
                   & (own["base"] == "adam")]  # fmt: skip
         assert len(own) == 1
         assert np.isclose(own["estimate"].iloc[0], r.estimate)
         assert (own["n_pairs"].iloc[0], own["verdict"].iloc[0]) == (r.n_pairs, r.verdict)
     absolute = [f"{label}={ROOT / path}" for label, _, path in (a.partition("=") for a in studies)]
-    fresh = across.rows(absolute, arms=["adam+ortho"]).drop(columns="path")
+    fresh = across.rows(absolute, arms=arms or None, by=by).drop(columns="path")
     pd.testing.assert_frame_equal(fresh, committed, check_dtype=False)
+    assert len(committed) == len(studies) * max(len(arms), 1)
+
+
+def test_rows_by_arm_put_each_arms_studies_together(two):
+    a, b = two
+    t = across.rows([str(a), str(b)], statistic="modes", by="arm")
+    assert list(zip(t["projected"], t["study"])) == [
+        ("adam+ortho", "short"), ("adam+ortho", "long"), ("extra-adam", "short")]
+    with pytest.raises(BenchError, match="grouped by 'study' or 'arm'"):
+        across.rows([str(a)], by="workload")

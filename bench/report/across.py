@@ -71,9 +71,13 @@ def rows(
     base: str = "adam",
     arms: Sequence[str] | None = None,
     statistic: str | None = None,
+    by: str = "study",
 ) -> pd.DataFrame:
     """One row per (report, arm): the comparison ``arm`` vs ``base`` on ``statistic`` (default:
-    each report's confirmatory statistic), as the report decided it, in the order given."""
+    each report's confirmatory statistic), as the report decided it, in the order given: by
+    study (each report's rows together) or ``by="arm"`` (each arm's rows together, one a study)."""
+    if by not in ("study", "arm"):
+        raise BenchError(f"rows are grouped by 'study' or 'arm', not {by!r}")
     if not reports:
         raise BenchError("give at least one report directory")
     frames, seen = [], set()
@@ -104,6 +108,10 @@ def rows(
             )
         frames.append(pick.assign(study=label, path=str(path)))
     out = pd.concat(frames, ignore_index=True)
+    if by == "arm":
+        first = {a: i for i, a in enumerate(dict.fromkeys([*(arms or []), *out["projected"]]))}
+        out = out.iloc[np.argsort(out["projected"].map(first).to_numpy(), kind="stable")]
+        out = out.reset_index(drop=True)
     keep = ["study", "workload", "projected", "base", "statistic", "family", "m", "n_pairs",
             "scale", "delta", "estimate", "estimate_ci_lo", "estimate_ci_hi", "p_adjusted",
             "p_equivalence_adjusted", "verdict", "higher_is_better", "path"]  # fmt: skip
@@ -127,8 +135,9 @@ def _units(t: pd.DataFrame) -> tuple[pd.DataFrame, str, float | None]:
     return t.assign(x=est / d, lo=ends[0], hi=ends[1]), "units of δ", 1.0
 
 
-def draw(table: pd.DataFrame, out: str | Path) -> None:
-    """The forest plot of :func:`rows`' table, written to ``out`` (a PNG) only once whole."""
+def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
+    """The forest plot of :func:`rows`' table, written to ``out`` (a PNG) only once whole; a
+    thin line between ``by``'s groups (the table's own order)."""
     from matplotlib.lines import Line2D
 
     from bench.report.figures.canvas import figure
@@ -163,6 +172,9 @@ def draw(table: pd.DataFrame, out: str | Path) -> None:
             band = (np.exp(-delta), np.exp(delta)) if axis == "ratio" else (-delta, delta)
             ax.axvspan(*band, color="#e8e8e8", zorder=0)
             ax.axvline(1.0 if axis == "ratio" else 0.0, color="0.4", lw=0.8, zorder=1)
+            group = t["projected" if by == "arm" else "study"].to_numpy()
+            for k in np.flatnonzero(group[1:] != group[:-1]):  # a line between groups
+                ax.axhline(y[k] - 0.5, color="0.75", lw=0.8)
             for yi, r in zip(y, t.itertuples()):
                 color = COLORS.get(r.verdict, "#000000")
                 if np.isfinite(r.lo) and np.isfinite(r.hi):
