@@ -164,7 +164,7 @@ def _read_state(path: Path, max_seeds: int | None) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        state = json.loads(path.read_text())
+        state = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(state, dict):
             raise TypeError("not a JSON object")
         missing = {"max_seeds", "selection_seeds", "comparisons", "added"} - set(state)

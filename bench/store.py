@@ -105,7 +105,7 @@ def environment(device: str, threads: int | None = None) -> dict[str, Any]:
 
 def _cpu_name() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -352,7 +352,7 @@ def _is_sweep_dir(path: Path) -> bool:
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _read_manifest(sweep_dir: Path) -> dict[str, Any] | None:

@@ -80,7 +80,7 @@ def _archives(folder: Path) -> list[tuple[Path, str]]:
 
 def _lease_record(path: Path) -> dict:
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused(f"{path}: not a lease record ({exc}); leave the folder out") from None
     if not isinstance(record, dict) or not isinstance(record.get("steps"), list):

@@ -127,8 +127,9 @@ class Lease:
         for path in sorted([*ROOT.glob("ogan/**/*.py"), *ROOT.glob("bench/**/*.py")]):
             code.update(path.read_bytes())
         cache = self.results / "lease-gate.json"
-        if cache.is_file() and json.loads(cache.read_text()).get("code") == code.hexdigest():
-            result = {**json.loads(cache.read_text()), "cached": True}
+        cached = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+        if cached.get("code") == code.hexdigest():
+            result = {**cached, "cached": True}
         else:
             result = replay_sweep(load_sweep(study, device=self.device))
             result["code"] = code.hexdigest()

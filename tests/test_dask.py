@@ -66,11 +66,11 @@ def scheduler(tmp_path_factory):
             str(info),
         )
         deadline = time.monotonic() + patience(60)
-        while not (info.is_file() and info.read_text().strip().endswith("}")):
-            assert procs[0].poll() is None, (tmp / "0.log").read_text()
+        while not (info.is_file() and info.read_text(encoding="utf-8").strip().endswith("}")):
+            assert procs[0].poll() is None, (tmp / "0.log").read_text(encoding="utf-8")
             assert time.monotonic() < deadline, "the scheduler did not start"
             time.sleep(0.1)
-        address = json.loads(info.read_text())["address"]
+        address = json.loads(info.read_text(encoding="utf-8"))["address"]
         assert address.startswith("tcp://127.0.0.1:")
         start(
             "distributed.cli.dask_worker",

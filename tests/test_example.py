@@ -24,7 +24,7 @@ SECTION = "## Benchmark your own GAN"
 
 
 def _blocks(language: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     start = text.index(SECTION)
     end = text.index("\n## ", start + 1)
     return re.findall(rf"```{language}\n(.*?)```", text[start:end], flags=re.S)
@@ -44,9 +44,9 @@ def outside(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("user")
     shutil.copytree(ROOT / "examples", root / "examples", ignore=shutil.ignore_patterns("results"))
     sweep = root / "examples" / "sweep.toml"
-    short = _shorten(sweep.read_text())
+    short = _shorten(sweep.read_text(encoding="utf-8"))
     assert short.count("lr = 1e-3") == 4 and "steps = 12" in short  # the edit took
-    sweep.write_text(short)
+    sweep.write_text(short, encoding="utf-8")
     assert not root.is_relative_to(ROOT)
     return root
 
@@ -71,10 +71,11 @@ def test_the_readme_walkthrough_runs_from_outside_the_project_and_reports_what_r
     assert "run sweep files you trust" in out
     runs = sorted((outside / "examples" / "results" / "moons" / "runs").glob("*.json"))
     assert len(runs) == 4 * 2  # 4 optimizer variants × 1 lr × 2 seeds
-    records = [json.loads(p.read_text()) for p in runs]
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in runs]
     assert {r["spec"]["label"] for r in records} == {"adam", "adam+ortho", "radam", "schedule-free"}
     assert all(r["summary"]["diverged_at"] is None for r in records)
-    report = (outside / "examples" / "results" / "moons" / "report" / "report.md").read_text()
+    report_md = outside / "examples" / "results" / "moons" / "report" / "report.md"
+    report = report_md.read_text(encoding="utf-8")
     assert "Code that ran" in report
     digest = records[0]["config"]["sources"]["workload"]["sha256"]
     row = f"| moons:TwoMoons | workload | import path | moons:TwoMoons | sha256 {digest} |"

@@ -123,7 +123,7 @@ def test_a_study_part_packs_its_finished_runs_under_out_and_they_load_back(tmp_p
 def test_the_pilot_projects_each_optimizers_time_and_writes_its_json(tmp_path):
     done = _session(tmp_path, "pilot")
     assert done.returncode == 0, done.stdout + done.stderr
-    pilot = json.loads((tmp_path / "out" / "pilot.json").read_text())["pilot"]
+    pilot = json.loads((tmp_path / "out" / "pilot.json").read_text(encoding="utf-8"))["pilot"]
     assert [p["optimizer"] for p in pilot] == ["adam", "adam+ortho"]
     for p in pilot:
         assert p["members"] == 3 and p["steps"] == 4 and p["execution"]["mode"] == "eager"
@@ -181,7 +181,7 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
     done = _lease(tmp_path, "300", "gate", "study", "seeds")
     assert done.returncode == 0, done.stdout + done.stderr
     out = tmp_path / "out"
-    lease = json.loads((out / "lease.json").read_text())
+    lease = json.loads((out / "lease.json").read_text(encoding="utf-8"))
     gate, study, seeds = lease["steps"]
     assert gate["passed"] and [c["mode"] for c in gate["cases"]] == ["eager", "eager"]
     assert all(c["reason"].startswith("device cpu") for c in gate["cases"])
@@ -192,7 +192,7 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
         ([1001, 1002], 4, 4, [("--seed-part 2/2", 0)]),
     ]  # fmt: skip
     assert seeds["runs"] == seeds["expected"] == 2
-    assert (out / "lease.log").read_text().count("bench run") == 3
+    assert (out / "lease.log").read_text(encoding="utf-8").count("bench run") == 3
     back = tmp_path / "back"
     _untar([out / "unrolled-ring-gpu-1.tar.gz"], back)
     first = bench.load_runs(back / "unrolled-ring-gpu")
@@ -205,9 +205,9 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
 
     again = _lease(tmp_path, "300", "gate", "study", "seeds")  # the same warm machine
     assert again.returncode == 0, again.stdout + again.stderr
-    lease = json.loads((out / "lease.json").read_text())
+    lease = json.loads((out / "lease.json").read_text(encoding="utf-8"))
     assert lease["steps"][0]["cached"] is True
-    assert "bench run" not in (out / "lease.log").read_text()  # nothing left to run
+    assert "bench run" not in (out / "lease.log").read_text(encoding="utf-8")  # nothing left to run
     assert [b["runs"] for b in lease["steps"][1]["blocks"]] == [2, 4]
     assert {p.name for p in out.iterdir()} == {  # repacked: $OUT starts empty each command
         "lease.json", "lease.log", "unrolled-ring-gpu-1.tar.gz", "unrolled-ring-gpu-2.tar.gz",
@@ -231,16 +231,17 @@ def test_a_lease_runs_the_study_in_seed_blocks_then_the_seeds_and_packs_each(tmp
                                       "study --seed-part 2/2", "seeds"]  # fmt: skip
     assert first["seeds"].fillna("").tolist() == ["", "", "1000-1000", "1001-1002", ""]
     assert set(time["outcome"]) == {"done", "exit 0"}
-    assert "lease 2: started" in (report / "device-time.md").read_text()
+    assert "lease 2: started" in (report / "device-time.md").read_text(encoding="utf-8")
     assert (report / "lease-1.json").is_file() and (report / "lease-2.json").is_file()
     assert "skipped the verdicts beside unrolled-ring:" in done.stdout
     # with a CPU report beside it (here: its own), the verdicts are compared; again is the same
     shutil.copytree(report, here / "unrolled-ring" / "report")
-    runs = (report / "runs.csv").read_text()
+    runs = (report / "runs.csv").read_text(encoding="utf-8")
     done = _ingest(here, tmp_path / "lease1", out)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (report / "runs.csv").read_text() == runs
-    assert "0 differ, 0 flipped" in (report / "verdicts-vs-unrolled-ring.txt").read_text()
+    assert (report / "runs.csv").read_text(encoding="utf-8") == runs
+    verdicts = (report / "verdicts-vs-unrolled-ring.txt").read_text(encoding="utf-8")
+    assert "0 differ, 0 flipped" in verdicts
 
 
 def _ingest(results: Path, *folders: Path) -> subprocess.CompletedProcess:
@@ -296,16 +297,16 @@ def test_ingest_copies_each_gpu_models_check_under_its_name_with_its_summary(tmp
     perf = results / "perf"
     assert sorted(p.name for p in perf.iterdir()) == [
         "h100-cuda.json", "h100-cuda.md", "h200-cuda.json", "h200-cuda.md"]
-    h100 = (perf / "h100-cuda.md").read_text()  # the later lease's H100 check
+    h100 = (perf / "h100-cuda.md").read_text(encoding="utf-8")  # the later lease's H100 check
     assert "| pacgan P=10 <= 3 ms | 2.75 | yes |" in h100
     assert "The targets were set on one H200; these figures are from NVIDIA H100" in h100
-    assert "set on one" not in (perf / "h200-cuda.md").read_text()
+    assert "set on one" not in (perf / "h200-cuda.md").read_text(encoding="utf-8")
 
 
 def test_a_lease_with_too_little_time_left_starts_nothing(tmp_path):
     done = _lease(tmp_path, "40")  # 40 s, less the 20 kept back, is under a step's 30
     assert done.returncode == 0, done.stdout + done.stderr
-    steps = json.loads((tmp_path / "out" / "lease.json").read_text())["steps"]
+    steps = json.loads((tmp_path / "out" / "lease.json").read_text(encoding="utf-8"))["steps"]
     assert [s["step"] for s in steps] == ["gate", "study", "seeds", "check"]
     assert all(s["skipped"].endswith("s left") for s in steps)
     assert not (tmp_path / "results").exists()
@@ -340,7 +341,7 @@ def test_a_failed_gate_skips_the_study_and_the_lease_fails(tmp_path, monkeypatch
     cases[0]["rows_error"] = 3.0  # a replay that is not the eager step's maths
     (tmp_path / "results" / "lease-gate.json").unlink()
     assert gpu_lease.Lease(600, ["gate", "study", "seeds"])() == 1
-    steps = json.loads((tmp_path / "lease.json").read_text())["steps"]
+    steps = json.loads((tmp_path / "lease.json").read_text(encoding="utf-8"))["steps"]
     assert steps[0]["gate_passed"] is False
     assert [s["skipped"] for s in steps[1:]] == [
         "the gate failed: replay differs from eager, or it raised"] * 2
@@ -351,7 +352,7 @@ def test_a_failed_gate_skips_the_study_and_the_lease_fails(tmp_path, monkeypatch
     monkeypatch.setattr(cuda, "replay_sweep", broken)  # a gate that raises: recorded, lease on
     (tmp_path / "results" / "lease-gate.json").unlink()
     assert gpu_lease.Lease(600, ["gate", "study"])() == 1
-    steps = json.loads((tmp_path / "lease.json").read_text())["steps"]
+    steps = json.loads((tmp_path / "lease.json").read_text(encoding="utf-8"))["steps"]
     assert steps[0]["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
     assert steps[1]["skipped"].startswith("the gate failed")
 
@@ -408,7 +409,7 @@ def test_unpack_refuses_a_member_outside_its_folder_with_or_without_tarfiles_fil
         tar.add(tmp_path / "run.json", "sweep/../../escaped.json")
     into = tmp_path / "a" / "results"
     assert store.unpack(good, into) == ["sweep/runs/run.json"]
-    assert (into / "sweep" / "runs" / "run.json").read_text() == "{}"
+    assert (into / "sweep" / "runs" / "run.json").read_text(encoding="utf-8") == "{}"
     with pytest.raises(tarfile.TarError):
         store.unpack(evil, into)
     assert not (tmp_path / "a" / "escaped.json").exists()

@@ -185,7 +185,8 @@ def test_the_gpu_check_exits_1_when_the_kernel_disagrees_with_the_reference(
 
     monkeypatch.setattr(bench.perf.cuda, "check", check)
     assert main(["--device", "cuda", "--out", str(tmp_path), "--name", "x"]) == 1
-    assert json.loads((tmp_path / "x-cuda.json").read_text())["correctness"]["passed"] is False
+    record = json.loads((tmp_path / "x-cuda.json").read_text(encoding="utf-8"))
+    assert record["correctness"]["passed"] is False
     assert "does not match" in capsys.readouterr().err
 
 

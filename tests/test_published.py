@@ -66,7 +66,7 @@ def test_published_rows_are_pacgan_table_1_gan_rows_with_their_source():
 
 
 def test_report_puts_ours_beside_the_published_row_with_the_same_statistic(results):
-    text = (build_report(results).parent / "report.md").read_text()
+    text = (build_report(results).parent / "report.md").read_text(encoding="utf-8")
     assert "Published vs ours" in text
     section = text[text.index("## Published vs ours") :]
     section = section[: section.index("\n## ", 1)]
@@ -84,5 +84,5 @@ def test_report_puts_ours_beside_the_published_row_with_the_same_statistic(resul
 
 
 def test_no_published_section_without_a_run_of_a_published_protocol(results):
-    text = (build_report(results / "plain").parent / "report.md").read_text()
+    text = (build_report(results / "plain").parent / "report.md").read_text(encoding="utf-8")
     assert "Published vs ours" not in text

@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _python_blocks(section: str) -> list[str]:
-    text = README.read_text()
+    text = README.read_text(encoding="utf-8")
     start = text.index(f"## {section}")
     end = text.find("\n## ", start + 1)
     return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
@@ -36,7 +36,7 @@ def test_the_performance_table_is_the_committed_baseline():
 
     from bench.perf.gate import BASELINE, markdown
 
-    text = README.read_text()
+    text = README.read_text(encoding="utf-8")
     start = text.index("<!-- perf-table")
     block = text[text.index("\n", start) + 1 : text.index("<!-- /perf-table -->")].strip()
-    assert block == markdown(json.loads(BASELINE.read_text()))
+    assert block == markdown(json.loads(BASELINE.read_text(encoding="utf-8")))

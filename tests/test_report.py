@@ -182,11 +182,12 @@ def test_html_is_self_contained_and_every_reference_resolves(report):
         assert href.startswith("#"), f"external or file link {href}"
         assert href[1:] in page.ids, f"broken anchor {href}"
     assert not [t for t, a in page.tags if t in ("script", "link", "iframe")]
-    assert "http://" not in report.read_text() and "https://" not in report.read_text()
+    text = report.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
 
 
 def test_markdown_figures_exist_next_to_it_and_anchors_resolve(report):
-    md = (report.parent / "report.md").read_text()
+    md = (report.parent / "report.md").read_text(encoding="utf-8")
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(images) == 2 + 8 * len(WORKLOADS)  # with a forest plot and a paired-curves one
     for name in images:
@@ -314,7 +315,7 @@ def test_summary_numbers_equal_a_pandas_recomputation(
     assert (row["final_ci_lo"], row["final_ci_hi"]) == pytest.approx((lo, hi), rel=1e-9)
     assert row["time_per_step_ms"] == pytest.approx(want["time_per_step_ms"], rel=1e-12)
     shown = mean_pm(row["final_mean"], row["final_ci_lo"], row["final_ci_hi"], int(row["n_finite"]))
-    assert f"<td>{shown}</td>" in report.read_text()
+    assert f"<td>{shown}</td>" in report.read_text(encoding="utf-8")
 
 
 def test_paired_comparison_equals_the_seed_matched_difference(report, sweep_dir):
@@ -384,7 +385,7 @@ def test_the_paired_difference_during_training_is_recomputed_step_by_step(report
 def test_the_paired_curves_are_shown_with_the_paired_comparisons_and_say_they_decide_nothing(
     report,
 ):
-    md = report.parent.joinpath("report.md").read_text()
+    md = report.parent.joinpath("report.md").read_text(encoding="utf-8")
     paired = md.index("## Paired comparisons")
     after = md.index("\n## ", paired + 1)
     for wl in WORKLOADS:
@@ -416,7 +417,7 @@ def test_diverged_runs_are_counted_as_nonfinite_and_listed_not_hidden(report, sw
     summary = pd.read_csv(report.parent / "summary.csv").set_index(["workload", "optimizer"])
     assert summary.loc[("bilinear", "sgd"), "divergence_rate_all"] == 0.5
     assert summary.loc[("bilinear", "sgd"), "best_lr"] == 0.05
-    page = report.read_text()
+    page = report.read_text(encoding="utf-8")
     assert "Non-finite: 3 run(s) diverged" in page
     for run_id in diverged["run_id"]:
         assert run_id in page
@@ -432,14 +433,14 @@ def test_missing_runs_from_sweep_json_are_named(report):
         0,
     ]
     assert missing.iloc[0]["reason"] == "not run yet (or interrupted)"  # it never failed
-    page = report.read_text()
+    page = report.read_text(encoding="utf-8")
     assert "Partial sweep: 1 of" in page
     assert missing.iloc[0]["run_id"] in page
     assert "not run yet (or interrupted)" in page
 
 
 def test_report_states_the_seed_split_and_how_metrics_were_computed(report):
-    page = report.read_text()
+    page = report.read_text(encoding="utf-8")
     assert "lr selected on seed(s) 0; everything reported on seed(s) 1, 2" in page
     assert "eval_samples" in page  # mog-ring's metric_info
     assert "torch" in page and "git_commit" in page
@@ -466,7 +467,7 @@ def _copy_runs(sweep_dir: Path, dest: Path, specs: list[RunSpec]) -> None:
 
 def _edit_summaries(sweep_dir: Path, edit) -> None:
     for path in (sweep_dir / "runs").glob("*.json"):
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
         edit(record["summary"])
         path.write_text(json.dumps(record))
 
@@ -539,7 +540,7 @@ def test_partial_single_seed_sweep_renders_with_what_is_missing_named(tmp_path, 
     atomic_write_json(part / "sweep.json", {"specs": [s.to_dict() for s in specs]})
     _copy_runs(sweep_dir, part, [s for s in specs if s.seed == 0])
     index = build_report(part, out=tmp_path / "out")
-    page = index.read_text()
+    page = index.read_text(encoding="utf-8")
     assert index == tmp_path / "out" / "index.html"
     assert "no interval (1 seed)" in page
     assert "dirac: a single seed" in page
@@ -579,7 +580,7 @@ def test_a_sweep_of_other_sweeps_runs_is_named_by_its_sweep_json_and_says_where_
     _copy_runs(sweep_dir, union, specs)
     data = load_sweep(union)
     assert data.sweeps == ["union"] and set(data.runs["sweep"]) == {"tiny"}
-    page = build_report(union, out=tmp_path / "out").read_text()
+    page = build_report(union, out=tmp_path / "out").read_text(encoding="utf-8")
     assert "<title>ogan report: union</title>" in page
     header = rf"Sweep\(s\) union under \S*union: {len(specs)} finished runs \(run in tiny\) on"
     assert re.search(header, page)
@@ -613,7 +614,7 @@ def test_a_run_stored_under_two_sweeps_of_a_results_root_is_counted_once(tmp_pat
 
 
 def test_the_tiny_report_is_titled_by_the_sweep_its_runs_ran_in(report):
-    page = report.read_text()
+    page = report.read_text(encoding="utf-8")
     assert "<title>ogan report: tiny</title>" in page
     assert "(run in " not in page
 
@@ -649,8 +650,8 @@ def test_one_label_covering_two_surgery_settings_becomes_two_paired_optimizers()
 
 def test_a_workload_that_ignores_the_seed_is_flagged(report):
     # dirac starts from fixed (θ, ψ) and samples nothing random: every seed is the same run.
-    assert "dirac: every seed gives the same final metric" in report.read_text()
-    assert "mog-ring: every seed gives" not in report.read_text()
+    assert "dirac: every seed gives the same final metric" in report.read_text(encoding="utf-8")
+    assert "mog-ring: every seed gives" not in report.read_text(encoding="utf-8")
 
 
 # -- verdicts -----------------------------------------------------------------------------------
@@ -681,7 +682,7 @@ def test_every_paired_row_carries_the_fixed_design_verdict_of_its_seed_matched_r
 
 
 def test_the_findings_lead_with_a_forest_plot_and_a_verdict_row_per_comparison(report):
-    md = (report.parent / "report.md").read_text()
+    md = (report.parent / "report.md").read_text(encoding="utf-8")
     findings = md.split("Findings at a glance")[-1].split("\n## ", 1)[0]  # after the contents
     comparisons = pd.read_csv(report.parent / "comparisons.csv")
     for wl in WORKLOADS:

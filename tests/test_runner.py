@@ -79,7 +79,7 @@ def test_a_sweep_stores_every_run_with_spec_summary_environment_and_history(tiny
     assert {p.name for p in runs.iterdir()} == {
         f"{i}{suffix}" for i in ids for suffix in (".json", ".parquet", ".trace.parquet")
     }
-    record = json.loads((runs / f"{report.sweep.specs[0].run_id}.json").read_text())
+    record = json.loads((runs / f"{report.sweep.specs[0].run_id}.json").read_text(encoding="utf-8"))
     assert record["spec"] == report.sweep.specs[0].to_dict()
     assert record["config"]["threads"] == 1
     env = record["env"]
@@ -116,7 +116,7 @@ def test_sweep_json_holds_every_spec_and_the_config_source(tiny_results, tiny_sw
     out, report = tiny_results
     manifest = store.read_sweep(out / "tiny")
     assert manifest["specs"] == list(report.sweep.specs)
-    assert manifest["source"] == tiny_sweep.read_text()
+    assert manifest["source"] == tiny_sweep.read_text(encoding="utf-8")
     assert store.missing(out / "tiny") == []
 
 
@@ -261,7 +261,7 @@ def test_a_run_that_raises_is_reported_the_others_are_stored_and_a_rerun_retries
         f"{i}.error.txt" for i in failed
     )
     for run_id in failed:  # the whole traceback, down to the frame that raised
-        text = (runs / f"{run_id}.error.txt").read_text()
+        text = (runs / f"{run_id}.error.txt").read_text(encoding="utf-8")
         assert text.startswith("# failure: deterministic\nTraceback (most recent call last)")
         assert "crash_inside" in text
         assert text.rstrip().splitlines()[-1] == "RuntimeError: simulated crash"

@@ -66,7 +66,7 @@ def _best_lrs(config: Path, out: Path) -> dict:
 
 def test_it_adds_rounds_of_the_same_new_seeds_to_both_sides_at_their_selected_lrs(decided):
     report, out, _, best = decided
-    state = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text())
+    state = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text(encoding="utf-8"))
     (comparison,) = state["comparisons"]
     assert (comparison["base"], comparison["variant"]) == ("adam", "adam+ortho")
     assert (comparison["lr_base"], comparison["lr_variant"]) == (best["adam"], best["adam+ortho"])
@@ -118,7 +118,7 @@ def test_the_most_seeds_cannot_change_once_a_design_started(decided, config):
 def test_only_undecided_comparisons_get_new_runs(decided):
     _, out, _, _ = decided
     data = analyse(load_sweep(out / "seq"))
-    state = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text())
+    state = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text(encoding="utf-8"))
     assert sequential.next_round(state, data, 2) == []  # done
     (comparison,) = state["comparisons"]
     comparison.update(done=False, max_pairs=7)
@@ -169,7 +169,8 @@ def test_the_max_seeds_help_states_the_default(capsys):
 
 def test_the_report_gives_the_group_sequential_verdict_of_the_last_look(decided):
     _, out, _, _ = decided
-    (comparison,) = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text())["comparisons"]
+    state = json.loads((out / "seq" / SEQUENTIAL_FILE).read_text(encoding="utf-8"))
+    (comparison,) = state["comparisons"]
     (row,) = analyse(load_sweep(out / "seq")).paired.itertuples(index=False)
     last = comparison["looks"][-1]
     assert row.design == "group-sequential" and row.verdict == last["verdict"]

@@ -73,7 +73,7 @@ def _summary(path: Path) -> int:
     from bench.perf.cuda import summary
 
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BenchError(f"cannot read {path} as a perf record: {exc}") from None
     if not isinstance(record, dict) or "machine" not in record:

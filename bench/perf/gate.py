@@ -68,7 +68,7 @@ class Result:
 def read_cases(path: Path) -> dict[str, dict]:
     """The ``cases`` of a saved perf run; a missing or damaged file is a one-line BenchError."""
     try:
-        return json.loads(path.read_text())["cases"]
+        return json.loads(path.read_text(encoding="utf-8"))["cases"]
     except (OSError, ValueError, KeyError) as exc:
         raise BenchError(f"cannot read perf results {path}: {exc}") from None
 
