@@ -89,10 +89,12 @@ def test_a_sweep_stores_every_run_with_spec_summary_environment_and_history(tiny
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_the_commit_is_read_without_writing_the_checkouts_index(tmp_path):
+def test_the_commit_is_read_without_writing_the_checkouts_index(tmp_path, monkeypatch):
     """A run records its checkout's commit and whether it is dirty, and never takes
     .git/index.lock to do it: plain `git status` rewrites a stale index under that lock, and a
     git killed meanwhile (kill -9 of a run's group, the call's timeout) leaves it behind."""
+    for name in [k for k in os.environ if k.startswith("GIT_")]:  # e.g. run from a git hook
+        monkeypatch.delenv(name)  # so that every git here works on tmp_path's repository only
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("a")
