@@ -174,7 +174,7 @@ def _readme_forests() -> list[list[str]]:
     return commands
 
 
-@pytest.mark.parametrize("figure", ["horizon", "unrolled-25k-arms"])
+@pytest.mark.parametrize("figure", ["horizon", "horizon-high-quality", "unrolled-25k-arms"])
 def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     """The README's `bench forest` figures: their tables (docs/<figure>.csv, written beside
     them) hold each study's own rows, and the README's command gives them again."""
@@ -182,17 +182,20 @@ def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     studies = [a for a in args if "=results/" in a]
     arms = [args[i + 1] for i, a in enumerate(args) if a == "--arm"]
     by = args[args.index("--by") + 1] if "--by" in args else "study"
+    statistic = args[args.index("--statistic") + 1] if "--statistic" in args else None
     committed = pd.read_csv(ROOT / "docs" / f"{figure}.csv")
     for r in committed.itertuples():
         path = next(a for a in studies if a.startswith(r.study + "=")).partition("=")[2]
         own = pd.read_csv(ROOT / path / "comparisons.csv")
-        own = own[(own["family"] == "confirmatory") & (own["projected"] == r.projected)
-                  & (own["base"] == "adam")]  # fmt: skip
+        own = own[(own["family"] == r.family) & (own["projected"] == r.projected)
+                  & (own["base"] == "adam") & (own["statistic"] == r.statistic)]  # fmt: skip
+        assert r.family == ("confirmatory" if statistic is None else r.family)
         assert len(own) == 1
         assert np.isclose(own["estimate"].iloc[0], r.estimate)
         assert (own["n_pairs"].iloc[0], own["verdict"].iloc[0]) == (r.n_pairs, r.verdict)
     absolute = [f"{label}={ROOT / path}" for label, _, path in (a.partition("=") for a in studies)]
-    fresh = across.rows(absolute, arms=arms or None, by=by).drop(columns="path")
+    fresh = across.rows(absolute, arms=arms or None, statistic=statistic, by=by)
+    fresh = fresh.drop(columns="path")
     pd.testing.assert_frame_equal(fresh, committed, check_dtype=False)
     assert len(committed) == len(studies) * max(len(arms), 1)
 

@@ -173,7 +173,8 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
             ax.axvspan(*band, color="#e8e8e8", zorder=0)
             ax.axvline(1.0 if axis == "ratio" else 0.0, color="0.4", lw=0.8, zorder=1)
             group = t["projected" if by == "arm" else "study"].to_numpy()
-            for k in np.flatnonzero(group[1:] != group[:-1]):  # a line between groups
+            parts = np.flatnonzero(group[1:] != group[:-1])
+            for k in parts if len(parts) < len(group) - 1 else []:  # a line between groups
                 ax.axhline(y[k] - 0.5, color="0.75", lw=0.8)
             for yi, r in zip(y, t.itertuples()):
                 color = COLORS.get(r.verdict, "#000000")
