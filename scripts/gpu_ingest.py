@@ -152,10 +152,10 @@ def ingest(folders: list[Path], results: Path) -> list[str]:
     leases = [_lease_record(f / "lease.json") for f in folders if (f / "lease.json").is_file()]
     said = [f"left out {p} (cut off while packing: its runs are in no archive of this folder)"
             for f in folders for p in sorted(f.glob("*.tar.gz.part"))]  # fmt: skip
+    from bench import store  # ROOT on sys.path: main()
+
     for found in archives:
         for path, into in found:
-            from bench import store  # ROOT on sys.path: main()
-
             store.unpack(path, results / into)
             said.append(f"unpacked {path.name} under {results / into}")
     checks = {p.name: p for f in folders for p in _checks(f)}  # a later lease's wins

@@ -74,33 +74,30 @@ def test_what_the_device_lacks_is_absent_from_the_commands_here(tmp_path):
         assert f"ModuleNotFoundError: import of {name} halted" in done.stderr, done.stderr
 
 
-def _session(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _session(tmp_path: Path, *args: str, sweep: str = TINY, budget_s: int | None = None,
+             preexec_fn=None) -> subprocess.CompletedProcess:  # fmt: skip
+    """``gpu-session.sh ARGS`` on the CPU with ``sweep`` as the study (and the seeds' sweep)."""
     sweeps, out = tmp_path / "sweeps", tmp_path / "out"
     sweeps.mkdir(exist_ok=True)
     out.mkdir(exist_ok=True)
-    (sweeps / "unrolled-ring-gpu.toml").write_text(TINY)
+    (sweeps / "unrolled-ring-gpu.toml").write_text(sweep)
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_SESSION_DEVICE": "cpu",
            "GPU_SESSION_SWEEPS": str(sweeps), "GPU_SESSION_RESULTS": str(tmp_path / "results"),
            "GPU_PILOT_STEPS": "4", "PYTHONPATH": _device_pythonpath(tmp_path)}  # fmt: skip
+    if budget_s is not None:
+        env["GPU_BUDGET_S"] = str(budget_s)
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True,
-                          timeout=patience(300))  # fmt: skip
+                          timeout=patience(300), preexec_fn=preexec_fn)  # fmt: skip
 
 
 def test_a_study_part_past_its_budget_is_stopped_by_sigint_also_when_started_ignoring_it(tmp_path):
     # a remote runner may start the command in the background, where SIGINT is ignored and
     # inherited: timeout's SIGINT must still stop bench run, which stores what finished (exit
     # 124: timeout stopped it), not leave it to SIGKILL 30 s later (137) or the sweep's end
-    sweeps, out = tmp_path / "sweeps", tmp_path / "out"
-    sweeps.mkdir()
-    out.mkdir()
-    (sweeps / "unrolled-ring-gpu.toml").write_text(TINY.replace("steps = 40", "steps = 10000000"))
-    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "GPU_SESSION_DEVICE": "cpu",
-           "GPU_SESSION_SWEEPS": str(sweeps), "GPU_SESSION_RESULTS": str(tmp_path / "results"),
-           "GPU_BUDGET_S": "3", "PYTHONPATH": _device_pythonpath(tmp_path)}  # fmt: skip
-    done = subprocess.run(
-        ["bash", str(SCRIPT), "study", "1", "1"], env=env, capture_output=True, text=True,
-        timeout=patience(300), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    long = TINY.replace("steps = 40", "steps = 10000000")
+    assert long != TINY
+    done = _session(tmp_path, "study", "1", "1", sweep=long, budget_s=3,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
     # (whether bench run was still importing at 3 s, and so says nothing, is the machine's speed)
     assert done.returncode == 124, done.stdout + done.stderr
     assert "no finished run of unrolled-ring-gpu to pack" in done.stdout

@@ -59,8 +59,7 @@ def _comparisons(path: Path) -> pd.DataFrame:
 def _family_sizes(c: pd.DataFrame) -> pd.Series:
     """m of each row's family: its workload's tested rows of the family (confirmatory and
     secondary are per workload), or the report's (exploratory is one family per report)."""
-    tested = c["p_value"].notna() | (c.get("design", pd.Series("", index=c.index))
-                                     == "group-sequential")  # fmt: skip
+    tested = c["p_value"].notna() | (c["design"] == "group-sequential")
     per_workload = tested.groupby([c["family"], c["workload"]]).transform("sum")
     per_report = tested.groupby(c["family"]).transform("sum")
     return per_workload.where(c["family"] != "exploratory", per_report).astype(int)
@@ -129,10 +128,9 @@ def _units(t: pd.DataFrame) -> tuple[pd.DataFrame, str, float | None]:
         if scale == "log ratio":
             return t.assign(x=np.exp(est), lo=np.exp(lo), hi=np.exp(hi)), "ratio", delta
         return t.assign(x=est, lo=lo, hi=hi), "difference", delta
-    # as the report's own forest plot: signed so that right is better for the arm
-    d = t["delta"].astype(float) * np.where(t["higher_is_better"].astype(bool), 1.0, -1.0)
-    ends = np.sort(np.stack([lo / d, hi / d]), axis=0)
-    return t.assign(x=est / d, lo=ends[0], hi=ends[1]), "units of δ", 1.0
+    from bench.report.figures.forest import in_margin_units  # the report's own forest axis
+
+    return in_margin_units(t), "units of δ", 1.0
 
 
 def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:

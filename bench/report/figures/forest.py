@@ -32,11 +32,9 @@ LIMIT = 8.0
 """Effects beyond ±8 δ are drawn at the edge with an arrow (their numbers are in the table)."""
 
 
-def forest_rows(a: Analysis, wl: str) -> pd.DataFrame:
-    """The rows of ``wl`` the forest plot draws, with ``x``, ``lo``, ``hi`` in units of δ."""
-    c = a.comparisons
-    c = c[(c["workload"] == wl) & c["verdict"].isin(list(COLORS))]
-    c = c[c["p_value"].notna() | (c["design"] == "group-sequential")]
+def in_margin_units(c: pd.DataFrame) -> pd.DataFrame:
+    """``c`` (comparisons' rows) with ``x``, ``lo``, ``hi``: estimate and interval / δ, signed
+    so that right is better for the variant (NaN where no margin is declared)."""
     sign = np.where(c["higher_is_better"].astype(bool), 1.0, -1.0)
     delta = c["delta"].astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -45,6 +43,14 @@ def forest_rows(a: Analysis, wl: str) -> pd.DataFrame:
             np.stack([sign * c["estimate_ci_lo"] / delta, sign * c["estimate_ci_hi"] / delta]), 0
         )
     return c.assign(x=x, lo=ends[0], hi=ends[1])
+
+
+def forest_rows(a: Analysis, wl: str) -> pd.DataFrame:
+    """The rows of ``wl`` the forest plot draws, with ``x``, ``lo``, ``hi`` in units of δ."""
+    c = a.comparisons
+    c = c[(c["workload"] == wl) & c["verdict"].isin(list(COLORS))]
+    c = c[c["p_value"].notna() | (c["design"] == "group-sequential")]
+    return in_margin_units(c)
 
 
 def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
