@@ -5,7 +5,8 @@
     python -m bench perf --compare A [B]    ratios of two saved runs (B: the baseline)
     python -m bench perf --device cuda      the GPU check -> results/perf/<name>-cuda.json
     python -m bench perf --summary X.json   a GPU check's record as markdown (README's GPU section)
-    python -m bench perf --update-baseline  also write results/perf/baseline.json
+    python -m bench perf --update-baseline  also write results/perf/baseline.json (each case
+                                            the median of 3 interpreters: --repeats)
     python -m bench perf --quick --threads 1    on one thread, against baseline-threads1.json
                                             (what make test's gate runs: see gate.baseline_path)
 
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, metavar="CUDA.json",
                    help="print a --device cuda record as markdown (the README's GPU section)")
     p.add_argument("--update-baseline", action="store_true", help="write baseline.json")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="measure each case N times, each in a fresh interpreter, and keep the "
+                   "median ratio (default 3 with --update-baseline, else 1)")  # fmt: skip
     p.add_argument("--no-benchmarks", action="store_true", help="skip the pytest-benchmark suite")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads in every case (default torch's; each has its baseline)")
@@ -113,15 +117,18 @@ def main(argv: list[str] | None = None) -> int:
             print("the CUDA graph's replay does not match eager (see the JSON)", file=sys.stderr)
             return 1
         return 0
-    if not (args.quick or args.no_benchmarks):
-        _pytest_benchmarks(args.out, name)
     if args.threads is not None and args.threads < 1:
         raise BenchError(f"--threads must be >= 1, got {args.threads}")
+    if args.repeats is not None and args.repeats < 1:
+        raise BenchError(f"--repeats must be >= 1, got {args.repeats}")
+    if not (args.quick or args.no_benchmarks):
+        _pytest_benchmarks(args.out, name)
     settings = Settings(quick=args.quick, threads=args.threads)
     rounds = args.rounds or (9 if args.quick else 21)
-    results = gate.run(args.case, settings, rounds=rounds)
+    repeats = args.repeats or (3 if args.update_baseline else 1)
+    results = gate.run(args.case, settings, rounds=rounds, repeats=repeats)
     baseline = gate.baseline_path(settings)
-    record = gate.report(results, settings)
+    record = gate.report(results, settings, repeats=repeats)
     path = args.out / f"{name}.json"
     gate.write_record(path, record)
     print(gate.table(record["cases"]))
