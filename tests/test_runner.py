@@ -197,7 +197,8 @@ def test_corrupt_or_truncated_files_are_reported_and_rerun_and_never_crash_loadi
     (runs / f"{ids[2]}.trace.parquet").write_bytes(b"garbage")
     (runs / f"{ids[3]}.json").write_text("[1, 2]")  # valid JSON, not a record
 
-    partial = bench.load(tmp_path / "out")  # loading skips what it cannot read
+    with pytest.warns(UserWarning, match="left out 4 run.*python -m bench run re-runs them"):
+        partial = bench.load(tmp_path / "out")  # loading skips what it cannot read, and says so
     assert set(partial["run_id"]) == set(ids[4:])
     scan = store.scan(tmp_path / "out" / "tiny")
     assert {run_id for run_id, _ in scan.problems} == set(ids[:4])
