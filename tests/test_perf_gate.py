@@ -261,11 +261,16 @@ def test_repeats_keep_the_measurement_with_the_median_ratio(monkeypatch):
         gate.run(["stats"], QUIET, repeats=0)
 
 
-@pytest.mark.parametrize("argv", [["--quick", "--repeats", "0"], ["--quick", "--threads", "0"]])
+@pytest.mark.parametrize("argv", [["--repeats", "0"], ["--threads", "0"]])
 def test_bad_counts_are_refused_before_anything_runs(argv, tmp_path, monkeypatch):
+    import bench.perf
     from bench.errors import BenchError
 
-    monkeypatch.setattr(gate, "run", lambda *a, **k: pytest.fail("measured before refusing"))
+    def ran(*args, **kwargs):
+        pytest.fail("ran before refusing")
+
+    monkeypatch.setattr(bench.perf, "_pytest_benchmarks", ran)  # not --quick: benchmarks first
+    monkeypatch.setattr(gate, "run", ran)
     with pytest.raises(BenchError, match="must be >= 1, got 0"):
         main([*argv, "--out", str(tmp_path)])
     assert not list(tmp_path.iterdir())
