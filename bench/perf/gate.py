@@ -108,9 +108,9 @@ def run(
     behind (the DCGAN ones allocate hundreds of MB) that measurably skews the next one. With
     ``repeats`` > 1 each case is measured that many times, each in its own interpreter, and keeps
     the measurement with the median ratio: a ratio also moves with where one process's tensors
-    landed (Ortho(Adam) / Adam on one thread, idle: 1.58 in one interpreter, 1.31–1.34 in four
-    others), so a baseline is recorded as the median of several. A case that looks regressed is
-    measured once more and keeps the better of the two.
+    landed (Ortho(Adam) / Adam on one thread, idle, process clock: from 1.21 to 1.58 in different
+    interpreters, 1.31–1.34 in three), so a baseline is recorded as the median of several. A
+    case that looks regressed is measured once more and keeps the better of the two.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
