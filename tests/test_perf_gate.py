@@ -40,18 +40,21 @@ def _work() -> int:
 
 
 def _work_then_off_cpu() -> int:
-    time.sleep(0.002)  # off the CPU, as when the scheduler gives the core to other work
+    time.sleep(0.005)  # off the CPU, as when the scheduler gives the core to other work
     return _work()
 
 
 def test_the_process_clock_does_not_count_time_off_the_cpu():
-    # A subject that spends time off the CPU (here asleep; on a busy machine, descheduled) is
-    # the baseline's equal in CPU time, and several times slower in wall time.
-    on_cpu = interleaved(_work_then_off_cpu, _work, rounds=7, block_s=0.01, clock="process")
+    # A subject that spends 5 ms off the CPU per call (here asleep; on a busy machine,
+    # descheduled) before ~0.15 ms of work: about 35 times the baseline in wall time, and near
+    # its equal in CPU time. Not exactly equal: work right after a sleep runs on colder caches
+    # (and an idle core's lower clock), 0.96–1.61 in 30 idle runs on the 2-core EPYC, 1.11–1.28
+    # beside two busy loops; a clock that counted the sleep would give ~35.
+    on_cpu = interleaved(_work_then_off_cpu, _work, rounds=5, block_s=0.005, clock="process")
     wall = interleaved(_work_then_off_cpu, _work, rounds=3, block_s=0.01, clock="wall")
     assert on_cpu.clock == "process" and wall.clock == "wall"
-    assert 0.6 < on_cpu.ratio < 1.6, on_cpu
-    assert wall.ratio > 2.0, wall
+    assert 0.5 < on_cpu.ratio < 3.0, on_cpu
+    assert wall.ratio > 10.0, wall
     with pytest.raises(ValueError, match="clock must be one of"):
         interleaved(_work, _work, clock="cpu")
 
