@@ -16,6 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ def run(
     once = _measure_isolated if isolate else measure
     results = []
     for name in names:
-        tries = sorted((once(name, settings, rounds) for _ in range(repeats)), key=_by_ratio)
+        tries = [once(name, settings, rounds) for _ in range(repeats)]
+        tries.sort(key=attrgetter("ratio"))
         result = Result(name, tries[len(tries) // 2], CASES[name].bound, baseline.get(name))
         if result.regressed:  # confirm before failing: a real slowdown survives a second look
             again = once(name, settings, rounds)
@@ -135,12 +137,9 @@ def run(
 
 def clock(settings: Settings) -> str:
     """The clock a case is timed on: the process's CPU time on one CPU thread, which other work
-    on the machine cannot inflate; wall time otherwise (bench/perf/measure.py says why)."""
+    on the machine inflates far less than wall time; wall time otherwise (bench/perf/measure.py
+    says why)."""
     return "process" if settings.threads == 1 and settings.device == "cpu" else "wall"
-
-
-def _by_ratio(m: Measurement) -> float:
-    return m.ratio
 
 
 def measure(name: str, settings: Settings, rounds: int) -> Measurement:

@@ -9,8 +9,9 @@ with more runnable work than cores the scheduler takes the process off its core 
 time slices (milliseconds), and a block's wall time then counts how many slices landed in it:
 Ortho(Adam) / Adam on one thread measured 0.87 to 1.42 in wall time across four runs beside two
 busy loops on 2 cores, and 2.32 once beside a loaded suite, against 1.30–1.34 idle; in CPU time
-the same four runs gave 1.30–1.53. CPU time counts only the time the process ran, so it is the
-clock for single-threaded cases. Multi-threaded CPU cases keep wall time: CPU time would add
+the same four runs gave 1.30–1.53. CPU time counts only the time the process ran (what it still
+sees of other work is the cache refills after the process is put back), so it is the clock for
+single-threaded cases. Multi-threaded CPU cases keep wall time: CPU time would add
 every OpenMP thread's spinning at barriers, and parallel speed-up is what they measure. So do
 CUDA cases, whose work runs on the device.
 """
