@@ -181,7 +181,8 @@ def describe(name: str) -> str:
                 f"  implementation (not part of the run id): {', '.join(entry.impl_keys)}"
             )
         opt_in = "; a key it reads from **kwargs: extra_keys = [...]" if entry.open_keys else ""
-        lines.append(f"  with any optimizer: {', '.join(ORTHO_KEYS)}, lr_ratio, surgery{opt_in}")
+        game_keys = "ortho_players (g, d or both), lr_ratio, surgery"
+        lines.append(f"  with any optimizer: {', '.join(ORTHO_KEYS)}, {game_keys}{opt_in}")
         if entry.wraps is not None:
             key, default = entry.wraps
             lines.append(

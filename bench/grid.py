@@ -97,6 +97,8 @@ def optimizer_variants(
         for spec, axes in expand(fields, sequence, where):
             if isinstance(spec.get("lr"), int) and not isinstance(spec["lr"], bool):
                 spec["lr"] = float(spec["lr"])  # 1 and 1.0 are the same run
+            if spec.get("ortho_players") == "both":
+                del spec["ortho_players"]  # the default: the same run as without the key
             label = variant_label(spec, axes, given, entry.wraps)
             owners.claim(label, i)
             variants.append(Variant(label, spec, only))

@@ -1,7 +1,8 @@
 """Optimizer variant labels: the names of a sweep's optimizers in tables and figures.
 
 A label is given (``label = "..."``) or derived from the entry: its name, what it wraps, its
-modifiers (``adam``, ``adam+ortho``, ``adam+surgery``, ``lookahead(adam)``, ``ttur``), then
+modifiers (``adam``, ``adam+ortho``, ``adam+surgery``, ``lookahead(adam)``, ``ttur``; ⊥Grad on
+one player only shows which, ``adam+ortho(g)``), then
 ``[key=value]`` for each grid axis other than ``lr``. Two entries may not share a label.
 """
 
@@ -28,6 +29,8 @@ def derive_label(entry: Mapping[str, Any], wraps: tuple[str, str] | None = None)
     for key, value, suffix in MODIFIERS:
         if entry.get(key) == value and type(entry.get(key)) is type(value):
             label += suffix
+            if key == "ortho" and entry.get("ortho_players", "both") != "both":
+                label += f"({entry['ortho_players']})"
     return label
 
 
@@ -44,7 +47,8 @@ def variant_label(
     """
     shown = [k for k in axes if k != "lr"]
     if given is None:
-        implicit = {"name", *(k for k, _, _ in MODIFIERS), *([wraps[0]] if wraps else [])}
+        implicit = {"name", "ortho_players", *(k for k, _, _ in MODIFIERS),
+                    *([wraps[0]] if wraps else [])}  # fmt: skip
         shown = [k for k in shown if k not in implicit]
     base = given if given is not None else derive_label(spec, wraps)
     return base + "".join(f"[{k}={show(spec[k])}]" for k in shown)

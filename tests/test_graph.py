@@ -309,6 +309,8 @@ def _replay_vs_eager(workload, optimizer, monkeypatch, *, steps=8, members=2, **
 @pytest.mark.parametrize(
     "optimizer",
     [*ogan.optim.OPTIMIZERS, {"name": "adam", "ortho": "weights"},
+     {"name": "adam", "ortho": "weights", "ortho_players": "g"},
+     {"name": "adam", "ortho": "weights", "ortho_players": "d"},
      {"name": "adam", "surgery": True},
      {"name": "lookahead", "base": "optimistic-adam", "k": 3, "ortho": "weights"}],
 )  # fmt: skip

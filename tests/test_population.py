@@ -354,6 +354,17 @@ def test_ortho_composes_per_member_with_every_kind_of_base(name, renorm, float64
     assert_members_are_standalone(_configs("mog-ring", spec, (0, 1, 2)))
 
 
+@pytest.mark.parametrize("players", ["g", "d"])
+@pytest.mark.parametrize("name", ["adam", "extra-adam", "lookahead"])
+def test_ortho_on_one_player_projects_that_players_members_only(name, players):
+    spec = {"name": name, "lr": 1e-3, "ortho": "weights", "ortho_players": players}
+    assert_members_are_standalone(_configs("mog-ring", spec, SEEDS))
+    population = PopulationGame(_configs("mog-ring", spec, (0, 1, 2)))
+    population.keep([0, 2])  # rebuilt players keep ⊥Grad where it was, and only there
+    chains = {"g": population.g.ortho, "d": population.d.ortho}
+    assert chains.pop(players) is not None and next(iter(chains.values())) is None
+
+
 @pytest.mark.parametrize(
     ("workload", "name"),
     [("mog-ring", name) for name in optim.OPTIMIZERS]

@@ -281,7 +281,7 @@ def _pairs(
     rows = []
     for (wl, v), opt in sorted(flags.items()):
         if opt.get("ortho"):
-            base = by_key.get((wl, _optimizer_key(opt, drop=("ortho",))))
+            base = by_key.get((wl, _optimizer_key(opt, drop=("ortho", "ortho_players"))))
             if base is not None:
                 rows.append({"workload": wl, "kind": "ortho", "base": base, "projected": v})
         if opt.get("surgery"):

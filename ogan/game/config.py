@@ -18,8 +18,11 @@ from ogan.registry import resolve_name
 from ogan.workloads.base import Workload
 
 SCHEMES = ("simultaneous", "alternating")
-GAME_OPTIMIZER_KEYS = ("name", "lr_ratio", "surgery")
+GAME_OPTIMIZER_KEYS = ("name", "lr_ratio", "surgery", "ortho_players")
 """Keys of an optimizer spec that belong to the game rather than to one player's optimizer."""
+ORTHO_PLAYERS = ("both", "g", "d")
+"""Which players ``ortho="weights"`` wraps in ⊥Grad (``ortho_players``; default both). A spec
+holds the key only when it is not the default, so runs made before it existed keep their ids."""
 GAME_OPTIONS = ("scheme", "d_steps", "loss", "r1", "batch_size", "fresh_batch", "streams")
 """Options of :func:`resolve` that shape the game, neither the workload's nor the optimizer's:
 what a sweep's ``[[workload]]`` table may set besides the workload's own options."""
@@ -136,6 +139,15 @@ def resolve_optimizer(
         "lr_ratio", spec.get("lr_ratio", entry.game_defaults.get("lr_ratio", 1.0)), strictly=True
     )
     spec["surgery"] = bool(spec.get("surgery", False))
+    players = spec.pop("ortho_players", "both")
+    if players not in ORTHO_PLAYERS:
+        raise ConfigError(f"Invalid ortho_players: {players!r}; valid: 'both' (the default), "
+                          "'g' (the generator only) or 'd' (the discriminator only)")  # fmt: skip
+    if players != "both":
+        if spec.get("ortho") != "weights":
+            raise ConfigError(f"ortho_players={players!r} needs ortho='weights'; add it, or "
+                              "remove ortho_players")  # fmt: skip
+        spec["ortho_players"] = players
     hparams = {k: v for k, v in spec.items() if k not in (*GAME_OPTIMIZER_KEYS, "lr")}
     resolved = found.with_hparams({"lr": spec["lr"], **hparams})  # the keys the players get
     try:  # the optimizer's own validation, on a throwaway parameter

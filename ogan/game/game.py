@@ -105,8 +105,8 @@ class TwoPlayerGame:
     def _setup(self, G: Any, D: Any) -> None:
         """The players and what the step needs besides the networks ``G`` and ``D``."""
         spec = self.config.optimizer
-        self.g = self._player(G, spec["lr"])
-        self.d = self._player(D, spec["lr"] * spec["lr_ratio"])
+        self.g = self._player(G, spec["lr"], "g")
+        self.d = self._player(D, spec["lr"] * spec["lr_ratio"], "d")
         self.extrapolation: str | None = getattr(self.g.optimizer, "extrapolation", None)
         self.loss = LOSSES[self.config.loss] if self.config.loss else None
         self.surgery = bool(spec["surgery"])
@@ -134,9 +134,11 @@ class TwoPlayerGame:
     def _member_params(self, slot: int) -> list[Tensor]:
         raise NotImplementedError
 
-    def _player(self, module: Any, lr: float) -> Player:
+    def _player(self, module: Any, lr: float, role: str) -> Player:
+        """Player ``role`` ("g" or "d"): its optimizer chain built on ``module``'s parameters."""
         params, groups = self._trainable(module)
-        opt = self.config.optimizer_resolved.build(groups, lr=lr)
+        players = self.config.optimizer.get("ortho_players", "both")
+        opt = self.config.optimizer_resolved.build(groups, lr=lr, ortho=players in ("both", role))
         lookahead = _find(opt, Lookahead)
         if lookahead is not None:
             lookahead.auto_sync = False  # both players synchronise together (see step)

@@ -119,7 +119,7 @@ class PopulationGame(TwoPlayerGame):
             old: Player = getattr(self, name)
             state = old.optimizer.state_dict()
             old.net.keep(index)
-            new = self._player(old.net, old.lr)
+            new = self._player(old.net, old.lr, name)
             new.optimizer.load_state_dict(take_members(state, index, before))
             setattr(self, name, new)
         self.batching = Members(self.device, len(slots))

@@ -41,8 +41,9 @@ def train(
         optimizer: a name (as for ``ogan.optim.build``: registered, installed, an import path
             such as ``"torch.optim:RAdam"``, or the class or factory itself), or a spec
             ``{"name": ..., "lr": ..., <hyperparameters>}``; the spec may also hold
-            ``ortho="weights"`` (⊥Grad), ``lr_ratio`` (lr_D = lr * lr_ratio) and
-            ``surgery=True`` (D gradient surgery).
+            ``ortho="weights"`` (⊥Grad; ``ortho_players="g"`` or ``"d"`` on that player
+            only), ``lr_ratio`` (lr_D = lr * lr_ratio) and ``surgery=True`` (D gradient
+            surgery).
         steps: generator updates (workload default if None).
         seed: seeds initialisation, batches and evaluation noise (bit-identical reruns on CPU
             for the same thread count).

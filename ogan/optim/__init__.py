@@ -350,8 +350,12 @@ class Resolved:
                 inner = _wrapped(self.entry, hparams)
         return _checked(self.entry, inner, hparams)
 
-    def build(self, params: Iterable, **overrides: Any) -> Optimizer:
+    def build(self, params: Iterable, *, ortho: bool = True, **overrides: Any) -> Optimizer:
         """The optimizer for one player (``overrides``: e.g. that player's ``lr``).
+
+        ``ortho=False`` leaves this player's optimizer unwrapped where the spec asks for ⊥Grad
+        (the game's ``ortho_players`` names the other player only); True wraps it as the spec
+        says.
 
         A wrapper (lookahead) gets what it wraps as a :class:`Resolved` under its key, so the
         inner optimizer is built from the entry resolved here, not from its name again; the
@@ -369,7 +373,7 @@ class Resolved:
                 f"optimizer {self.name!r} returned {type(optimizer).__name__}, not a "
                 "torch.optim.Optimizer; the factory must return one"
             )
-        return Ortho(optimizer, renorm=self.renorm) if self.ortho else optimizer
+        return Ortho(optimizer, renorm=self.renorm) if self.ortho and ortho else optimizer
 
     def admission(self) -> Admission:
         """:func:`admit` for this spec (cached)."""

@@ -1,0 +1,152 @@
+"""⊥Grad on one player only (``ortho_players``): the spec, the step, the run id, the report.
+
+The population's members against their standalone runs are in ``test_population.py``.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import ogan
+from bench.config import parse_sweep
+from bench.errors import BenchError
+from bench.labels import derive_label, variant_label
+from bench.report.data import _pairs
+from ogan.errors import ConfigError
+from ogan.game import Game, resolve
+
+SPEC = {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}
+
+
+def _game(players=None, ortho=True, **kw):
+    spec = {**SPEC, **({"ortho": "weights"} if ortho else {})}
+    if players is not None:
+        spec["ortho_players"] = players
+    return Game(resolve("mog-ring", spec, device="cpu", seed=3, batch_size=32,
+                        scheme="simultaneous", threads=1, **kw))  # fmt: skip
+
+
+def _params(player):
+    return [p.detach().clone() for p in player.params]
+
+
+@pytest.mark.parametrize("players", ["g", "d"])
+def test_one_simultaneous_step_is_the_projected_step_for_one_player_and_adams_for_the_other(
+    players,
+):
+    # From one initialisation and batch both players' gradients are taken at the same point, so
+    # after one step the player with ⊥Grad is where Adam + ⊥Grad on both puts it and the other
+    # where plain Adam does: the exact update rule of each, bit for bit.
+    one, both, plain = _game(players), _game("both"), _game(ortho=False)
+    for g in (one, both, plain):
+        g.step(0)
+    other = "d" if players == "g" else "g"
+    for a, b in zip(_params(getattr(one, players)), _params(getattr(both, players)), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(_params(getattr(one, other)), _params(getattr(plain, other)), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # and the step differs from both twins' in the player each leaves out
+    assert any(not torch.equal(a, b) for a, b in zip(_params(getattr(one, other)),
+                                                     _params(getattr(both, other))))  # fmt: skip
+
+
+@pytest.mark.parametrize("players", ["g", "d"])
+def test_the_records_show_a_projection_on_that_player_only(players):
+    r = ogan.train("mog-ring", {**SPEC, "ortho": "weights", "ortho_players": players}, steps=4,
+                   eval_every=4, device="cpu", batch_size=16, seed=1)  # fmt: skip
+    other = "d" if players == "g" else "g"
+    assert (r.trace[f"removed_frac_{players}"] > 0).all()
+    assert (r.trace[f"removed_frac_{other}"] == 0).all()
+    np.testing.assert_allclose(r.trace[f"grad_norm_{other}"], r.trace[f"grad_norm_{other}_pre"])
+    assert r.config["optimizer"]["ortho_players"] == players
+
+
+def test_both_is_the_default_and_leaves_the_spec_as_it_was():
+    given = resolve("mog-ring", {**SPEC, "ortho": "weights", "ortho_players": "both"}, device="cpu")
+    default = resolve("mog-ring", {**SPEC, "ortho": "weights"}, device="cpu")
+    assert "ortho_players" not in given.optimizer and given == default
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({**SPEC, "ortho": "weights", "ortho_players": "G"}, "Invalid ortho_players: 'G'; valid"),
+        ({**SPEC, "ortho_players": "g"}, "ortho_players='g' needs ortho='weights'"),
+        ({**SPEC, "ortho": "none", "ortho_players": "d"}, "ortho_players='d' needs ortho="),
+    ],
+)
+def test_bad_ortho_players_are_refused_in_one_line(spec, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve("mog-ring", spec, device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_labels_name_the_player():
+    assert derive_label({**SPEC, "ortho": "weights", "ortho_players": "g"}) == "adam+ortho(g)"
+    assert derive_label({**SPEC, "ortho": "weights", "ortho_players": "both"}) == "adam+ortho"
+    spec = {**SPEC, "ortho": "weights", "ortho_players": "d"}
+    assert variant_label(spec, ["ortho_players"], None, None) == "adam+ortho(d)"
+
+
+def test_the_report_pairs_each_one_player_arm_with_its_twin_without_projection():
+    def record(run_id, **opt):
+        return {"run_id": run_id, "config": {"optimizer": {**SPEC, "lr_ratio": 1.0,
+                                                           "surgery": False, **opt}}}  # fmt: skip
+
+    records = [record("a"), record("g", ortho="weights", ortho_players="g"),
+               record("d", ortho="weights", ortho_players="d")]  # fmt: skip
+    names = {"a": "adam", "g": "adam+ortho(g)", "d": "adam+ortho(d)"}
+    pairs = _pairs(records, dict.fromkeys(names, "mog-ring"), names)
+    got = sorted(zip(pairs["kind"], pairs["base"], pairs["projected"], strict=True))
+    assert got == [("ortho", "adam", "adam+ortho(d)"), ("ortho", "adam", "adam+ortho(g)")]
+
+
+SWEEP = """
+[sweep]
+name = "t"
+seeds = [0]
+steps = 20
+eval_every = 10
+
+[[workload]]
+name = "mog-ring"
+"""
+ENTRY = """
+[[optimizer]]
+name = "adam"
+ortho = "weights"
+lr = 1e-3
+"""
+
+
+def test_a_sweep_grids_over_the_players_and_both_is_the_plain_ortho_run():
+    grid = parse_sweep(SWEEP + ENTRY + 'ortho_players = ["both", "g", "d"]\n', device="cpu")
+    ids = {s.label: s.run_id for s in grid.specs}
+    assert sorted(ids) == ["adam+ortho", "adam+ortho(d)", "adam+ortho(g)"]
+    assert len(set(ids.values())) == 3
+    plain = parse_sweep(SWEEP + ENTRY, device="cpu")
+    assert [s.run_id for s in plain.specs] == [ids["adam+ortho"]]
+    with pytest.raises(BenchError, match="two grid points give the same run"):
+        parse_sweep(SWEEP + ENTRY + 'ortho_players = "both"\nlabel = "b"\n' + ENTRY, device="cpu")
+
+
+def test_the_players_study_adds_two_arms_to_default_ring_25k_and_reuses_its_runs():
+    """bench/sweeps/default-ring-25k-players.toml: default-ring-25k's game, length and seeds;
+    its Adam and Adam + ⊥Grad are that study's runs (the same run ids), and the two new arms
+    differ from Adam + ⊥Grad only in ortho_players."""
+    from bench.config import load_sweep
+
+    base = load_sweep("default-ring-25k", device="cpu").specs
+    players = load_sweep("default-ring-25k-players", device="cpu").specs
+    assert {s.run_id for s in base} == {s.run_id for s in players if "(" not in s.label}
+    by_label = {}
+    for s in players:
+        by_label.setdefault(s.label, set()).add(s.seed)
+    assert sorted(by_label) == ["adam", "adam+ortho", "adam+ortho(d)", "adam+ortho(g)"]
+    assert all(seeds == set(range(6000, 6064)) for seeds in by_label.values())
+    ortho = next(dict(s.optimizer) for s in players if s.label == "adam+ortho")
+    for label in ("g", "d"):
+        spec = next(dict(s.optimizer) for s in players if s.label == f"adam+ortho({label})")
+        assert spec == {**ortho, "ortho_players": label}
+    assert {(s.steps, s.eval_every, s.workload_options) for s in players} == {
+        (s.steps, s.eval_every, s.workload_options) for s in base}
