@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +32,40 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`| 
 KINDS = ("workload", "optimizer")
 DEFAULT_OUT = "results"
 DEFAULT_REPORT_DIR = "results/default"
+
+
+REPEAT_S = 1.0
+"""SIGINTs this soon after the first are the same interrupt (:func:`drop_repeated_interrupts`)."""
+
+
+def drop_repeated_interrupts() -> None:
+    """Make one interrupt of several SIGINTs sent together: the first raises KeyboardInterrupt,
+    those within :data:`REPEAT_S` of it are dropped (a later one raises again).
+
+    ``timeout`` (GNU coreutils), as the GPU session's study parts use it, and job runners like
+    it send SIGINT to the command and then to its process group, so ``bench run`` gets it twice,
+    a few microseconds or milliseconds apart. The second then lands in the code that stores the
+    finished runs and stops the workers, or in the interpreter's shutdown: measured on this
+    project's 2-core VM, tracebacks ("Exception ignored in threading._shutdown") and deaths by
+    the signal itself, and once in a fresh clone's CI a run that did not exit within timeout's
+    30 s grace and was killed. Python's own handler only is replaced (a process that ignores
+    SIGINT, as a sweep's workers do, or that has a handler of its own keeps it), in the main
+    thread, for the rest of the process: ``python -m bench`` calls this, :func:`main` does not.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    first: list[float] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        now = time.monotonic()
+        if first and now - first[-1] < REPEAT_S:
+            return
+        first.append(now)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -246,8 +246,17 @@ def _outcomes(
 
     tasks = (delayed(execute_population)(group, gpus, checkpoints) for group in groups)
     if client is None:
-        for members in local_parallel(n_jobs)(tasks):
-            yield from members
+        try:
+            for members in local_parallel(n_jobs)(tasks):
+                yield from members
+        except RuntimeError as exc:
+            # An interrupt that lands while loky is still starting its executor makes joblib's
+            # abort fail ("cannot join thread before it is started", joblib 1.6): the interrupt
+            # is what happened, and no task had started on the workers it leaves idle (they end
+            # with this process). Seen with SIGINT sent as the workers spawn.
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise
         return
     gpu = groups[0][0].device == "cuda"
     backend_args = {"resources": {"GPU": 1}} if gpu else {}
