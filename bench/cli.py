@@ -47,8 +47,9 @@ def drop_repeated_interrupts() -> None:
     a few microseconds or milliseconds apart. The second then lands in the code that stores the
     finished runs and stops the workers, or in the interpreter's shutdown: measured on this
     project's 2-core VM, tracebacks ("Exception ignored in threading._shutdown") and deaths by
-    the signal itself, and once in a fresh clone's CI a run that did not exit within timeout's
-    30 s grace and was killed. Python's own handler only is replaced (a process that ignores
+    the signal itself. Once, in a fresh clone's CI, a study part under ``timeout`` did not exit
+    within its 30 s grace and was killed; that did not reproduce, so this is the likeliest path,
+    not a proven one. Python's own handler only is replaced (a process that ignores
     SIGINT, as a sweep's workers do, or that has a handler of its own keeps it), in the main
     thread, for the rest of the process: ``python -m bench`` calls this, :func:`main` does not.
     """
