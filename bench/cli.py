@@ -7,6 +7,7 @@ one line on stderr and exit code 2, here and nowhere else; Ctrl-C becomes exit c
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -57,13 +58,14 @@ def drop_repeated_interrupts() -> None:
         return
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         return
-    first: list[float] = []
+    last = -math.inf  # when the last interrupt was raised
 
     def interrupt(signum: int, frame: object) -> None:
+        nonlocal last
         now = time.monotonic()
-        if first and now - first[-1] < REPEAT_S:
+        if now - last < REPEAT_S:
             return
-        first.append(now)
+        last = now
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
