@@ -150,3 +150,30 @@ def test_the_players_study_adds_two_arms_to_default_ring_25k_and_reuses_its_runs
         assert spec == {**ortho, "ortho_players": label}
     assert {(s.steps, s.eval_every, s.workload_options) for s in players} == {
         (s.steps, s.eval_every, s.workload_options) for s in base}
+
+
+def test_the_replication_sample_repeats_two_arms_of_the_players_study_on_new_seeds():
+    """bench/sweeps/default-ring-25k-players-b.toml: Adam and Adam + ⊥Grad on D only with the
+    players study's specs, length and evaluation exactly, on 64 seeds no other sweep uses (so the
+    two samples can be pooled: bench pool refuses shared seeds)."""
+    from pathlib import Path
+
+    from bench.config import load_sweep
+
+    first = load_sweep("default-ring-25k-players", device="cpu").specs
+    second = load_sweep("default-ring-25k-players-b", device="cpu").specs
+    assert sorted({s.label for s in second}) == ["adam", "adam+ortho(d)"]
+    for label in ("adam", "adam+ortho(d)"):
+        seeds = sorted(s.seed for s in second if s.label == label)
+        assert seeds == list(range(7000, 7064))
+        spec = {dict(s.optimizer)["name"]: s for s in first if s.label == label}
+        again = {dict(s.optimizer)["name"]: s for s in second if s.label == label}
+        assert {k: dict(v.optimizer) for k, v in spec.items()} == {
+            k: dict(v.optimizer) for k, v in again.items()}
+    assert {(s.steps, s.eval_every, s.workload_options) for s in second} == {
+        (s.steps, s.eval_every, s.workload_options) for s in first}
+    others = set()
+    for path in Path("bench/sweeps").glob("*.toml"):
+        if path.stem != "default-ring-25k-players-b":
+            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
+    assert not others & {s.seed for s in second}
