@@ -39,7 +39,8 @@ files you trust; ``bench run FILE --dry-run`` lists such names without importing
                      games need different lengths).
     any option of the workload (e.g. ``dim``, ``singular_values`` for ``bilinear``) and any game
     option of ``ogan.train``: ``scheme``, ``d_steps``, ``loss``, ``r1``, ``batch_size``,
-    ``fresh_batch``, ``streams``.
+    ``fresh_batch``, ``streams``, ``flush_denormal`` (``true``: subnormal floats flushed to
+    zero on the CPU; another run, so another run id; ``false`` is the default).
 
 ``[[optimizer]]`` (one or more)
     ``name``         an optimizer (``python -m bench list``), or the import path of a

@@ -54,7 +54,11 @@ def workload_entry(table: Mapping[str, Any], where: str) -> Entry:
 def workload_points(table: Mapping[str, Any], entry: Entry, where: str) -> list[dict[str, Any]]:
     """The workload options (game options included) of every point of a [[workload]] table."""
     options = {k: v for k, v in table.items() if k not in ("name", *RUN_KEYS)}
-    return [point for point, _ in expand(options, entry.sequence_keys, f"{where} ({entry.name})")]
+    points = [point for point, _ in expand(options, entry.sequence_keys, f"{where} ({entry.name})")]
+    for point in points:
+        if point.get("flush_denormal") is False:
+            del point["flush_denormal"]  # the default: the same run as without the key
+    return points
 
 
 def optimizer_variants(

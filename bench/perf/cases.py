@@ -366,6 +366,44 @@ def population_counter_vs_torch_streams(
     return build
 
 
+def population_subnormal_flushed_vs_not(s: Settings) -> Pair:
+    """A population step of ⊥Grad on D only from weights a sixth of which in D's second layer are
+    subnormal (as default-ring-25k-players-b's populations had them at step 10,000), with
+    ``flush_denormal`` vs without (one thread). Each call starts from that state again, so every
+    step meets the subnormals. Intel cores compute on subnormals through microcode assists; the
+    target says only that flushing never costs (its gain depends on the CPU)."""
+    from ogan.game.config import resolve
+    from ogan.game.loop import flush_denormals
+    from ogan.game.population import PopulationGame
+
+    spec = {"name": "adam", "lr": 5e-3, "betas": [0.5, 0.999], "ortho": "weights",
+            "ortho_players": "d"}  # fmt: skip
+
+    def step(flush: bool) -> Callable[[], object]:
+        configs = [resolve("mog-ring", spec, device=s.device, seed=seed, batch_size=256, threads=1,
+                           flush_denormal=flush) for seed in range(POPULATION)]  # fmt: skip
+        with torch.random.fork_rng():
+            population = PopulationGame(configs)
+            weight = population.d.net.params["2.weight"]  # (members, 128, 128)
+            tiny = torch.rand(weight.shape) < 1 / 6
+        with torch.no_grad():
+            weight[tiny] *= 1e-38  # |w| ~ 1e-40 to 1e-38: subnormal in float32
+        state = {k: v.clone() for k, v in population.d.net.params.items()}
+        counter = [0]
+
+        def call() -> None:
+            with torch.no_grad():
+                for name, value in state.items():
+                    population.d.net.params[name].copy_(value)
+            with flush_denormals(flush):
+                population.step(counter[0]).cpu()
+            counter[0] += 1
+
+        return _one_thread(call)
+
+    return step(True), step(False)
+
+
 STUDY = "unrolled-ring-gpu"
 """The sweep whose arms the ``arm-*`` cases time: issue 22's six optimizers on the unrolled-GAN
 ring protocol (the CPU samples' sweeps hold the same arms)."""
@@ -496,6 +534,10 @@ CASES: dict[str, Case] = {
               ("extra-adam", "extra-adam", 2.3),
               ("lookahead", "lookahead(adam)", 1.2),
           ]),
+        Case("subnormal-flush", f"{POPULATION}-member population step of adam+ortho(d) from D "
+             "weights a sixth subnormal: flush_denormal vs not (mog-ring, one thread)",
+             "flushed", "not flushed", 1.1, population_subnormal_flushed_vs_not, quick=False,
+             cuda=False),
         Case("frechet", "ogan Fréchet distance vs pytorch-fid's, d = 2048 (256 in quick mode)",
              "ogan", "pytorch-fid", 1 / 5, frechet_vs_pytorch_fid, quick=False, cuda=False,
              heavy=True),

@@ -23,7 +23,9 @@ GAME_OPTIMIZER_KEYS = ("name", "lr_ratio", "surgery", "ortho_players")
 ORTHO_PLAYERS = ("both", "g", "d")
 """Which players ``ortho="weights"`` wraps in ⊥Grad (``ortho_players``; default both). A spec
 holds the key only when it is not the default, so runs made before it existed keep their ids."""
-GAME_OPTIONS = ("scheme", "d_steps", "loss", "r1", "batch_size", "fresh_batch", "streams")
+GAME_OPTIONS = (
+    "scheme", "d_steps", "loss", "r1", "batch_size", "fresh_batch", "streams", "flush_denormal"
+)
 """Options of :func:`resolve` that shape the game, neither the workload's nor the optimizer's:
 what a sweep's ``[[workload]]`` table may set besides the workload's own options."""
 
@@ -47,6 +49,7 @@ class TrainConfig:
     fresh_batch: bool  # extrapolation methods: a new minibatch for the update half-step
     threads: int | None  # torch intra-op threads during the run; None leaves torch's setting
     streams: str = "torch"  # training batches: torch.Generator, or counter-based (streams.py)
+    flush_denormal: bool = False  # CPU: subnormal floats flushed to zero (loop.flush_denormals)
     sources: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Where each name's code came from (``ogan.registry.Origin`` as dicts): ``workload``,
     ``optimizer`` and, for a wrapper, ``optimizer.<key>`` (e.g. ``optimizer.base``)."""
@@ -159,6 +162,34 @@ def resolve_optimizer(
     return spec, resolved, getattr(trial, "extrapolation", None)
 
 
+def _check_flush_denormal(on: Any, device: torch.device, threads: int | None) -> None:
+    """``flush_denormal``: a bool; on, a CPU run on one intra-op thread where torch can set it."""
+    if not isinstance(on, bool):
+        raise ConfigError(f"flush_denormal must be true or false, not {on!r}")
+    if not on:
+        return
+    if device.type != "cpu":
+        raise ConfigError(
+            f"flush_denormal applies to CPU runs only (device {str(device)!r} computes "
+            "subnormal floats at full speed); remove it"
+        )
+    if threads != 1:
+        # torch.set_flush_denormal sets FTZ/DAZ on the calling thread only: torch's other
+        # intra-op threads would go on computing subnormals, and a run's numbers would depend
+        # on which thread took which chunk.
+        raise ConfigError(
+            f"flush_denormal needs threads=1 (got threads={threads}): torch sets it on the "
+            "calling thread only; add threads=1 (bench run trains every run on one thread)"
+        )
+    from ogan.game.loop import denormals_supported  # the loop sets it; this only asks
+
+    if not denormals_supported():
+        raise ConfigError(
+            "flush_denormal: torch cannot flush subnormal floats on this CPU "
+            "(torch.set_flush_denormal returned False); remove it"
+        )
+
+
 def resolve(
     workload: Any,
     optimizer: Any | Mapping[str, Any],
@@ -176,6 +207,7 @@ def resolve(
     fresh_batch: bool = False,
     threads: int | None = None,
     streams: str = "torch",
+    flush_denormal: bool = False,
     lr: float | None = None,
     lr_ratio: float | None = None,
     **options: Any,
@@ -244,6 +276,7 @@ def resolve(
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"Unsupported device {device!r}; use 'cpu' or 'cuda[:N]'")
+    _check_flush_denormal(flush_denormal, dev, threads)
 
     return TrainConfig(
         workload=workload,
@@ -261,6 +294,7 @@ def resolve(
         fresh_batch=bool(fresh_batch),
         threads=threads,
         streams=streams,
+        flush_denormal=flush_denormal,
         sources={"workload": entry.origin.to_dict(), **resolved.sources},
         resolved=resolved,
     )

@@ -54,7 +54,9 @@ def train(
         checkpoint_every: steps between checkpoints (needs ``checkpoint``; default 5,000 for
             runs over 10,000 steps, else none). It changes no number the run computes.
         **options: game options (``scheme``, ``d_steps``, ``loss``, ``r1``, ``surgery``,
-            ``batch_size``, ``fresh_batch``, ``threads``) and the workload's own options.
+            ``batch_size``, ``fresh_batch``, ``threads``, ``streams``, ``flush_denormal``:
+            True flushes subnormal floats to zero during a CPU run, with ``threads=1``) and the
+            workload's own options.
 
     A non-finite loss or gradient stops the run: ``summary["diverged_at"]`` holds that step
     and the run returns normally.
@@ -83,5 +85,5 @@ def step_times(
 
 def _run_one(config: Any, **run: Any) -> TrainResult:
     """One run of ``config`` through the run loop (``run``: :func:`loop.run`'s keywords)."""
-    with loop.torch_threads(config.threads):
+    with loop.torch_threads(config.threads), loop.flush_denormals(config.flush_denormal):
         return loop.run(loop.One(Game(config)), [config], population=False, **run)[0]
