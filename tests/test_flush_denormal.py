@@ -138,3 +138,19 @@ def test_in_a_sweep_it_is_a_workload_key_false_is_the_default_run_and_true_anoth
     assert ids[""] == ids["flush_denormal = false\n"] != ids["flush_denormal = true\n"]
     axis = parse_sweep(SWEEP + "flush_denormal = [false, true]\n", device="cpu").specs
     assert [s.run_id for s in axis] == [ids[""], ids["flush_denormal = true\n"]]
+
+
+def test_a_checkpoint_written_before_the_option_existed_still_resumes(tmp_path):
+    # Its configs lack the key; the run they describe is the default's, so it goes on.
+    from ogan.game import checkpoint as ckpt
+
+    config = resolve("mog-ring", {"name": "adam", "lr": 1e-3}, device="cpu", threads=1)
+    now = config.to_dict()
+    before = {k: v for k, v in now.items() if k != "flush_denormal"}
+    path = tmp_path / "run.pt"
+    ckpt.save(path, [before], {"step": 3})
+    assert ckpt.load(path, [now]) == {"step": 3}
+    flushed = resolve("mog-ring", {"name": "adam", "lr": 1e-3}, device="cpu", threads=1,
+                      flush_denormal=True).to_dict()  # fmt: skip
+    with pytest.raises(ConfigError, match="belongs to another run"):
+        ckpt.load(path, [flushed])

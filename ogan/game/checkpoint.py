@@ -23,6 +23,7 @@ the history's Python objects; it is the run's own file, written by this module.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,17 @@ def load(path: Path, configs: list[dict[str, Any]]) -> dict[str, Any] | None:
         raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a checkpoint of this version of ogan; delete it")
-    if saved["configs"] != configs:
+    if [_completed(c) for c in saved["configs"]] != configs:
         raise ConfigError(f"checkpoint {path} belongs to another run; delete it or use another")
     return saved["state"]
+
+
+def _completed(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration with the defaults of keys added to ``TrainConfig`` since it was
+    written (``flush_denormal``): the run it describes is the one those defaults give, so an
+    interrupted run goes on across the upgrade."""
+    from ogan.game.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING and f.name != "resolved"}  # fmt: skip
+    return {**{k: v for k, v in defaults.items() if k not in config}, **config}
