@@ -158,6 +158,7 @@ def test_the_replication_sample_repeats_two_arms_of_the_players_study_on_new_see
     two samples can be pooled: bench pool refuses shared seeds)."""
     from pathlib import Path
 
+    import bench
     from bench.config import load_sweep
 
     first = load_sweep("default-ring-25k-players", device="cpu").specs
@@ -173,7 +174,7 @@ def test_the_replication_sample_repeats_two_arms_of_the_players_study_on_new_see
     assert {(s.steps, s.eval_every, s.workload_options) for s in second} == {
         (s.steps, s.eval_every, s.workload_options) for s in first}
     others = set()
-    for path in Path("bench/sweeps").glob("*.toml"):
+    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
         if path.stem != "default-ring-25k-players-b":
             others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
     assert not others & {s.seed for s in second}
