@@ -32,6 +32,7 @@ import torch
 
 from ogan.errors import ConfigError
 from ogan.files import atomic_open
+from ogan.game.config import TrainConfig
 
 FORMAT = 1
 """Bumped whenever the file's layout changes; an older file is refused with a clear message."""
@@ -127,8 +128,6 @@ def _completed(config: dict[str, Any]) -> dict[str, Any]:
     """A saved configuration with the defaults of keys added to ``TrainConfig`` since it was
     written (``flush_denormal``): the run it describes is the one those defaults give, so an
     interrupted run goes on across the upgrade."""
-    from ogan.game.config import TrainConfig
-
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
                 if f.default is not dataclasses.MISSING and f.name != "resolved"}  # fmt: skip
     return {**{k: v for k, v in defaults.items() if k not in config}, **config}

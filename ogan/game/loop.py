@@ -105,6 +105,14 @@ def flush_denormals(on: bool) -> Iterator[None]:
         torch.set_flush_denormal(before)
 
 
+@contextmanager
+def run_settings(config: TrainConfig) -> Iterator[None]:
+    """The process-wide torch settings a run trains under, set for the run and restored after:
+    its intra-op threads, then (on the thread that now does all the work) the subnormal mode."""
+    with torch_threads(config.threads), flush_denormals(config.flush_denormal):
+        yield
+
+
 class One:
     """A one-run :class:`Game` seen as a population of one (the loop's interface)."""
 

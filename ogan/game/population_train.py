@@ -63,7 +63,7 @@ def train_population(
             "--population 1)"
         )
     checkpointing = ckpt.plan(checkpoint, checkpoint_every, config.steps)
-    with loop.torch_threads(config.threads), loop.flush_denormals(config.flush_denormal):
+    with loop.run_settings(config):
         game = PopulationGame(configs)
         results = loop.run(game, configs, population=True, checkpointing=checkpointing)
     for result in results:

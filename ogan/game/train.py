@@ -85,5 +85,5 @@ def step_times(
 
 def _run_one(config: Any, **run: Any) -> TrainResult:
     """One run of ``config`` through the run loop (``run``: :func:`loop.run`'s keywords)."""
-    with loop.torch_threads(config.threads), loop.flush_denormals(config.flush_denormal):
+    with loop.run_settings(config):
         return loop.run(loop.One(Game(config)), [config], population=False, **run)[0]
