@@ -178,3 +178,36 @@ def test_the_replication_sample_repeats_two_arms_of_the_players_study_on_new_see
         if path.stem != "default-ring-25k-players-b":
             others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
     assert not others & {s.seed for s in second}
+
+
+def test_the_unrolled_d_only_sample_is_the_unrolled_protocol_with_d_only_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d.toml: unrolled-ring-25k-cpu's protocol, length
+    and evaluation, its Adam arm exactly and its Adam + ⊥Grad with the projection on D only; the
+    one other difference, declared in the file, is flush_denormal in both arms (so its run ids
+    are its own); 48 seeds no other sweep uses."""
+    from pathlib import Path
+
+    import bench
+    from bench.config import load_sweep
+
+    base = load_sweep("unrolled-ring-25k-cpu", device="cpu").specs
+    d_only = load_sweep("unrolled-ring-25k-cpu-ortho-d", device="cpu").specs
+    assert sorted({s.label for s in d_only}) == ["adam", "adam+ortho(d)"]
+    for label, base_label, extra in (("adam", "adam", {}),
+                                     ("adam+ortho(d)", "adam+ortho", {"ortho_players": "d"})):
+        assert sorted(s.seed for s in d_only if s.label == label) == list(range(8000, 8048))
+        spec = next(dict(s.optimizer) for s in base if s.label == base_label)
+        assert {tuple(sorted(dict(s.optimizer).items())) for s in d_only if s.label == label} == {
+            tuple(sorted({**spec, **extra}.items()))}
+    options = {dict(s.workload_options).get("flush_denormal") for s in d_only}
+    assert options == {True}
+    strip = {k: v for k, v in dict(d_only[0].workload_options).items() if k != "flush_denormal"}
+    assert {tuple(sorted(dict(s.workload_options).items())) for s in base} == {
+        tuple(sorted(strip.items()))}
+    assert {(s.steps, s.eval_every) for s in d_only} == {(s.steps, s.eval_every) for s in base}
+    assert not {s.run_id for s in d_only} & {s.run_id for s in base}
+    others = set()
+    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
+        if path.stem != "unrolled-ring-25k-cpu-ortho-d":
+            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
+    assert not others & {s.seed for s in d_only}
