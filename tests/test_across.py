@@ -174,7 +174,10 @@ def _readme_forests() -> list[list[str]]:
     return commands
 
 
-@pytest.mark.parametrize("figure", ["horizon", "horizon-high-quality", "unrolled-25k-arms"])
+@pytest.mark.parametrize(
+    "figure",
+    ["horizon", "horizon-high-quality", "unrolled-25k-arms", "d-only", "d-only-high-quality"],
+)
 def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     """The README's `bench forest` figures: their tables (docs/<figure>.csv, written beside
     them) hold each study's own rows, and the README's command gives them again."""

@@ -211,3 +211,54 @@ def test_the_unrolled_d_only_sample_is_the_unrolled_protocol_with_d_only_on_new_
         if path.stem != "unrolled-ring-25k-cpu-ortho-d":
             others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
     assert not others & {s.seed for s in d_only}
+
+
+def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-ortho-d, recomputed with scipy from the
+    committed runs.csv (seed-matched pairs, paired t; Holm over the three secondary metrics), and
+    the report's own verdicts on them."""
+    from pathlib import Path
+
+    import pandas as pd
+    from scipy import stats
+
+    root = Path(__file__).resolve().parents[1]
+    report = root / "results" / "unrolled-ring-25k-cpu-ortho-d" / "report"
+    runs = pd.read_csv(report / "runs.csv")
+    wide = runs.pivot(index="seed", columns="label")
+    assert list(wide.index) == list(range(8000, 8048))
+
+    def paired(metric, log=False):
+        a, b = wide[metric]["adam"], wide[metric]["adam+ortho(d)"]
+        keep = a.notna() & b.notna()
+        d = (np.log(b) - np.log(a)) if log else (b - a)
+        d = d[keep]
+        t = stats.ttest_1samp(d, 0.0)
+        lo, hi = t.confidence_interval(0.95)
+        return d.mean(), lo, hi, t.pvalue, len(d)
+
+    modes = paired("final_modes")
+    assert modes[:3] == pytest.approx((1.833, 0.969, 2.698), abs=1e-3)
+    assert modes[3] < 1e-3 and modes[4] == 48
+    secondary = {"fd": paired("final_fd", log=True), "high_quality": paired("final_high_quality"),
+                 "reverse_kl": paired("final_reverse_kl")}  # fmt: skip
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((0.205, 0.0833, 0.503), abs=1e-3)
+    assert secondary["high_quality"][:3] == pytest.approx((-0.0513, -0.0942, -0.0084), abs=1e-4)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (-0.314, -0.567, -0.061, 44), abs=1e-3)  # fmt: skip
+    ps = sorted(v[3] for v in secondary.values())
+    holm = np.maximum.accumulate([p * (3 - i) for i, p in enumerate(ps)])
+    assert holm.max() < 0.05  # all three decided at the family's level
+    # The README's description after the fact: the pairs where Adam's run ended on 0-2 modes.
+    modes_a, modes_d = wide["final_modes"]["adam"], wide["final_modes"]["adam+ortho(d)"]
+    hq = wide["final_high_quality"]
+    collapsed = modes_a <= 2
+    assert (collapsed.sum(), (modes_d <= 2).sum()) == (20, 3)
+    assert (modes_d - modes_a)[collapsed].mean() == pytest.approx(4.35)
+    assert (modes_d - modes_a)[~collapsed].mean() == pytest.approx(0.0357, abs=1e-3)
+    assert (hq["adam+ortho(d)"] - hq["adam"])[~collapsed].mean() == pytest.approx(-0.084, abs=1e-3)
+    table = pd.read_csv(report / "comparisons.csv")
+    verdicts = dict(zip(table.statistic, table.verdict))
+    assert verdicts["modes"] == "better"
+    assert (verdicts["fd"], verdicts["high_quality"], verdicts["reverse_kl"]) == (
+        "better", "worse", "better")  # fmt: skip
