@@ -51,14 +51,24 @@ def workload_entry(table: Mapping[str, Any], where: str) -> Entry:
     return entry
 
 
+NEUTRAL = {"ortho_players": "both", "flush_denormal": False}
+"""Keys added after runs existed, at their default: the same run as without the key, so a grid
+point drops them and those runs keep their ids."""
+
+
+def _drop_neutral(point: dict[str, Any]) -> dict[str, Any]:
+    for key, default in NEUTRAL.items():
+        value = point.get(key)
+        if type(value) is type(default) and value == default:  # 0 is not False
+            del point[key]
+    return point
+
+
 def workload_points(table: Mapping[str, Any], entry: Entry, where: str) -> list[dict[str, Any]]:
     """The workload options (game options included) of every point of a [[workload]] table."""
     options = {k: v for k, v in table.items() if k not in ("name", *RUN_KEYS)}
-    points = [point for point, _ in expand(options, entry.sequence_keys, f"{where} ({entry.name})")]
-    for point in points:
-        if point.get("flush_denormal") is False:
-            del point["flush_denormal"]  # the default: the same run as without the key
-    return points
+    where = f"{where} ({entry.name})"
+    return [_drop_neutral(point) for point, _ in expand(options, entry.sequence_keys, where)]
 
 
 def optimizer_variants(
@@ -101,8 +111,7 @@ def optimizer_variants(
         for spec, axes in expand(fields, sequence, where):
             if isinstance(spec.get("lr"), int) and not isinstance(spec["lr"], bool):
                 spec["lr"] = float(spec["lr"])  # 1 and 1.0 are the same run
-            if spec.get("ortho_players") == "both":
-                del spec["ortho_players"]  # the default: the same run as without the key
+            _drop_neutral(spec)
             label = variant_label(spec, axes, given, entry.wraps)
             owners.claim(label, i)
             variants.append(Variant(label, spec, only))
