@@ -59,6 +59,16 @@ files you trust; ``bench run FILE --dry-run`` lists such names without importing
     any hyperparameter of the optimizer (``betas``, ``eps``, ``momentum``, ``base``/``k``/
     ``alpha`` for ``lookahead`` ..., the keyword arguments of a user's optimizer).
 
+``[[compare]]`` (optional, any number)
+    ``arm``, ``against``  the labels of two of the sweep's optimizers: a paired comparison of
+                     ``arm`` against ``against`` (difference = arm − against), declared with the
+                     sweep, on every workload both ran. The report makes it beside the ones it
+                     always makes (⊥Grad or surgery against its projection-free twin, every
+                     other optimizer against Adam) and counts it in the same families:
+                     confirmatory on the primary metric (Holm), secondary on the others.
+                     E.g. ``arm = "adam+ortho"``, ``against = "extra-adam"``. It selects no
+                     run, so it is not part of any run id.
+
 The grid is workloads (× their option axes) × optimizers (× their axes, ``lr`` included) × seeds.
 Every combination becomes one frozen :class:`~bench.spec.RunSpec` whose content hash is its run
 id: the hash of what determines the result (workload and its options, optimizer spec, seed,
@@ -114,7 +124,8 @@ SWEEP_KEYS = (
     "name", "description", "seeds", "steps", "eval_every", "device", "checkpoint_every",
     "trace_every",
 )  # fmt: skip
-TOP_KEYS = ("sweep", "workload", "optimizer")
+TOP_KEYS = ("sweep", "workload", "optimizer", "compare")
+COMPARE_KEYS = ("arm", "against")
 DEVICES = ("cpu", "cuda")
 DEFAULT_SEEDS = (0, 1, 2)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -133,6 +144,7 @@ class Sweep:
     imports: tuple[Import, ...] = ()  # the code from outside ogan that it names
     checkpoint_every: int | None = None  # None: ogan's default (long runs only)
     trace_every: int = 1  # the stored trace keeps every N-th step (and the last)
+    compare: tuple[tuple[str, str], ...] = ()  # declared (arm, against) comparisons, by label
 
     def manifest(self) -> dict[str, Any]:
         """The content of ``sweep.json``: enough for a report to tell which runs are missing."""
@@ -143,6 +155,7 @@ class Sweep:
             "source": self.source,
             "device": self.device,
             "specs": [spec.to_dict() for spec in self.specs],
+            "compare": [{"arm": arm, "against": against} for arm, against in self.compare],
         }
 
 
@@ -265,8 +278,47 @@ def parse_sweep(
                         )
                     )
     _check_unique(specs)
+    compare = _comparisons(doc, variants)
     imports = tuple(sweep_imports(doc))
-    return Sweep(name, description, origin, text, device, tuple(specs), imports, every, trace_every)
+    return Sweep(
+        name, description, origin, text, device, tuple(specs), imports, every, trace_every, compare
+    )
+
+
+def _comparisons(doc: dict[str, Any], variants: list[grid.Variant]) -> tuple[tuple[str, str], ...]:
+    """The sweep's ``[[compare]]`` tables as (arm, against) label pairs, each checked: both are
+    labels of the sweep's optimizers, they differ, and no pair is declared twice (either way)."""
+    if "compare" not in doc:
+        return ()
+    found = doc["compare"]
+    if not isinstance(found, list) or not all(isinstance(t, dict) for t in found):
+        raise BenchError(
+            "[[compare]] must be an array of tables (write [[compare]], not [compare])"
+        )
+    labels = [v.label for v in variants]
+    pairs: list[tuple[str, str]] = []
+    for i, table in enumerate(found, 1):
+        where = f"[[compare]] #{i}"
+        grid.check_keys(table, COMPARE_KEYS, where)
+        missing = [k for k in COMPARE_KEYS if k not in table]
+        if missing:
+            raise BenchError(
+                f"{where} needs {' and '.join(missing)}: the labels of two of the sweep's "
+                f'optimizers, e.g. arm = "adam+ortho", against = "extra-adam"'
+            )
+        arm, against = table["arm"], table["against"]
+        for key, value in (("arm", arm), ("against", against)):
+            if value not in labels:
+                raise BenchError(
+                    f"{where} {key} = {value!r} is not an optimizer of this sweep; its labels: "
+                    f"{', '.join(dict.fromkeys(labels))}"
+                )
+        if arm == against:
+            raise BenchError(f"{where} compares {arm!r} with itself; name two different labels")
+        if (arm, against) in pairs or (against, arm) in pairs:
+            raise BenchError(f"{where} declares {arm!r} against {against!r} a second time")
+        pairs.append((arm, against))
+    return tuple(pairs)
 
 
 def validate(specs: Iterable[RunSpec], *, device: str | None = None) -> None:
