@@ -21,7 +21,8 @@ Glossary: one word per concept, in the code, the column names and the prose.
 - *base* and *projected*: the two sides of a paired comparison (``kind``): an optimizer without
   and with a projection (⊥Grad or D gradient surgery), identical otherwise (``ortho``,
   ``surgery``); or the workload's plain Adam and another optimizer without a projection
-  (``baseline``).
+  (``baseline``); or the ``against`` and ``arm`` of a comparison the sweep file declares
+  (``[[compare]]``, ``declared``).
 - *workload*: the registered name, with the options that differ appended where one name ran
   with several option sets (``workload_name`` is the registered name alone).
 - *diverged*: a non-finite loss or gradient stopped the run (``summary["diverged_at"]``).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ class SweepData:
     records: list[dict[str, Any]]
     workloads: dict[str, WorkloadInfo]  # by report workload key
     optimizer_config: dict[tuple[str, str], dict[str, Any]]  # (workload, optimizer) -> config
-    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"/"baseline"), base, projected
+    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"/"baseline"/"declared"), base, projected
     missing: pd.DataFrame  # specs listed in sweep.json without a finished run, and why
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
@@ -261,14 +262,19 @@ def _optimizers(
 
 
 def _pairs(
-    records: list[dict[str, Any]], wl_key: dict[str, str], optimizer: dict[str, str]
+    records: list[dict[str, Any]],
+    wl_key: dict[str, str],
+    optimizer: dict[str, str],
+    declared: Sequence[tuple[str, str]] = (),
 ) -> pd.DataFrame:
     """(workload, kind, base, projected) of every paired comparison the report makes.
 
     ``ortho`` / ``surgery``: an optimizer with the projection against its projection-free twin
     (the same configuration otherwise). ``baseline``: every optimizer without a projection
     against the workload's plain Adam (:func:`adam_reference`), so that the baselines of the
-    sweep are seed-matched against the standard GAN optimizer as well.
+    sweep are seed-matched against the standard GAN optimizer as well. ``declared``: the
+    sweep's own ``[[compare]]`` pairs (arm, against), on every workload where both ran, unless
+    the report already makes that comparison (either way round).
     """
     keys: dict[tuple[str, str], str] = {}
     flags: dict[tuple[str, str], dict[str, Any]] = {}
@@ -294,6 +300,14 @@ def _pairs(
         for v, opt in sorted(names.items()):
             if reference is not None and v != reference and not _projected(opt):
                 rows.append({"workload": wl, "kind": "baseline", "base": reference, "projected": v})
+    for arm, against in declared:
+        for wl in sorted({wl for wl, _ in flags}):
+            names = {v for w, v in flags if w == wl}
+            made = any(
+                r["workload"] == wl and {r["base"], r["projected"]} == {arm, against} for r in rows
+            )  # the report makes it anyway (either way round)
+            if arm in names and against in names and not made:
+                rows.append({"workload": wl, "kind": "declared", "base": against, "projected": arm})
     return pd.DataFrame(rows, columns=["workload", "kind", "base", "projected"])
 
 
@@ -435,6 +449,20 @@ def load_sweep(path: Path) -> SweepData:
             f"{', '.join(dirs)}: a sweep that reuses another's runs) are counted once."
         )
     sequential = [q for q in map(read_sequential, results.sweep_dirs) if q]
+    declared = list(
+        dict.fromkeys(
+            (c["arm"], c["against"])
+            for m in results.manifests.values()
+            for c in m.get("compare", [])
+        )
+    )
+    arms = runs.groupby("workload")["optimizer"].agg(set)
+    notes += [
+        f"The sweep declares {arm} against {against}, but no workload has finished runs of both: "
+        "that comparison is not made."
+        for arm, against in declared
+        if not any({arm, against} <= names for names in arms)
+    ]
     named = [m.get("name") for m in results.manifests.values()]
     if named and all(named) and len(named) == len(results.sweep_dirs):
         sweeps = sorted(set(named))
@@ -449,7 +477,7 @@ def load_sweep(path: Path) -> SweepData:
         records=records,
         workloads=workloads,
         optimizer_config=optimizer_config,
-        pairs=_pairs(records, wl_key, optimizer),
+        pairs=_pairs(records, wl_key, optimizer, declared),
         missing=missing_df.reset_index(drop=True),
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,

@@ -230,7 +230,7 @@ def claim_table(a: Any) -> pd.DataFrame:
     stats_runs = claim_statistics(a.reported, data.traces)
     rows = []
     for p in data.pairs.itertuples(index=False):
-        if p.kind == "baseline":  # the claim is the projection's
+        if p.kind == "baseline":  # the claim is the projection's (a declared pair is asked for)
             continue
         r = stats_runs[stats_runs["workload"] == p.workload]
         base = r[r["optimizer"] == p.base].set_index("seed")

@@ -5,8 +5,9 @@ difference at all would still be called better or worse. So every verdict belong
 declared before the data are seen, and is decided on p-values adjusted within it:
 
 - **confirmatory**, one family per workload: each optimizer against its base (⊥Grad or surgery
-  against the same optimizer without; another optimizer against the workload's Adam) on the
-  workload's primary metric. The family-wise error rate (the chance of even one false better,
+  against the same optimizer without; another optimizer against the workload's Adam; a pair
+  the sweep file declares with ``[[compare]]``, its arm against its other) on the workload's
+  primary metric. The family-wise error rate (the chance of even one false better,
   worse or equivalent in the family) is held at α = 5% by Holm's step-down procedure (Holm
   1979), valid under any dependence between the comparisons (they share the base's runs).
 - **secondary**, one family per workload: the same comparisons on the workload's other

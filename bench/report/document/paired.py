@@ -21,10 +21,12 @@ TITLE = "Paired comparisons: with vs without the projection, and vs Adam"
 def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
     p = a.paired
     blocks: list[Block] = [
-        "Each optimizer at its own selected lr, matched by seed on the report seeds. Two kinds "
+        "Each optimizer at its own selected lr, matched by seed on the report seeds. The kinds "
         "of comparison: an optimizer with ⊥Grad or surgery against the same optimizer without "
-        "it (ortho, surgery), and every optimizer without a projection against the workload's "
-        "plain Adam (baseline). Difference = the second − the first (projected − base) of the "
+        "it (ortho, surgery), every optimizer without a projection against the workload's "
+        "plain Adam (baseline), and any the sweep file declares with [[compare]] (declared: "
+        "its arm against its other). Difference = the second − the first (projected − base, "
+        "or arm − other) of the "
         "final primary metric (negative is better when lower is better). A pair where either "
         "run is non-finite is dropped and counted. The verdict is the confirmatory family's "
         "(Holm within the workload); the learning rates, seeds, bootstrap interval, Wilcoxon "
@@ -33,8 +35,8 @@ def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
     if p.empty:
         blocks.append(
             "No paired comparison: the sweep has no optimizer with ⊥Grad or surgery together with "
-            "its base (the same settings without the projection) on the same workload, and no "
-            "other optimizer beside a plain Adam."
+            "its base (the same settings without the projection) on the same workload, no "
+            "other optimizer beside a plain Adam, and no [[compare]] whose two arms both ran."
         )
         return Section("paired", TITLE, blocks)
     names = a.names
