@@ -176,3 +176,15 @@ def test_the_report_names_a_declared_comparison_it_could_not_make(declared_repor
     text = report.read_text(encoding="utf-8")
     assert "The sweep declares ttur against adam, but no workload has finished runs of both" in text
     assert "extra-adam vs optimistic-adam" in text
+
+
+def test_the_readme_sweep_example_with_its_compare_table_reads_as_written():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## Sweeps\n") :]
+    start = section.index("```toml\n") + len("```toml\n")
+    example = section[start : section.index("\n```", start)]
+    sweep = parse_sweep(example)
+    assert sweep.compare == (("adam+ortho", "adam"),)
+    assert {s.label for s in sweep.specs} == {"adam", "adam+ortho"}
