@@ -262,3 +262,32 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
     assert verdicts["modes"] == "better"
     assert (verdicts["fd"], verdicts["high_quality"], verdicts["reverse_kl"]) == (
         "better", "worse", "better")  # fmt: skip
+
+
+def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-optimistic.toml: the D-only sample's
+    protocol exactly (workload options, flush included, length, evaluation) and its D-only arm,
+    optimistic Adam as in unrolled-ring-25k-cpu-all, the declared comparison D-only against
+    optimistic Adam, and 48 seeds no other sweep uses."""
+    from pathlib import Path
+
+    import bench
+    from bench.config import load_sweep
+
+    name = "unrolled-ring-25k-cpu-ortho-d-vs-optimistic"
+    sweep = load_sweep(name, device="cpu")
+    d_only = load_sweep("unrolled-ring-25k-cpu-ortho-d", device="cpu").specs
+    all_six = load_sweep("unrolled-ring-25k-cpu-all", device="cpu").specs
+    assert sweep.compare == (("adam+ortho(d)", "optimistic-adam"),)
+    assert sorted({s.label for s in sweep.specs}) == ["adam+ortho(d)", "optimistic-adam"]
+    for label, source in (("adam+ortho(d)", d_only), ("optimistic-adam", all_six)):
+        assert sorted(s.seed for s in sweep.specs if s.label == label) == list(range(9000, 9048))
+        assert {s.optimizer for s in sweep.specs if s.label == label} == {
+            s.optimizer for s in source if s.label == label}  # fmt: skip
+    assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
+        (s.workload, s.workload_options, s.steps, s.eval_every) for s in d_only}  # fmt: skip
+    others = set()
+    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
+        if path.stem != name:
+            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
+    assert not others & {s.seed for s in sweep.specs}
