@@ -291,3 +291,46 @@ def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new
         if path.stem != name:
             others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
     assert not others & {s.seed for s in sweep.specs}
+
+
+def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-ortho-d-vs-optimistic, recomputed with
+    scipy from the committed runs.csv (seed-matched pairs, D-only − optimistic Adam, paired t;
+    Holm over the three secondary metrics), and the report's own verdicts on them."""
+    from pathlib import Path
+
+    import pandas as pd
+    from scipy import stats
+
+    root = Path(__file__).resolve().parents[1]
+    report = root / "results" / "unrolled-ring-25k-cpu-ortho-d-vs-optimistic" / "report"
+    runs = pd.read_csv(report / "runs.csv")
+    wide = runs.pivot(index="seed", columns="label")
+    assert list(wide.index) == list(range(9000, 9048))
+
+    def paired(metric, log=False):
+        a, b = wide[metric]["adam+ortho(d)"], wide[metric]["optimistic-adam"]
+        d = (np.log(a) - np.log(b)) if log else (a - b)
+        d = d[a.notna() & b.notna()]
+        t = stats.ttest_1samp(d, 0.0)
+        lo, hi = t.confidence_interval(0.95)
+        return d.mean(), lo, hi, t.pvalue, len(d)
+
+    modes = paired("final_modes")
+    assert modes[:3] == pytest.approx((-1.729, -2.432, -1.026), abs=1e-3)
+    assert modes[3] < 1e-3 and modes[4] == 48
+    secondary = {"fd": paired("final_fd", log=True), "high_quality": paired("final_high_quality"),
+                 "reverse_kl": paired("final_reverse_kl")}  # fmt: skip
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((6.45, 3.52, 11.82), abs=1e-2)
+    assert secondary["high_quality"][:3] == pytest.approx((-0.0781, -0.1121, -0.0441), abs=1e-4)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (0.315, 0.158, 0.471, 46), abs=1e-3)  # fmt: skip
+    ps = sorted(v[3] for v in secondary.values())
+    assert max(np.maximum.accumulate([p * (3 - i) for i, p in enumerate(ps)])) < 1e-3
+    modes_d, modes_o = wide["final_modes"]["adam+ortho(d)"], wide["final_modes"]["optimistic-adam"]
+    assert ((modes_d == 8).sum(), (modes_o == 8).sum()) == (13, 34)
+    assert ((modes_d <= 2).sum(), (modes_o <= 2).sum()) == (6, 0)
+    table = pd.read_csv(report / "comparisons.csv")
+    assert set(table["kind"]) == {"declared"}
+    verdicts = dict(zip(table.statistic, table.verdict))
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == ["worse"] * 4
