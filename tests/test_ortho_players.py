@@ -18,6 +18,33 @@ from ogan.game import Game, resolve
 SPEC = {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}
 
 
+def _seeds_of_every_other_sweep(name: str) -> set[int]:
+    """The seeds of every embedded sweep but ``name``: a new sample's must not be among them."""
+    from pathlib import Path
+
+    import bench
+    from bench.config import load_sweep
+
+    others = set()
+    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
+        if path.stem != name:
+            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
+    return others
+
+
+def _paired_t(wide, metric: str, arm: str, base: str, log: bool = False):
+    """(mean, CI low, CI high, p, n) of the seed-matched differences arm − base of ``metric``
+    (of logs where ``log``), from a runs.csv pivoted by seed × label, by scipy's one-sample t."""
+    from scipy import stats
+
+    a, b = wide[metric][arm], wide[metric][base]
+    d = (np.log(a) - np.log(b)) if log else (a - b)
+    d = d[a.notna() & b.notna()]
+    t = stats.ttest_1samp(d, 0.0)
+    lo, hi = t.confidence_interval(0.95)
+    return d.mean(), lo, hi, t.pvalue, len(d)
+
+
 def _game(players=None, ortho=True, **kw):
     spec = {**SPEC, **({"ortho": "weights"} if ortho else {})}
     if players is not None:
@@ -156,9 +183,7 @@ def test_the_replication_sample_repeats_two_arms_of_the_players_study_on_new_see
     """bench/sweeps/default-ring-25k-players-b.toml: Adam and Adam + ⊥Grad on D only with the
     players study's specs, length and evaluation exactly, on 64 seeds no other sweep uses (so the
     two samples can be pooled: bench pool refuses shared seeds)."""
-    from pathlib import Path
 
-    import bench
     from bench.config import load_sweep
 
     first = load_sweep("default-ring-25k-players", device="cpu").specs
@@ -173,11 +198,7 @@ def test_the_replication_sample_repeats_two_arms_of_the_players_study_on_new_see
             k: dict(v.optimizer) for k, v in again.items()}
     assert {(s.steps, s.eval_every, s.workload_options) for s in second} == {
         (s.steps, s.eval_every, s.workload_options) for s in first}
-    others = set()
-    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
-        if path.stem != "default-ring-25k-players-b":
-            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
-    assert not others & {s.seed for s in second}
+    assert not _seeds_of_every_other_sweep("default-ring-25k-players-b") & {s.seed for s in second}
 
 
 def test_the_unrolled_d_only_sample_is_the_unrolled_protocol_with_d_only_on_new_seeds():
@@ -185,9 +206,7 @@ def test_the_unrolled_d_only_sample_is_the_unrolled_protocol_with_d_only_on_new_
     and evaluation, its Adam arm exactly and its Adam + ⊥Grad with the projection on D only; the
     one other difference, declared in the file, is flush_denormal in both arms (so its run ids
     are its own); 48 seeds no other sweep uses."""
-    from pathlib import Path
 
-    import bench
     from bench.config import load_sweep
 
     base = load_sweep("unrolled-ring-25k-cpu", device="cpu").specs
@@ -206,10 +225,7 @@ def test_the_unrolled_d_only_sample_is_the_unrolled_protocol_with_d_only_on_new_
         tuple(sorted(strip.items()))}
     assert {(s.steps, s.eval_every) for s in d_only} == {(s.steps, s.eval_every) for s in base}
     assert not {s.run_id for s in d_only} & {s.run_id for s in base}
-    others = set()
-    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
-        if path.stem != "unrolled-ring-25k-cpu-ortho-d":
-            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
+    others = _seeds_of_every_other_sweep("unrolled-ring-25k-cpu-ortho-d")
     assert not others & {s.seed for s in d_only}
 
 
@@ -220,7 +236,6 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
     from pathlib import Path
 
     import pandas as pd
-    from scipy import stats
 
     root = Path(__file__).resolve().parents[1]
     report = root / "results" / "unrolled-ring-25k-cpu-ortho-d" / "report"
@@ -229,13 +244,7 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
     assert list(wide.index) == list(range(8000, 8048))
 
     def paired(metric, log=False):
-        a, b = wide[metric]["adam"], wide[metric]["adam+ortho(d)"]
-        keep = a.notna() & b.notna()
-        d = (np.log(b) - np.log(a)) if log else (b - a)
-        d = d[keep]
-        t = stats.ttest_1samp(d, 0.0)
-        lo, hi = t.confidence_interval(0.95)
-        return d.mean(), lo, hi, t.pvalue, len(d)
+        return _paired_t(wide, metric, "adam+ortho(d)", "adam", log)
 
     modes = paired("final_modes")
     assert modes[:3] == pytest.approx((1.833, 0.969, 2.698), abs=1e-3)
@@ -269,9 +278,7 @@ def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new
     protocol exactly (workload options, flush included, length, evaluation) and its D-only arm,
     optimistic Adam as in unrolled-ring-25k-cpu-all, the declared comparison D-only against
     optimistic Adam, and 48 seeds no other sweep uses."""
-    from pathlib import Path
 
-    import bench
     from bench.config import load_sweep
 
     name = "unrolled-ring-25k-cpu-ortho-d-vs-optimistic"
@@ -286,11 +293,7 @@ def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new
             s.optimizer for s in source if s.label == label}  # fmt: skip
     assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
         (s.workload, s.workload_options, s.steps, s.eval_every) for s in d_only}  # fmt: skip
-    others = set()
-    for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
-        if path.stem != name:
-            others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
-    assert not others & {s.seed for s in sweep.specs}
+    assert not _seeds_of_every_other_sweep(name) & {s.seed for s in sweep.specs}
 
 
 def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_runs():
@@ -300,7 +303,6 @@ def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_r
     from pathlib import Path
 
     import pandas as pd
-    from scipy import stats
 
     root = Path(__file__).resolve().parents[1]
     report = root / "results" / "unrolled-ring-25k-cpu-ortho-d-vs-optimistic" / "report"
@@ -309,12 +311,7 @@ def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_r
     assert list(wide.index) == list(range(9000, 9048))
 
     def paired(metric, log=False):
-        a, b = wide[metric]["adam+ortho(d)"], wide[metric]["optimistic-adam"]
-        d = (np.log(a) - np.log(b)) if log else (a - b)
-        d = d[a.notna() & b.notna()]
-        t = stats.ttest_1samp(d, 0.0)
-        lo, hi = t.confidence_interval(0.95)
-        return d.mean(), lo, hi, t.pvalue, len(d)
+        return _paired_t(wide, metric, "adam+ortho(d)", "optimistic-adam", log)
 
     modes = paired("final_modes")
     assert modes[:3] == pytest.approx((-1.729, -2.432, -1.026), abs=1e-3)

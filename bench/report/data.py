@@ -456,12 +456,13 @@ def load_sweep(path: Path) -> SweepData:
             for c in m.get("compare", [])
         )
     )
-    arms = runs.groupby("workload")["optimizer"].agg(set)
+    pairs = _pairs(records, wl_key, optimizer, declared)
+    made = {frozenset(p) for p in zip(pairs["base"], pairs["projected"])}
     notes += [
         f"The sweep declares {arm} against {against}, but no workload has finished runs of both: "
         "that comparison is not made."
         for arm, against in declared
-        if not any({arm, against} <= names for names in arms)
+        if frozenset((arm, against)) not in made
     ]
     named = [m.get("name") for m in results.manifests.values()]
     if named and all(named) and len(named) == len(results.sweep_dirs):
@@ -477,7 +478,7 @@ def load_sweep(path: Path) -> SweepData:
         records=records,
         workloads=workloads,
         optimizer_config=optimizer_config,
-        pairs=_pairs(records, wl_key, optimizer, declared),
+        pairs=pairs,
         missing=missing_df.reset_index(drop=True),
         problems=pd.DataFrame(problems, columns=["sweep", "run_id", "problem"]),
         expected=len({s.run_id for s in expected_specs}) if has_sweep_file else None,
