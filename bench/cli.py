@@ -319,7 +319,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
 def cmd_forest(args: argparse.Namespace) -> int:
     from bench.report.across import draw, rows, summary
 
-    table = rows(args.reports, base=args.base, arms=args.arm, statistic=args.statistic,
+    table = rows(args.reports, base=args.base or "adam", arms=args.arm, statistic=args.statistic,
                  by=args.by)  # fmt: skip
     draw(table, args.out, by=args.by)  # checks --out before anything is written
     if args.csv is not None:
@@ -488,7 +488,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="a report directory (its comparisons.csv), a results directory, "
                         "or LABEL=either")
     forest.add_argument("--out", required=True, metavar="FILE.png", help="the figure to write")
-    forest.add_argument("--base", default="adam", help="the arm compared with (default adam)")
+    forest.add_argument("--base", action="append", metavar="LABEL",
+                        help="the arm compared with (default adam; repeatable: each study's "
+                        "rows against any of them, e.g. one arm against the comparator each "
+                        "sample declared)")  # fmt: skip
     forest.add_argument("--arm", action="append", metavar="LABEL",
                         help="an arm to show (repeatable; default: every arm against BASE)")
     forest.add_argument("--statistic", help="the statistic (default: each report's primary, "

@@ -185,19 +185,21 @@ def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     studies = [a for a in args if "=results/" in a]
     arms = [args[i + 1] for i, a in enumerate(args) if a == "--arm"]
     by = args[args.index("--by") + 1] if "--by" in args else "study"
+    bases = [args[i + 1] for i, a in enumerate(args) if a == "--base"] or ["adam"]
     statistic = args[args.index("--statistic") + 1] if "--statistic" in args else None
     committed = pd.read_csv(ROOT / "docs" / f"{figure}.csv")
     for r in committed.itertuples():
         path = next(a for a in studies if a.startswith(r.study + "=")).partition("=")[2]
         own = pd.read_csv(ROOT / path / "comparisons.csv")
         own = own[(own["family"] == r.family) & (own["projected"] == r.projected)
-                  & (own["base"] == "adam") & (own["statistic"] == r.statistic)]  # fmt: skip
+                  & (own["base"] == r.base) & (own["statistic"] == r.statistic)]  # fmt: skip
+        assert r.base in bases
         assert r.family == ("confirmatory" if statistic is None else r.family)
         assert len(own) == 1
         assert np.isclose(own["estimate"].iloc[0], r.estimate)
         assert (own["n_pairs"].iloc[0], own["verdict"].iloc[0]) == (r.n_pairs, r.verdict)
     absolute = [f"{label}={ROOT / path}" for label, _, path in (a.partition("=") for a in studies)]
-    fresh = across.rows(absolute, arms=arms or None, statistic=statistic, by=by)
+    fresh = across.rows(absolute, base=bases, arms=arms or None, statistic=statistic, by=by)
     fresh = fresh.drop(columns="path")
     pd.testing.assert_frame_equal(fresh, committed, check_dtype=False)
     assert len(committed) == len(studies) * max(len(arms), 1)
@@ -210,3 +212,49 @@ def test_rows_by_arm_put_each_arms_studies_together(two):
         ("adam+ortho", "short"), ("adam+ortho", "long"), ("extra-adam", "short")]
     with pytest.raises(BenchError, match="grouped by 'study' or 'arm'"):
         across.rows([str(a)], by="workload")
+
+
+def _against(row: tuple, base: str) -> tuple:
+    """``row`` (COLUMNS' order) as a comparison its sweep declared against ``base``."""
+    kind, old = COLUMNS.index("kind"), COLUMNS.index("base")
+    return tuple("declared" if i == kind else base if i == old else v for i, v in enumerate(row))
+
+
+def test_several_bases_set_one_arm_against_each_studys_comparator(two, tmp_path, capsys):
+    """``--base`` repeated: one arm against the comparator each study made (Adam in one sample,
+    optimistic Adam and ⊥Grad on both players in others), each row as its report decided it."""
+    a, _ = two
+    c = _report(tmp_path / "results" / "declared" / "report", [
+        _against(_row("ring", "confirmatory", "adam+ortho", "modes", -1.5, -2.0, -1.0, "worse",
+                      0.001, n=48), "optimistic-adam"),
+        _against(_row("ring", "confirmatory", "adam+ortho", "modes", 0.25, -0.5, 1.0, n=48),
+                 "lookahead(adam)"),
+        _row("ring", "confirmatory", "extra-adam", "modes", 3.0, 2.0, 4.0, "better", 0.001),
+    ])  # fmt: skip
+    t = across.rows([str(a), str(c)], base=["lookahead(adam)", "adam", "optimistic-adam"],
+                    arms=["adam+ortho"], statistic="modes")  # fmt: skip
+    assert list(zip(t["study"], t["base"], t["estimate"])) == [
+        ("short", "adam", 1.0),
+        ("declared", "lookahead(adam)", 0.25),  # a study's rows in the bases' order
+        ("declared", "optimistic-adam", -1.5),
+    ]
+    assert list(t["n_pairs"]) == [10, 48, 48] and list(t["verdict"]) == [
+        "better", "undecided", "worse"]  # fmt: skip
+    # one base is the old call, row for row
+    one = across.rows([str(a), str(c)], base="adam", arms=["adam+ortho", "extra-adam"],
+                      statistic="modes")
+    assert list(zip(one["study"], one["projected"])) == [
+        ("short", "adam+ortho"), ("short", "extra-adam"), ("declared", "extra-adam")]
+    with pytest.raises(BenchError, match="no comparison of adam\\+ortho against 'sgd' or "
+                       "'muon' on the primary metric; it compares nothing with 'sgd' or 'muon'"):
+        across.rows([str(c)], base=["sgd", "muon"], arms=["adam+ortho"])
+    out = tmp_path / "f.png"
+    args = ["forest", str(a), str(c), "--arm", "adam+ortho", "--base", "adam", "--base",
+            "optimistic-adam", "--statistic", "modes", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    stdout = capsys.readouterr().out
+    assert "declared: adam+ortho vs optimistic-adam, modes (ring): -1.5 [-2, -1], n = 48; worse" \
+        in stdout
+    assert "lookahead" not in stdout  # a base not asked for is not shown
+    with Image.open(out) as image:
+        assert image.format == "PNG"

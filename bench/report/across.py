@@ -67,18 +67,25 @@ def _family_sizes(c: pd.DataFrame) -> pd.Series:
 
 def rows(
     reports: Sequence[str],
-    base: str = "adam",
+    base: str | Sequence[str] = "adam",
     arms: Sequence[str] | None = None,
     statistic: str | None = None,
     by: str = "study",
 ) -> pd.DataFrame:
-    """One row per (report, arm): the comparison ``arm`` vs ``base`` on ``statistic`` (default:
-    each report's confirmatory statistic), as the report decided it, in the order given: by
-    study (each report's rows together) or ``by="arm"`` (each arm's rows together, one a study)."""
+    """One row per (report, arm, base): the comparison ``arm`` vs ``base`` on ``statistic``
+    (default: each report's confirmatory statistic), as the report decided it, in the order
+    given: by study (each report's rows together) or ``by="arm"`` (each arm's rows together, one
+    a study). Several bases set one arm against each comparator a study made (e.g. ⊥Grad on D
+    only against Adam in one sample and against optimistic Adam in another, each a comparison
+    its sweep declared); a study's rows are those against any of them, in the bases' order."""
     if by not in ("study", "arm"):
         raise BenchError(f"rows are grouped by 'study' or 'arm', not {by!r}")
     if not reports:
         raise BenchError("give at least one report directory")
+    bases = [base] if isinstance(base, str) else list(dict.fromkeys(base))
+    if not bases:
+        raise BenchError("give at least one base (the arm compared with)")
+    named = " or ".join(repr(b) for b in bases)
     frames, seen = [], set()
     for argument in reports:
         label, path = _label_and_path(argument)
@@ -89,21 +96,25 @@ def rows(
         if c.empty:
             raise BenchError(f"{path} holds no comparison (a report of one optimizer?)")
         c = c.assign(m=_family_sizes(c))
+        against = c["base"].isin(bases)
         if statistic is None:  # each workload's primary metric
-            pick = c[(c["family"] == "confirmatory") & (c["base"] == base)]
+            pick = c[(c["family"] == "confirmatory") & against]
             stat = "the primary metric"
         else:
-            pick = c[(c["base"] == base) & (c["statistic"] == statistic)]
+            pick = c[against & (c["statistic"] == statistic)]
             stat = repr(statistic)
         if arms:
             pick = pick[pick["projected"].isin(list(arms))]
+        order = {b: i for i, b in enumerate(bases)}  # the bases' order, then the arms'
+        pick = pick.assign(_b=pick["base"].map(order)).sort_values("_b", kind="stable")
+        if arms:
             order = {a: i for i, a in enumerate(arms)}
             pick = pick.assign(_o=pick["projected"].map(order)).sort_values("_o", kind="stable")
         if pick.empty:
-            have = sorted(set(c.loc[c["base"] == base, "projected"]))
+            have = sorted(set(c.loc[against, "projected"]))
             raise BenchError(
                 f"{path}: no comparison of {', '.join(arms) if arms else 'any arm'} against "
-                f"{base!r} on {stat}; it compares {', '.join(have) or 'nothing'} with {base!r}"
+                f"{named} on {stat}; it compares {', '.join(have) or 'nothing'} with {named}"
             )
         frames.append(pick.assign(study=label, path=str(path)))
     out = pd.concat(frames, ignore_index=True)
@@ -151,10 +162,12 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
     if not out.parent.is_dir():
         raise BenchError(f"--out {out}: the folder {out.parent} does not exist")
     arms = t["projected"].nunique() > 1
+    bases = t["base"].nunique() > 1  # each row names its comparator
     several = t.groupby("study")["workload"].transform("nunique") > 1
     stats = t["statistic"].nunique() > 1
     labels = [
         (f"{r.study}: {r.projected}" if arms else r.study)
+        + (f" vs {r.base}" if bases else "")
         + (f" ({r.workload})" if many else "")
         + (f", {stat_label(str(r.statistic))}" if stats else "")
         for r, many in zip(t.itertuples(), several)
@@ -188,16 +201,17 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
             right.tick_params(length=0)
             first = t.iloc[0]
             arm = "arm" if arms else str(first["projected"])
+            base = "its comparator (each row's)" if bases else str(first["base"])
             what = stat_label(str(first["statistic"]))
             better = "higher" if bool(first["higher_is_better"]) else "lower"
             if axis == "units of δ":
-                xlabel = (f"{arm} against {first['base']}: effect in units of its margin δ "
+                xlabel = (f"{arm} against {base}: effect in units of its margin δ "
                           "(← worse for the arm | better →), 95% interval; band ±δ")  # fmt: skip
             elif axis == "ratio":
-                xlabel = (f"{arm} / {first['base']}: {what}, ratio ({better} is better), 95% "
+                xlabel = (f"{arm} / {base}: {what}, ratio ({better} is better), 95% "
                           "interval; band ±δ")  # fmt: skip
             else:
-                xlabel = (f"{arm} − {first['base']}: {what}, difference ({better} is better), "
+                xlabel = (f"{arm} − {base}: {what}, difference ({better} is better), "
                           "95% interval; band ±δ")  # fmt: skip
             ax.set_xlabel(xlabel)
             ax.grid(axis="y", visible=False)
