@@ -273,27 +273,35 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
         "better", "worse", "better")  # fmt: skip
 
 
-def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new_seeds():
-    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-optimistic.toml: the D-only sample's
-    protocol exactly (workload options, flush included, length, evaluation) and its D-only arm,
-    optimistic Adam as in unrolled-ring-25k-cpu-all, the declared comparison D-only against
-    optimistic Adam, and 48 seeds no other sweep uses."""
-
+def _declared_sample(name: str, seeds: range, sources: dict[str, str]) -> list:
+    """The specs of a sample declared against another arm, checked: each arm's optimizer as in
+    its source sweep, on ``seeds`` (no other sweep's), the D-only sample's protocol exactly
+    (workload options, flush included, length, evaluation), and the comparison declared (the
+    first arm against the second)."""
     from bench.config import load_sweep
 
-    name = "unrolled-ring-25k-cpu-ortho-d-vs-optimistic"
     sweep = load_sweep(name, device="cpu")
     d_only = load_sweep("unrolled-ring-25k-cpu-ortho-d", device="cpu").specs
-    all_six = load_sweep("unrolled-ring-25k-cpu-all", device="cpu").specs
-    assert sweep.compare == (("adam+ortho(d)", "optimistic-adam"),)
-    assert sorted({s.label for s in sweep.specs}) == ["adam+ortho(d)", "optimistic-adam"]
-    for label, source in (("adam+ortho(d)", d_only), ("optimistic-adam", all_six)):
-        assert sorted(s.seed for s in sweep.specs if s.label == label) == list(range(9000, 9048))
+    assert sweep.compare == (tuple(sources),)
+    assert sorted({s.label for s in sweep.specs}) == sorted(sources)
+    for label, source in sources.items():
+        source = load_sweep(source, device="cpu").specs
+        assert sorted(s.seed for s in sweep.specs if s.label == label) == list(seeds)
         assert {s.optimizer for s in sweep.specs if s.label == label} == {
             s.optimizer for s in source if s.label == label}  # fmt: skip
     assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
         (s.workload, s.workload_options, s.steps, s.eval_every) for s in d_only}  # fmt: skip
     assert not _seeds_of_every_other_sweep(name) & {s.seed for s in sweep.specs}
+    return sweep.specs
+
+
+def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-optimistic.toml: the D-only sample's
+    protocol and D-only arm, optimistic Adam as in unrolled-ring-25k-cpu-all, the declared
+    comparison D-only against optimistic Adam, and 48 seeds no other sweep uses."""
+    _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-optimistic", range(9000, 9048), {
+        "adam+ortho(d)": "unrolled-ring-25k-cpu-ortho-d",
+        "optimistic-adam": "unrolled-ring-25k-cpu-all"})  # fmt: skip
 
 
 def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_runs():
@@ -331,3 +339,20 @@ def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_r
     assert set(table["kind"]) == {"declared"}
     verdicts = dict(zip(table.statistic, table.verdict))
     assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == ["worse"] * 4
+
+
+def test_the_d_only_against_both_sample_is_the_d_only_protocol_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-both.toml: the D-only sample's protocol
+    and D-only arm, ⊥Grad on both players as in unrolled-ring-25k-cpu-ortho-b (there unflushed:
+    the workload options differ in flush_denormal alone), the declared comparison D-only against
+    both, and 48 seeds no other sweep uses."""
+    from bench.config import load_sweep
+
+    specs = _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-both", range(10000, 10048), {
+        "adam+ortho(d)": "unrolled-ring-25k-cpu-ortho-d",
+        "adam+ortho": "unrolled-ring-25k-cpu-ortho-b"})  # fmt: skip
+    both = load_sweep("unrolled-ring-25k-cpu-ortho-b", device="cpu").specs
+    unflushed = {tuple(kv for kv in s.workload_options if kv[0] != "flush_denormal")
+                 for s in specs}  # fmt: skip
+    assert unflushed == {s.workload_options for s in both}
+    assert all(("flush_denormal", True) in s.workload_options for s in specs)
