@@ -176,7 +176,8 @@ def _readme_forests() -> list[list[str]]:
 
 @pytest.mark.parametrize(
     "figure",
-    ["horizon", "horizon-high-quality", "unrolled-25k-arms", "d-only", "d-only-high-quality"],
+    ["horizon", "horizon-high-quality", "unrolled-25k-arms", "d-only", "d-only-high-quality",
+     "d-only-comparators"],
 )
 def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     """The README's `bench forest` figures: their tables (docs/<figure>.csv, written beside

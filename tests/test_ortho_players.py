@@ -356,3 +356,49 @@ def test_the_d_only_against_both_sample_is_the_d_only_protocol_on_new_seeds():
                  for s in specs}  # fmt: skip
     assert unflushed == {s.workload_options for s in both}
     assert all(("flush_denormal", True) in s.workload_options for s in specs)
+
+
+def test_the_d_only_against_both_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-ortho-d-vs-both, recomputed with scipy
+    from the committed runs.csv (seed-matched pairs, D-only − both, paired t; Holm over the three
+    secondary metrics), and the report's own verdicts on them."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    report = root / "results" / "unrolled-ring-25k-cpu-ortho-d-vs-both" / "report"
+    runs = pd.read_csv(report / "runs.csv")
+    wide = runs.pivot(index="seed", columns="label")
+    assert list(wide.index) == list(range(10000, 10048))
+
+    def paired(metric, log=False):
+        return _paired_t(wide, metric, "adam+ortho(d)", "adam+ortho", log)
+
+    modes = paired("final_modes")
+    assert (*modes[:4], modes[4]) == pytest.approx((1.083, 0.051, 2.115, 0.040, 48), abs=1e-3)
+    secondary = {"fd": paired("final_fd", log=True), "high_quality": paired("final_high_quality"),
+                 "reverse_kl": paired("final_reverse_kl")}  # fmt: skip
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((0.344, 0.146, 0.807), abs=1e-3)
+    assert secondary["high_quality"][:3] == pytest.approx((0.0138, -0.0070, 0.0346), abs=1e-4)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (-0.161, -0.379, 0.058, 45), abs=1e-3)  # fmt: skip
+    ps = sorted(v[3] for v in secondary.values())  # Holm over three: FD's adjusted p < 0.05
+    assert np.maximum.accumulate([p * (3 - i) for i, p in enumerate(ps)])[0] == pytest.approx(
+        0.0458, abs=1e-4)  # fmt: skip
+    # equivalent within ±0.05: TOST, both one-sided p < 0.05 after Holm's factor for the family
+    from scipy import stats
+
+    d = (wide["final_high_quality"]["adam+ortho(d)"] - wide["final_high_quality"]["adam+ortho"])
+    tost = max(stats.ttest_1samp(d, -0.05, alternative="greater").pvalue,
+               stats.ttest_1samp(d, 0.05, alternative="less").pvalue)  # fmt: skip
+    assert 3 * tost < 0.05
+    modes_d, modes_b = wide["final_modes"]["adam+ortho(d)"], wide["final_modes"]["adam+ortho"]
+    assert ((modes_d == 8).sum(), (modes_b == 8).sum()) == (14, 6)
+    assert ((modes_d <= 2).sum(), (modes_b <= 2).sum()) == (7, 9)
+    table = pd.read_csv(report / "comparisons.csv")
+    assert set(table["kind"]) == {"declared"}
+    assert set(table["base"]) == {"adam+ortho"} and set(table["projected"]) == {"adam+ortho(d)"}
+    verdicts = dict(zip(table.statistic, table.verdict))
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
+        "better", "better", "equivalent", "undecided"]  # fmt: skip

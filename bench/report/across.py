@@ -201,7 +201,7 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
             right.tick_params(length=0)
             first = t.iloc[0]
             arm = "arm" if arms else str(first["projected"])
-            base = "its comparator (each row's)" if bases else str(first["base"])
+            base = "the row's comparator" if bases else str(first["base"])
             what = stat_label(str(first["statistic"]))
             better = "higher" if bool(first["higher_is_better"]) else "lower"
             if axis == "units of δ":
