@@ -45,6 +45,32 @@ def _paired_t(wide, metric: str, arm: str, base: str, log: bool = False):
     return d.mean(), lo, hi, t.pvalue, len(d)
 
 
+SECONDARY = {"fd": ("final_fd", True), "high_quality": ("final_high_quality", False),
+             "reverse_kl": ("final_reverse_kl", False)}  # fmt: skip
+"""The declared secondary metrics of the ring samples: report statistic → (runs.csv column, log)."""
+
+
+def _committed_sample(name: str, seeds: range, arm: str, base: str):
+    """A committed ring sample's report read back: the runs pivoted by seed × label (checked to
+    be ``seeds``), the paired t of ``arm`` − ``base`` on final modes and on each secondary metric
+    (:func:`_paired_t`), each secondary p Holm-adjusted over the three, and the report's own
+    verdicts by statistic."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    report = Path(__file__).resolve().parents[1] / "results" / name / "report"
+    wide = pd.read_csv(report / "runs.csv").pivot(index="seed", columns="label")
+    assert list(wide.index) == list(seeds)
+    modes = _paired_t(wide, "final_modes", arm, base)
+    secondary = {k: _paired_t(wide, col, arm, base, log) for k, (col, log) in SECONDARY.items()}
+    order = sorted(secondary, key=lambda k: secondary[k][3])  # Holm, step-down
+    steps = np.maximum.accumulate([secondary[k][3] * (3 - i) for i, k in enumerate(order)])
+    holm = {k: min(1.0, h) for k, h in zip(order, steps)}
+    table = pd.read_csv(report / "comparisons.csv")
+    return wide, modes, secondary, holm, table, dict(zip(table.statistic, table.verdict))
+
+
 def _game(players=None, ortho=True, **kw):
     spec = {**SPEC, **({"ortho": "weights"} if ortho else {})}
     if players is not None:
@@ -233,31 +259,15 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
     """The README's figures for unrolled-ring-25k-cpu-ortho-d, recomputed with scipy from the
     committed runs.csv (seed-matched pairs, paired t; Holm over the three secondary metrics), and
     the report's own verdicts on them."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    root = Path(__file__).resolve().parents[1]
-    report = root / "results" / "unrolled-ring-25k-cpu-ortho-d" / "report"
-    runs = pd.read_csv(report / "runs.csv")
-    wide = runs.pivot(index="seed", columns="label")
-    assert list(wide.index) == list(range(8000, 8048))
-
-    def paired(metric, log=False):
-        return _paired_t(wide, metric, "adam+ortho(d)", "adam", log)
-
-    modes = paired("final_modes")
+    wide, modes, secondary, holm, _, verdicts = _committed_sample(
+        "unrolled-ring-25k-cpu-ortho-d", range(8000, 8048), "adam+ortho(d)", "adam")
     assert modes[:3] == pytest.approx((1.833, 0.969, 2.698), abs=1e-3)
     assert modes[3] < 1e-3 and modes[4] == 48
-    secondary = {"fd": paired("final_fd", log=True), "high_quality": paired("final_high_quality"),
-                 "reverse_kl": paired("final_reverse_kl")}  # fmt: skip
     assert np.exp(secondary["fd"][:3]) == pytest.approx((0.205, 0.0833, 0.503), abs=1e-3)
     assert secondary["high_quality"][:3] == pytest.approx((-0.0513, -0.0942, -0.0084), abs=1e-4)
     assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
         (-0.314, -0.567, -0.061, 44), abs=1e-3)  # fmt: skip
-    ps = sorted(v[3] for v in secondary.values())
-    holm = np.maximum.accumulate([p * (3 - i) for i, p in enumerate(ps)])
-    assert holm.max() < 0.05  # all three decided at the family's level
+    assert max(holm.values()) < 0.05  # all three decided at the family's level
     # The README's description after the fact: the pairs where Adam's run ended on 0-2 modes.
     modes_a, modes_d = wide["final_modes"]["adam"], wide["final_modes"]["adam+ortho(d)"]
     hq = wide["final_high_quality"]
@@ -266,8 +276,6 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
     assert (modes_d - modes_a)[collapsed].mean() == pytest.approx(4.35)
     assert (modes_d - modes_a)[~collapsed].mean() == pytest.approx(0.0357, abs=1e-3)
     assert (hq["adam+ortho(d)"] - hq["adam"])[~collapsed].mean() == pytest.approx(-0.084, abs=1e-3)
-    table = pd.read_csv(report / "comparisons.csv")
-    verdicts = dict(zip(table.statistic, table.verdict))
     assert verdicts["modes"] == "better"
     assert (verdicts["fd"], verdicts["high_quality"], verdicts["reverse_kl"]) == (
         "better", "worse", "better")  # fmt: skip
@@ -308,36 +316,20 @@ def test_the_d_only_against_optimistic_adam_verdicts_follow_from_its_committed_r
     """The README's figures for unrolled-ring-25k-cpu-ortho-d-vs-optimistic, recomputed with
     scipy from the committed runs.csv (seed-matched pairs, D-only − optimistic Adam, paired t;
     Holm over the three secondary metrics), and the report's own verdicts on them."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    root = Path(__file__).resolve().parents[1]
-    report = root / "results" / "unrolled-ring-25k-cpu-ortho-d-vs-optimistic" / "report"
-    runs = pd.read_csv(report / "runs.csv")
-    wide = runs.pivot(index="seed", columns="label")
-    assert list(wide.index) == list(range(9000, 9048))
-
-    def paired(metric, log=False):
-        return _paired_t(wide, metric, "adam+ortho(d)", "optimistic-adam", log)
-
-    modes = paired("final_modes")
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        "unrolled-ring-25k-cpu-ortho-d-vs-optimistic", range(9000, 9048), "adam+ortho(d)",
+        "optimistic-adam")  # fmt: skip
     assert modes[:3] == pytest.approx((-1.729, -2.432, -1.026), abs=1e-3)
     assert modes[3] < 1e-3 and modes[4] == 48
-    secondary = {"fd": paired("final_fd", log=True), "high_quality": paired("final_high_quality"),
-                 "reverse_kl": paired("final_reverse_kl")}  # fmt: skip
     assert np.exp(secondary["fd"][:3]) == pytest.approx((6.45, 3.52, 11.82), abs=1e-2)
     assert secondary["high_quality"][:3] == pytest.approx((-0.0781, -0.1121, -0.0441), abs=1e-4)
     assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
         (0.315, 0.158, 0.471, 46), abs=1e-3)  # fmt: skip
-    ps = sorted(v[3] for v in secondary.values())
-    assert max(np.maximum.accumulate([p * (3 - i) for i, p in enumerate(ps)])) < 1e-3
+    assert max(holm.values()) < 1e-3
     modes_d, modes_o = wide["final_modes"]["adam+ortho(d)"], wide["final_modes"]["optimistic-adam"]
     assert ((modes_d == 8).sum(), (modes_o == 8).sum()) == (13, 34)
     assert ((modes_d <= 2).sum(), (modes_o <= 2).sum()) == (6, 0)
-    table = pd.read_csv(report / "comparisons.csv")
     assert set(table["kind"]) == {"declared"}
-    verdicts = dict(zip(table.statistic, table.verdict))
     assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == ["worse"] * 4
 
 
@@ -361,44 +353,33 @@ def test_the_d_only_against_both_sample_is_the_d_only_protocol_on_new_seeds():
 def test_the_d_only_against_both_verdicts_follow_from_its_committed_runs():
     """The README's figures for unrolled-ring-25k-cpu-ortho-d-vs-both, recomputed with scipy
     from the committed runs.csv (seed-matched pairs, D-only − both, paired t; Holm over the three
-    secondary metrics), and the report's own verdicts on them."""
-    from pathlib import Path
+    secondary metrics; TOST for the equivalent one), and the report's own verdicts on them."""
+    from scipy import stats
 
-    import pandas as pd
-
-    root = Path(__file__).resolve().parents[1]
-    report = root / "results" / "unrolled-ring-25k-cpu-ortho-d-vs-both" / "report"
-    runs = pd.read_csv(report / "runs.csv")
-    wide = runs.pivot(index="seed", columns="label")
-    assert list(wide.index) == list(range(10000, 10048))
-
-    def paired(metric, log=False):
-        return _paired_t(wide, metric, "adam+ortho(d)", "adam+ortho", log)
-
-    modes = paired("final_modes")
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        "unrolled-ring-25k-cpu-ortho-d-vs-both", range(10000, 10048), "adam+ortho(d)",
+        "adam+ortho")  # fmt: skip
     assert (*modes[:4], modes[4]) == pytest.approx((1.083, 0.051, 2.115, 0.040, 48), abs=1e-3)
-    secondary = {"fd": paired("final_fd", log=True), "high_quality": paired("final_high_quality"),
-                 "reverse_kl": paired("final_reverse_kl")}  # fmt: skip
+    modes_d, modes_b = wide["final_modes"]["adam+ortho(d)"], wide["final_modes"]["adam+ortho"]
+    assert (modes_d - modes_b).std() == pytest.approx(3.55, abs=5e-3)  # the paired spread
     assert np.exp(secondary["fd"][:3]) == pytest.approx((0.344, 0.146, 0.807), abs=1e-3)
     assert secondary["high_quality"][:3] == pytest.approx((0.0138, -0.0070, 0.0346), abs=1e-4)
     assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
         (-0.161, -0.379, 0.058, 45), abs=1e-3)  # fmt: skip
-    ps = sorted(v[3] for v in secondary.values())  # Holm over three: FD's adjusted p < 0.05
-    assert np.maximum.accumulate([p * (3 - i) for i, p in enumerate(ps)])[0] == pytest.approx(
-        0.0458, abs=1e-4)  # fmt: skip
-    # equivalent within ±0.05: TOST, both one-sided p < 0.05 after Holm's factor for the family
-    from scipy import stats
-
-    d = (wide["final_high_quality"]["adam+ortho(d)"] - wide["final_high_quality"]["adam+ortho"])
+    assert holm["fd"] == pytest.approx(0.0458, abs=1e-4)
+    assert holm["high_quality"] > 0.05 and holm["reverse_kl"] > 0.05
+    # equivalent within ±0.05 (TOST): 3 × its p bounds Holm's adjustment over the family
+    d = wide["final_high_quality"]["adam+ortho(d)"] - wide["final_high_quality"]["adam+ortho"]
     tost = max(stats.ttest_1samp(d, -0.05, alternative="greater").pvalue,
                stats.ttest_1samp(d, 0.05, alternative="less").pvalue)  # fmt: skip
     assert 3 * tost < 0.05
-    modes_d, modes_b = wide["final_modes"]["adam+ortho(d)"], wide["final_modes"]["adam+ortho"]
     assert ((modes_d == 8).sum(), (modes_b == 8).sum()) == (14, 6)
     assert ((modes_d <= 2).sum(), (modes_b <= 2).sum()) == (7, 9)
-    table = pd.read_csv(report / "comparisons.csv")
+    # The README's description after the fact: the pairs where the both-players run collapsed.
+    collapsed = modes_b <= 2
+    assert (modes_d - modes_b)[collapsed].mean() == pytest.approx(6.11, abs=5e-3)
+    assert (modes_d - modes_b)[~collapsed].mean() == pytest.approx(-0.077, abs=1e-3)
     assert set(table["kind"]) == {"declared"}
     assert set(table["base"]) == {"adam+ortho"} and set(table["projected"]) == {"adam+ortho(d)"}
-    verdicts = dict(zip(table.statistic, table.verdict))
     assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
         "better", "better", "equivalent", "undecided"]  # fmt: skip

@@ -103,13 +103,13 @@ def rows(
         else:
             pick = c[against & (c["statistic"] == statistic)]
             stat = repr(statistic)
+        pick = pick.assign(_b=pick["base"].map({b: i for i, b in enumerate(bases)}))
+        keys = ["_b"]  # the arms' order given, then the bases'; else the report's
         if arms:
             pick = pick[pick["projected"].isin(list(arms))]
-        order = {b: i for i, b in enumerate(bases)}  # the bases' order, then the arms'
-        pick = pick.assign(_b=pick["base"].map(order)).sort_values("_b", kind="stable")
-        if arms:
-            order = {a: i for i, a in enumerate(arms)}
-            pick = pick.assign(_o=pick["projected"].map(order)).sort_values("_o", kind="stable")
+            pick = pick.assign(_o=pick["projected"].map({a: i for i, a in enumerate(arms)}))
+            keys = ["_o", "_b"]
+        pick = pick.sort_values(keys, kind="stable")
         if pick.empty:
             have = sorted(set(c.loc[against, "projected"]))
             raise BenchError(
