@@ -383,3 +383,21 @@ def test_the_d_only_against_both_verdicts_follow_from_its_committed_runs():
     assert set(table["base"]) == {"adam+ortho"} and set(table["projected"]) == {"adam+ortho(d)"}
     assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
         "better", "better", "equivalent", "undecided"]  # fmt: skip
+
+
+def test_the_d_only_against_lookahead_sample_is_the_d_only_protocol_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-lookahead.toml: the D-only sample's
+    protocol and D-only arm, Lookahead around Adam as in unrolled-ring-25k-cpu-all (there
+    unflushed: the workload options differ in flush_denormal alone), the declared comparison
+    D-only against Lookahead, and 48 seeds no other sweep uses."""
+    from bench.config import load_sweep
+
+    specs = _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-lookahead", range(11000, 11048), {
+        "adam+ortho(d)": "unrolled-ring-25k-cpu-ortho-d",
+        "lookahead(adam)": "unrolled-ring-25k-cpu-all"})  # fmt: skip
+    lookahead = [s for s in load_sweep("unrolled-ring-25k-cpu-all", device="cpu").specs
+                 if s.label == "lookahead(adam)"]  # fmt: skip
+    unflushed = {tuple(kv for kv in s.workload_options if kv[0] != "flush_denormal")
+                 for s in specs}  # fmt: skip
+    assert unflushed == {s.workload_options for s in lookahead}
+    assert all(("flush_denormal", True) in s.workload_options for s in specs)
