@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ import torch
 from bench.config import load_sweep
 from bench.errors import BenchError
 from bench.perf.cases import _kernel_step, _population_stepper
+from bench.store import _cpu_name
 from ogan.game import Game
 from ogan.game.config import resolve
 from ogan.game.loop import flush_denormals, torch_threads
@@ -100,9 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{p:>4} {row['step_ms']:9.2f} {row['member_ms']:10.3f} {row['ratio']:9.3f} "
               f"{row['member_steps_per_s']:15.0f}")  # fmt: skip
     if args.json:
-        cpu = platform.processor() or platform.machine()
         meta = {"sweep": args.sweep, "arm": args.arm, "steps": args.steps, "flush": flush,
-                "torch": torch.__version__, "cpu": cpu}  # fmt: skip
+                "torch": torch.__version__, "cpu": _cpu_name()}  # fmt: skip
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"meta": meta, "rows": rows}, fh, indent=1)
     return 0

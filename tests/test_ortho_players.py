@@ -401,3 +401,62 @@ def test_the_d_only_against_lookahead_sample_is_the_d_only_protocol_on_new_seeds
                  for s in specs}  # fmt: skip
     assert unflushed == {s.workload_options for s in lookahead}
     assert all(("flush_denormal", True) in s.workload_options for s in specs)
+
+
+def test_the_d_only_against_lookahead_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-ortho-d-vs-lookahead, recomputed with
+    scipy from the committed runs.csv (seed-matched pairs, D-only − Lookahead, paired t; Holm over
+    the three secondary metrics), the report's own verdicts on them, and the README's figures on
+    the D-only arm's sharpness across its four samples (after the fact)."""
+    from pathlib import Path
+
+    import pandas as pd
+    from scipy import stats
+
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        "unrolled-ring-25k-cpu-ortho-d-vs-lookahead", range(11000, 11048), "adam+ortho(d)",
+        "lookahead(adam)")  # fmt: skip
+    assert (*modes[:4], modes[4]) == pytest.approx((-0.958, -1.687, -0.230, 0.011, 48), abs=1e-3)
+    modes_d, modes_l = wide["final_modes"]["adam+ortho(d)"], wide["final_modes"]["lookahead(adam)"]
+    d = modes_d - modes_l
+    assert d.std() == pytest.approx(2.51, abs=5e-3)  # the paired spread, as the file assumed
+    assert ((d < 0).sum(), (d > 0).sum(), (d == 0).sum()) == (23, 9, 16)
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((14.32, 8.03, 25.56), abs=1e-2)
+    assert secondary["high_quality"][:3] == pytest.approx((-0.0414, -0.0581, -0.0248), abs=1e-4)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (0.042, -0.124, 0.207, 46), abs=1e-3)  # fmt: skip
+    assert holm["fd"] < 1e-3 and holm["high_quality"] < 1e-3 and holm["reverse_kl"] > 0.05
+    assert ((modes_d == 8).sum(), (modes_l == 8).sum()) == (14, 22)
+    assert ((modes_d <= 2).sum(), (modes_l <= 2).sum()) == (5, 0)
+    collapsed = modes_d <= 2  # the README's description after the fact
+    assert d[collapsed].mean() == pytest.approx(-5.6, abs=1e-9)
+    assert d[~collapsed].mean() == pytest.approx(-0.419, abs=1e-3)
+    assert set(table["kind"]) == {"declared"}
+    assert set(table["base"]) == {"lookahead(adam)"}
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
+        "worse", "worse", "worse", "undecided"]  # fmt: skip
+    # The D-only arm's final high-quality fraction in its four samples: the first is the sharp one.
+    root = Path(__file__).resolve().parents[1] / "results"
+    names = [f"unrolled-ring-25k-cpu-ortho-d{s}" for s in ("", "-vs-optimistic", "-vs-both",
+                                                          "-vs-lookahead")]  # fmt: skip
+    hq = []
+    for name in names:
+        runs = pd.read_csv(root / name / "report" / "runs.csv")
+        hq.append(runs.loc[runs["label"] == "adam+ortho(d)", "final_high_quality"].to_numpy())
+    assert [round(float(np.median(h)), 4) for h in hq] == [0.0155, 0.0087, 0.0074, 0.0084]
+    assert stats.kruskal(*hq).pvalue == pytest.approx(0.020, abs=5e-4)
+    assert [round(stats.mannwhitneyu(hq[0], h).pvalue, 3) for h in hq[1:3]] == [0.024, 0.044]
+    # bench agree's tables beside the report: each arm against its own earlier sample
+    report = root / names[3] / "report"
+    agree = pd.read_csv(report / "agreement-with-unrolled-ring-25k-cpu-ortho-d.csv")
+    assert dict(zip(agree["metric"], agree["verdict"] == "differ")) == {
+        "fd": False, "high_quality": True, "modes": False, "reverse_kl": False}  # fmt: skip
+    row = agree.set_index("metric").loc["high_quality"]
+    assert (row["mean_a"], row["mean_b"], row["p_value"], row["p_adjusted"]) == pytest.approx(
+        (0.0351, 0.0099, 0.0006, 0.0024), abs=1e-4)  # fmt: skip
+    agree = pd.read_csv(report / "agreement-with-unrolled-ring-25k-cpu-all.csv")
+    assert set(agree["optimizer"]) == {"lookahead(adam)"} and len(agree) == 4
+    assert (agree["verdict"] == "no difference detected").all()
+    row = agree.set_index("metric").loc["modes"]
+    assert (row["difference"], row["ci_lo"], row["ci_hi"], row["p_value"]) == pytest.approx(
+        (-0.052, -0.699, 0.595, 0.95), abs=1e-3)  # fmt: skip

@@ -69,3 +69,22 @@ def test_sizes_without_the_standalone_step_are_refused(tmp_path):
     with pytest.raises(SystemExit) as exit_:
         _script().main(["quick", "--arm", "adam", "--sizes", "2", "4"])
     assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "alone", "ratios"),
+    [
+        ("unrolled-ortho-d", 7.66, [0.77, 0.67, 0.64, 0.65, 0.64, 0.64]),
+        ("unrolled-lookahead", 7.52, [0.76, 0.66, 0.63, 0.64, 0.64, 0.64]),
+        ("pacgan-ring", 21.2, [1.07, 0.98, 0.97]),
+    ],
+)
+def test_the_readmes_population_sizes_are_the_committed_tables(name, alone, ratios):
+    table = json.loads((ROOT / "results" / "perf" / f"cpu-population-size-{name}-xeon.json")
+                       .read_text())  # fmt: skip
+    rows = table["rows"]
+    assert table["meta"]["cpu"] == "Intel(R) Xeon(R) Processor"
+    assert rows[0]["P"] == 1 and round(rows[0]["step_ms"], 2 if alone < 10 else 1) == alone
+    assert [round(r["ratio"], 2) for r in rows[1:]] == ratios
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert ", ".join(f"{r:.2f}" for r in ratios) in readme
