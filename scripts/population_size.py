@@ -32,7 +32,7 @@ import torch
 
 from bench.config import load_sweep
 from bench.errors import BenchError
-from bench.perf.cases import _kernel_step, _population_stepper
+from bench.perf.cases import _kernel_step, _one_thread, _population_stepper
 from bench.store import _cpu_name
 from ogan.game import Game
 from ogan.game.config import resolve
@@ -41,9 +41,10 @@ from ogan.game.loop import flush_denormals, torch_threads
 
 def steppers(path: str, arm: str, sizes: list[int]) -> tuple[dict[int, Callable[[], object]], bool]:
     """One step function per size (P = 1 standalone), and whether the arm flushes subnormals."""
-    specs = [s for s in load_sweep(path, device="cpu").specs if s.label == arm]
+    every = load_sweep(path, device="cpu").specs
+    specs = [s for s in every if s.label == arm]
     if not specs:
-        labels = sorted({s.label for s in load_sweep(path, device="cpu").specs})
+        labels = sorted({s.label for s in every})
         raise BenchError(f"--arm {arm!r} is not an arm of {path}; its arms: {', '.join(labels)}")
     if max(sizes) > len(specs):
         raise BenchError(f"--sizes: {max(sizes)} members, but {arm!r} has {len(specs)} seeds")
@@ -56,7 +57,8 @@ def steppers(path: str, arm: str, sizes: list[int]) -> tuple[dict[int, Callable[
     for p in sizes:
         if p == 1:
             with torch.random.fork_rng():  # building players seeds the global generator
-                out[p] = _kernel_step(Game(configs[0]))
+                # on one thread as the populations' steps are (the same ~1 µs a step)
+                out[p] = _one_thread(_kernel_step(Game(configs[0])))
         else:
             out[p] = _population_stepper(configs[:p])
     return out, bool(configs[0].flush_denormal)

@@ -281,26 +281,33 @@ def test_the_unrolled_d_only_reports_verdicts_follow_from_its_committed_runs():
         "better", "worse", "better")  # fmt: skip
 
 
-def _declared_sample(name: str, seeds: range, sources: dict[str, str]) -> list:
-    """The specs of a sample declared against another arm, checked: each arm's optimizer as in
-    its source sweep, on ``seeds`` (no other sweep's), the D-only sample's protocol exactly
-    (workload options, flush included, length, evaluation), and the comparison declared (the
-    first arm against the second)."""
+def _unflushed(specs) -> set:
+    """The specs' workload options without ``flush_denormal``."""
+    return {tuple(kv for kv in s.workload_options if kv[0] != "flush_denormal") for s in specs}
+
+
+def _declared_sample(name: str, seeds: range, sources: dict[str, str]) -> None:
+    """A sample declared against another arm, checked: each arm's optimizer and
+    workload options as in its source sweep (up to the flush, which every arm has here), on
+    ``seeds`` (no other sweep's), the D-only sample's protocol exactly (workload options, flush
+    included, length, evaluation), and the comparison declared (the first arm against the
+    second)."""
     from bench.config import load_sweep
 
     sweep = load_sweep(name, device="cpu")
     d_only = load_sweep("unrolled-ring-25k-cpu-ortho-d", device="cpu").specs
     assert sweep.compare == (tuple(sources),)
     assert sorted({s.label for s in sweep.specs}) == sorted(sources)
+    assert all(("flush_denormal", True) in s.workload_options for s in sweep.specs)
     for label, source in sources.items():
-        source = load_sweep(source, device="cpu").specs
-        assert sorted(s.seed for s in sweep.specs if s.label == label) == list(seeds)
-        assert {s.optimizer for s in sweep.specs if s.label == label} == {
-            s.optimizer for s in source if s.label == label}  # fmt: skip
+        ours = [s for s in sweep.specs if s.label == label]
+        theirs = [s for s in load_sweep(source, device="cpu").specs if s.label == label]
+        assert sorted(s.seed for s in ours) == list(seeds)
+        assert {s.optimizer for s in ours} == {s.optimizer for s in theirs}
+        assert _unflushed(ours) == _unflushed(theirs)
     assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
         (s.workload, s.workload_options, s.steps, s.eval_every) for s in d_only}  # fmt: skip
     assert not _seeds_of_every_other_sweep(name) & {s.seed for s in sweep.specs}
-    return sweep.specs
 
 
 def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new_seeds():
@@ -338,16 +345,9 @@ def test_the_d_only_against_both_sample_is_the_d_only_protocol_on_new_seeds():
     and D-only arm, ⊥Grad on both players as in unrolled-ring-25k-cpu-ortho-b (there unflushed:
     the workload options differ in flush_denormal alone), the declared comparison D-only against
     both, and 48 seeds no other sweep uses."""
-    from bench.config import load_sweep
-
-    specs = _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-both", range(10000, 10048), {
+    _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-both", range(10000, 10048), {
         "adam+ortho(d)": "unrolled-ring-25k-cpu-ortho-d",
         "adam+ortho": "unrolled-ring-25k-cpu-ortho-b"})  # fmt: skip
-    both = load_sweep("unrolled-ring-25k-cpu-ortho-b", device="cpu").specs
-    unflushed = {tuple(kv for kv in s.workload_options if kv[0] != "flush_denormal")
-                 for s in specs}  # fmt: skip
-    assert unflushed == {s.workload_options for s in both}
-    assert all(("flush_denormal", True) in s.workload_options for s in specs)
 
 
 def test_the_d_only_against_both_verdicts_follow_from_its_committed_runs():
@@ -390,17 +390,9 @@ def test_the_d_only_against_lookahead_sample_is_the_d_only_protocol_on_new_seeds
     protocol and D-only arm, Lookahead around Adam as in unrolled-ring-25k-cpu-all (there
     unflushed: the workload options differ in flush_denormal alone), the declared comparison
     D-only against Lookahead, and 48 seeds no other sweep uses."""
-    from bench.config import load_sweep
-
-    specs = _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-lookahead", range(11000, 11048), {
+    _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-lookahead", range(11000, 11048), {
         "adam+ortho(d)": "unrolled-ring-25k-cpu-ortho-d",
         "lookahead(adam)": "unrolled-ring-25k-cpu-all"})  # fmt: skip
-    lookahead = [s for s in load_sweep("unrolled-ring-25k-cpu-all", device="cpu").specs
-                 if s.label == "lookahead(adam)"]  # fmt: skip
-    unflushed = {tuple(kv for kv in s.workload_options if kv[0] != "flush_denormal")
-                 for s in specs}  # fmt: skip
-    assert unflushed == {s.workload_options for s in lookahead}
-    assert all(("flush_denormal", True) in s.workload_options for s in specs)
 
 
 def test_the_d_only_against_lookahead_verdicts_follow_from_its_committed_runs():
