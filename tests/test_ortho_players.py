@@ -504,6 +504,12 @@ def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
     assert round(hq[arm].max() * 5120) == 39  # every projected run under 1% sharp
     assert ((hq[arm] * 5120).median(), (hq[base] * 5120).median()) == (23.5, 156.0)
     assert set(table["kind"]) == {"ortho"}  # the report's own pair: the arm and its twin
+    # Lookahead's runs end on 0-2 modes in none of its three samples of this protocol
+    root = Path(__file__).resolve().parents[1] / "results"
+    runs = pd.concat([pd.read_csv(root / n / "report" / "runs.csv") for n in (
+        "unrolled-ring-25k-cpu-all", "unrolled-ring-25k-cpu-ortho-d-vs-lookahead", name)])
+    lookahead = runs[runs["label"] == base]
+    assert (len(lookahead), (lookahead["final_modes"] <= 2).sum()) == (128, 0)
     assert set(table["base"]) == {base} and set(table["projected"]) == {arm}
     assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
         "undecided", "worse", "worse", "better"]  # fmt: skip
@@ -512,8 +518,8 @@ def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
                                        evals["estimate_ci_hi"]])) == (
         "worse", pytest.approx(1.48, abs=5e-3), pytest.approx(1.12, abs=5e-3),
         pytest.approx(1.96, abs=5e-3))  # fmt: skip
-    report = Path(__file__).resolve().parents[1] / "results" / name / "report"
-    agree = pd.read_csv(report / "agreement-with-unrolled-ring-25k-cpu-ortho-d-vs-lookahead.csv")
+    agree = pd.read_csv(root / name / "report" /
+                        "agreement-with-unrolled-ring-25k-cpu-ortho-d-vs-lookahead.csv")
     assert set(agree["optimizer"]) == {base} and len(agree) == 4
     assert (agree["verdict"] == "no difference detected").all()
     row = agree.set_index("metric").loc["modes"]
