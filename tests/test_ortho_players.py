@@ -3,6 +3,8 @@
 The population's members against their standalone runs are in ``test_population.py``.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,12 +18,11 @@ from ogan.errors import ConfigError
 from ogan.game import Game, resolve
 
 SPEC = {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def _seeds_of_every_other_sweep(name: str) -> set[int]:
     """The seeds of every embedded sweep but ``name``: a new sample's must not be among them."""
-    from pathlib import Path
-
     import bench
     from bench.config import load_sweep
 
@@ -55,11 +56,9 @@ def _committed_sample(name: str, seeds: range, arm: str, base: str):
     be ``seeds``), the paired t of ``arm`` − ``base`` on final modes and on each secondary metric
     (:func:`_paired_t`), each secondary p Holm-adjusted over the three, and the report's own
     verdicts by statistic."""
-    from pathlib import Path
-
     import pandas as pd
 
-    report = Path(__file__).resolve().parents[1] / "results" / name / "report"
+    report = RESULTS / name / "report"
     wide = pd.read_csv(report / "runs.csv").pivot(index="seed", columns="label")
     assert list(wide.index) == list(seeds)
     modes = _paired_t(wide, "final_modes", arm, base)
@@ -402,8 +401,6 @@ def test_the_d_only_against_lookahead_verdicts_follow_from_its_committed_runs():
     scipy from the committed runs.csv (seed-matched pairs, D-only − Lookahead, paired t; Holm over
     the three secondary metrics), the report's own verdicts on them, and the README's figures on
     the D-only arm's sharpness across its four samples (after the fact)."""
-    from pathlib import Path
-
     import pandas as pd
     from scipy import stats
 
@@ -430,18 +427,17 @@ def test_the_d_only_against_lookahead_verdicts_follow_from_its_committed_runs():
     assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
         "worse", "worse", "worse", "undecided"]  # fmt: skip
     # The D-only arm's final high-quality fraction in its four samples: the first is the sharp one.
-    root = Path(__file__).resolve().parents[1] / "results"
     names = [f"unrolled-ring-25k-cpu-ortho-d{s}" for s in ("", "-vs-optimistic", "-vs-both",
                                                           "-vs-lookahead")]  # fmt: skip
     hq = []
     for name in names:
-        runs = pd.read_csv(root / name / "report" / "runs.csv")
+        runs = pd.read_csv(RESULTS / name / "report" / "runs.csv")
         hq.append(runs.loc[runs["label"] == "adam+ortho(d)", "final_high_quality"].to_numpy())
     assert [round(float(np.median(h)), 4) for h in hq] == [0.0155, 0.0087, 0.0074, 0.0084]
     assert stats.kruskal(*hq).pvalue == pytest.approx(0.020, abs=5e-4)
     assert [round(stats.mannwhitneyu(hq[0], h).pvalue, 3) for h in hq[1:3]] == [0.024, 0.044]
     # bench agree's tables beside the report: each arm against its own earlier sample
-    report = root / names[3] / "report"
+    report = RESULTS / names[3] / "report"
     agree = pd.read_csv(report / "agreement-with-unrolled-ring-25k-cpu-ortho-d.csv")
     assert dict(zip(agree["metric"], agree["verdict"] == "differ")) == {
         "fd": False, "high_quality": True, "modes": False, "reverse_kl": False}  # fmt: skip
@@ -478,8 +474,6 @@ def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
     from the committed runs.csv (seed-matched pairs, with − without the projection on D, paired
     t; Holm over the three secondary metrics), the report's own verdicts on them, and Lookahead's
     agreement with its earlier sample."""
-    from pathlib import Path
-
     import pandas as pd
 
     name, arm, base = "unrolled-ring-25k-cpu-lookahead-ortho-d", "lookahead(adam)+ortho(d)", \
@@ -505,8 +499,7 @@ def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
     assert ((hq[arm] * 5120).median(), (hq[base] * 5120).median()) == (23.5, 156.0)
     assert set(table["kind"]) == {"ortho"}  # the report's own pair: the arm and its twin
     # Lookahead's runs end on 0-2 modes in none of its three samples of this protocol
-    root = Path(__file__).resolve().parents[1] / "results"
-    runs = pd.concat([pd.read_csv(root / n / "report" / "runs.csv") for n in (
+    runs = pd.concat([pd.read_csv(RESULTS / n / "report" / "runs.csv") for n in (
         "unrolled-ring-25k-cpu-all", "unrolled-ring-25k-cpu-ortho-d-vs-lookahead", name)])
     lookahead = runs[runs["label"] == base]
     assert (len(lookahead), (lookahead["final_modes"] <= 2).sum()) == (128, 0)
@@ -518,7 +511,7 @@ def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
                                        evals["estimate_ci_hi"]])) == (
         "worse", pytest.approx(1.48, abs=5e-3), pytest.approx(1.12, abs=5e-3),
         pytest.approx(1.96, abs=5e-3))  # fmt: skip
-    agree = pd.read_csv(root / name / "report" /
+    agree = pd.read_csv(RESULTS / name / "report" /
                         "agreement-with-unrolled-ring-25k-cpu-ortho-d-vs-lookahead.csv")
     assert set(agree["optimizer"]) == {base} and len(agree) == 4
     assert (agree["verdict"] == "no difference detected").all()
