@@ -532,3 +532,13 @@ def test_a_few_evenly_spread_samples_bias_the_reverse_kl_up_not_down():
            for _ in range(4000)]  # fmt: skip
     assert np.mean(kls) == pytest.approx(0.16, abs=0.01)
     assert mode_metrics(centers[np.arange(24) % 8], centers, 0.01)["reverse_kl"] == pytest.approx(0)
+
+
+def test_the_optimistic_against_lookahead_sample_is_both_flushed_arms_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-optimistic-vs-lookahead.toml: optimistic Adam as in
+    the D-only-against-optimistic-Adam sample, Lookahead as in the Lookahead-with-⊥Grad-on-D
+    sample, the same protocol (flush included), the declared head-to-head optimistic Adam
+    against Lookahead, and 48 seeds no other sweep uses."""
+    _declared_sample("unrolled-ring-25k-cpu-optimistic-vs-lookahead", range(13000, 13048), {
+        "optimistic-adam": "unrolled-ring-25k-cpu-ortho-d-vs-optimistic",
+        "lookahead(adam)": "unrolled-ring-25k-cpu-lookahead-ortho-d"})  # fmt: skip
