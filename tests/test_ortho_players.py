@@ -542,3 +542,49 @@ def test_the_optimistic_against_lookahead_sample_is_both_flushed_arms_on_new_see
     _declared_sample("unrolled-ring-25k-cpu-optimistic-vs-lookahead", range(13000, 13048), {
         "optimistic-adam": "unrolled-ring-25k-cpu-ortho-d-vs-optimistic",
         "lookahead(adam)": "unrolled-ring-25k-cpu-lookahead-ortho-d"})  # fmt: skip
+
+
+def test_the_optimistic_against_lookahead_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-optimistic-vs-lookahead (the five whole
+    blocks the file's clock rule let run: seeds 13000-13039), recomputed with scipy from the
+    committed runs.csv (seed-matched pairs, optimistic Adam − Lookahead, paired t; Holm over the
+    three secondary metrics), the report's own verdicts, each arm's agreement with its earlier
+    sample, and the exploratory figure on seeds 4000-4031 that the file set out to test."""
+    import pandas as pd
+    from scipy import stats
+
+    name, arm, base = "unrolled-ring-25k-cpu-optimistic-vs-lookahead", "optimistic-adam", \
+        "lookahead(adam)"  # fmt: skip
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        name, range(13000, 13040), arm, base)
+    assert (*modes[:4], modes[4]) == pytest.approx((0.450, 0.0098, 0.890, 0.0454, 40), abs=1e-3)
+    opt, look = wide["final_modes"][arm], wide["final_modes"][base]
+    d = opt - look
+    assert d.std() == pytest.approx(1.377, abs=1e-3)
+    assert ((d > 0).sum(), (d < 0).sum(), (d == 0).sum()) == (14, 5, 21)
+    assert (opt.mean(), look.mean()) == pytest.approx((7.55, 7.10), abs=1e-3)
+    assert ((opt == 8).sum(), (look == 8).sum(), opt.min(), look.min()) == (29, 23, 4, 3)
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((1.916, 1.205, 3.048), abs=1e-3)
+    assert secondary["high_quality"][:3] == pytest.approx((0.0765, 0.0335, 0.1196), abs=1e-4)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (-0.0856, -0.2099, 0.0387, 40), abs=1e-4)  # fmt: skip
+    assert (holm["fd"], holm["high_quality"], holm["reverse_kl"]) == pytest.approx(
+        (0.0145, 0.0027, 0.1715), abs=1e-4)  # fmt: skip
+    assert set(table["kind"]) == {"declared"}
+    assert set(table["base"]) == {base} and set(table["projected"]) == {arm}
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
+        "better", "worse", "better", "undecided"]  # fmt: skip
+    # the exploratory figure the file set out to test: seeds 4000-4031, unflushed, after the fact
+    earlier = pd.read_csv(RESULTS / "unrolled-ring-25k-cpu-all" / "report" / "runs.csv").pivot(
+        index="seed", columns="label", values="final_modes")  # fmt: skip
+    d0 = earlier[arm] - earlier[base]
+    assert (len(d0), d0.mean(), d0.std()) == pytest.approx((32, 0.8125, 1.575), abs=1e-3)
+    assert stats.ttest_1samp(d0, 0.0).pvalue == pytest.approx(0.0065, abs=1e-4)
+    # bench agree: each arm against its own earlier flushed sample, no difference detected
+    report = RESULTS / name / "report"
+    for source, label, diff in (("unrolled-ring-25k-cpu-ortho-d-vs-optimistic", arm, 0.154),
+                                ("unrolled-ring-25k-cpu-lookahead-ortho-d", base, 0.0375)):
+        agree = pd.read_csv(report / f"agreement-with-{source}.csv")
+        assert set(agree["optimizer"]) == {label} and len(agree) == 4
+        assert (agree["verdict"] == "no difference detected").all()
+        assert agree.set_index("metric").loc["modes", "difference"] == pytest.approx(diff, abs=1e-3)
