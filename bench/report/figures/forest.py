@@ -29,7 +29,8 @@ COLORS = {
     verdicts.UNDECIDED: "#8c8c8c",
 }
 LIMIT = 8.0
-"""Effects beyond ±8 δ are drawn at the edge with an arrow (their numbers are in the table)."""
+"""Effects beyond ±8 δ are drawn at the edge with an arrow, and an interval running past the edge
+ends in a small arrowhead there (their numbers are in the table)."""
 
 
 def in_margin_units(c: pd.DataFrame) -> pd.DataFrame:
@@ -81,11 +82,17 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
             x = min(max(r.x, -LIMIT), LIMIT)
             marker = "o" if abs(r.x) <= LIMIT else (">" if r.x > 0 else "<")
             ax.plot([x], [yi], marker=marker, color=color, ms=7, clip_on=False, zorder=3)
+            for end, head in ((r.lo, "<"), (r.hi, ">")):  # an interval cut at the edge
+                if abs(x) < LIMIT and math.isfinite(end) and abs(end) > LIMIT:
+                    ax.plot([math.copysign(LIMIT, end)], [yi], marker=head, color=color, ms=5,
+                            clip_on=False, zorder=3)  # fmt: skip
         ax.set_yticks(y, labels)
         ax.set_ylim(-0.7, len(drawn) - 0.3)
         span = min(LIMIT, max(2.0, np.nanmax(np.abs(drawn[["x", "lo", "hi"]].to_numpy())) * 1.1))
         ax.set_xlim(-span, span)
-        ax.set_xlabel("effect in units of its margin δ  (← worse for the variant | better →)")
+        # two lines: under long row labels the axes are narrow, and a one-line label ran off
+        # the figure's right edge
+        ax.set_xlabel("effect in units of its margin δ\n(← worse for the variant | better →)")
         ax.grid(axis="y", visible=False)
         handles = [Line2D([], [], color=c, lw=2.5, label=v) for v, c in COLORS.items()]
         fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
