@@ -70,6 +70,18 @@ def _committed_sample(name: str, seeds: range, arm: str, base: str):
     return wide, modes, secondary, holm, table, dict(zip(table.statistic, table.verdict))
 
 
+def _agrees_with(name: str, source: str, label: str):
+    """``bench agree``'s table beside ``name``'s report against ``source``'s, checked: one
+    optimizer, ``label``, and its four final metrics, none with a difference detected; its modes
+    row returned."""
+    import pandas as pd
+
+    agree = pd.read_csv(RESULTS / name / "report" / f"agreement-with-{source}.csv")
+    assert set(agree["optimizer"]) == {label} and len(agree) == 4
+    assert (agree["verdict"] == "no difference detected").all()
+    return agree.set_index("metric").loc["modes"]
+
+
 def _game(players=None, ortho=True, **kw):
     spec = {**SPEC, **({"ortho": "weights"} if ortho else {})}
     if players is not None:
@@ -444,10 +456,7 @@ def test_the_d_only_against_lookahead_verdicts_follow_from_its_committed_runs():
     row = agree.set_index("metric").loc["high_quality"]
     assert (row["mean_a"], row["mean_b"], row["p_value"], row["p_adjusted"]) == pytest.approx(
         (0.0351, 0.0099, 0.0006, 0.0024), abs=1e-4)  # fmt: skip
-    agree = pd.read_csv(report / "agreement-with-unrolled-ring-25k-cpu-all.csv")
-    assert set(agree["optimizer"]) == {"lookahead(adam)"} and len(agree) == 4
-    assert (agree["verdict"] == "no difference detected").all()
-    row = agree.set_index("metric").loc["modes"]
+    row = _agrees_with(names[3], "unrolled-ring-25k-cpu-all", "lookahead(adam)")
     assert (row["difference"], row["ci_lo"], row["ci_hi"], row["p_value"]) == pytest.approx(
         (-0.052, -0.699, 0.595, 0.95), abs=1e-3)  # fmt: skip
 
@@ -511,11 +520,7 @@ def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
                                        evals["estimate_ci_hi"]])) == (
         "worse", pytest.approx(1.48, abs=5e-3), pytest.approx(1.12, abs=5e-3),
         pytest.approx(1.96, abs=5e-3))  # fmt: skip
-    agree = pd.read_csv(RESULTS / name / "report" /
-                        "agreement-with-unrolled-ring-25k-cpu-ortho-d-vs-lookahead.csv")
-    assert set(agree["optimizer"]) == {base} and len(agree) == 4
-    assert (agree["verdict"] == "no difference detected").all()
-    row = agree.set_index("metric").loc["modes"]
+    row = _agrees_with(name, "unrolled-ring-25k-cpu-ortho-d-vs-lookahead", base)
     assert (row["difference"], row["ci_lo"], row["ci_hi"], row["p_value"]) == pytest.approx(
         (0.208, -0.298, 0.715, 0.464), abs=1e-3)  # fmt: skip
 
@@ -581,10 +586,9 @@ def test_the_optimistic_against_lookahead_verdicts_follow_from_its_committed_run
     assert (len(d0), d0.mean(), d0.std()) == pytest.approx((32, 0.8125, 1.575), abs=1e-3)
     assert stats.ttest_1samp(d0, 0.0).pvalue == pytest.approx(0.0065, abs=1e-4)
     # bench agree: each arm against its own earlier flushed sample, no difference detected
-    report = RESULTS / name / "report"
-    for source, label, diff in (("unrolled-ring-25k-cpu-ortho-d-vs-optimistic", arm, 0.154),
-                                ("unrolled-ring-25k-cpu-lookahead-ortho-d", base, 0.0375)):
-        agree = pd.read_csv(report / f"agreement-with-{source}.csv")
-        assert set(agree["optimizer"]) == {label} and len(agree) == 4
-        assert (agree["verdict"] == "no difference detected").all()
-        assert agree.set_index("metric").loc["modes", "difference"] == pytest.approx(diff, abs=1e-3)
+    for source, label, figures in (
+        ("unrolled-ring-25k-cpu-ortho-d-vs-optimistic", arm, (0.154, -0.288, 0.596)),
+        ("unrolled-ring-25k-cpu-lookahead-ortho-d", base, (0.0375, -0.514, 0.589)),
+    ):
+        row = _agrees_with(name, source, label)
+        assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(figures, abs=1e-3)
