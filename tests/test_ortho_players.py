@@ -592,3 +592,21 @@ def test_the_optimistic_against_lookahead_verdicts_follow_from_its_committed_run
     ):
         row = _agrees_with(name, source, label)
         assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(figures, abs=1e-3)
+
+
+def test_the_optimistic_with_d_only_sample_is_the_optimistic_arm_with_the_projection_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-optimistic-ortho-d.toml: the optimistic-against-
+    Lookahead sample's protocol and optimistic Adam arm, the same optimistic Adam with ⊥Grad on D
+    only (its optimizer the other arm's plus ortho = "weights" and ortho_players = "d", nothing
+    else), the declared comparison with the projection against without, and 48 seeds no other
+    sweep uses."""
+    from bench.config import load_sweep
+
+    name = "unrolled-ring-25k-cpu-optimistic-ortho-d"
+    _declared_sample(name, range(14000, 14048), {
+        "optimistic-adam+ortho(d)": None,
+        "optimistic-adam": "unrolled-ring-25k-cpu-optimistic-vs-lookahead"})  # fmt: skip
+    optimizers = {s.label: dict(s.optimizer) for s in load_sweep(name, device="cpu").specs}
+    assert optimizers["optimistic-adam+ortho(d)"] == {
+        **optimizers["optimistic-adam"], "ortho": "weights", "ortho_players": "d"}  # fmt: skip
+    assert optimizers["optimistic-adam"]["name"] == "optimistic-adam"
