@@ -177,7 +177,7 @@ def _readme_forests() -> list[list[str]]:
 @pytest.mark.parametrize(
     "figure",
     ["horizon", "horizon-high-quality", "unrolled-25k-arms", "d-only", "d-only-high-quality",
-     "d-only-comparators", "d-only-added"],
+     "d-only-comparators", "d-only-added", "unrolled-25k-declared"],
 )
 def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     """The README's `bench forest` figures: their tables (docs/<figure>.csv, written beside

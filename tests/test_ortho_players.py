@@ -610,3 +610,49 @@ def test_the_optimistic_with_d_only_sample_is_the_optimistic_arm_with_the_projec
     assert optimizers["optimistic-adam+ortho(d)"] == {
         **optimizers["optimistic-adam"], "ortho": "weights", "ortho_players": "d"}  # fmt: skip
     assert optimizers["optimistic-adam"]["name"] == "optimistic-adam"
+
+
+def test_the_optimistic_with_d_only_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-optimistic-ortho-d (the four whole blocks
+    the file's clock rule let run: seeds 14000-14031), recomputed with scipy from the committed
+    runs.csv (seed-matched pairs, with − without the projection on D, paired t; Holm over the
+    three secondary metrics), the report's own verdicts on them, and optimistic Adam's agreement
+    with its two earlier flushed samples."""
+    from scipy import stats
+
+    name, arm, base = "unrolled-ring-25k-cpu-optimistic-ortho-d", "optimistic-adam+ortho(d)", \
+        "optimistic-adam"  # fmt: skip
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        name, range(14000, 14032), arm, base)
+    assert (*modes[:4], modes[4]) == pytest.approx((-0.906, -1.427, -0.385, 0.00126, 32),
+                                                   abs=1e-3)  # fmt: skip
+    with_, without = wide["final_modes"][arm], wide["final_modes"][base]
+    d = with_ - without
+    assert d.std() == pytest.approx(1.445, abs=1e-3)
+    assert ((d > 0).sum(), (d < 0).sum(), (d == 0).sum()) == (5, 20, 7)
+    assert stats.wilcoxon(d[d != 0]).pvalue == pytest.approx(0.0022, abs=1e-4)
+    assert (with_.mean(), without.mean()) == pytest.approx((6.656, 7.5625), abs=1e-3)
+    assert ((with_ == 8).sum(), (without == 8).sum(), with_.min(), without.min()) == (8, 22, 3, 5)
+    assert (((without == 8) & (with_ < 8)).sum(), ((with_ == 8) & (without < 8)).sum()) == (18, 4)
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((4.193, 2.663, 6.600), abs=1e-3)
+    assert secondary["high_quality"][:3] == pytest.approx((-0.1016, -0.1498, -0.0533), abs=1e-4)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (0.1569, 0.0011, 0.3127, 32), abs=1e-4)  # fmt: skip
+    assert (holm["fd"], holm["high_quality"], holm["reverse_kl"]) == pytest.approx(
+        (1.05e-6, 3.25e-4, 0.0485), abs=1e-4)  # fmt: skip
+    hq = wide["final_high_quality"]
+    assert (hq[arm].mean(), hq[base].mean()) == pytest.approx((0.0118, 0.1133), abs=1e-4)
+    assert ((hq[arm] * 5120).median(), (hq[base] * 5120).median()) == (57.0, 270.0)
+    assert round(hq[arm].max() * 5120) == 161  # every projected run under 3.2% sharp
+    assert set(table["kind"]) == {"ortho"}  # the report's own pair: the arm and its twin
+    assert set(table["base"]) == {base} and set(table["projected"]) == {arm}
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == ["worse"] * 4
+    assert [verdicts[k] for k in ("growth_g", "growth_d", "tail_g", "tail_d")] == [
+        "worse", "equivalent", "equivalent", "equivalent"]  # fmt: skip
+    # bench agree: optimistic Adam against its two earlier flushed samples, no difference detected
+    for source, figures in (
+        ("unrolled-ring-25k-cpu-optimistic-vs-lookahead", (0.0125, -0.392, 0.417)),
+        ("unrolled-ring-25k-cpu-ortho-d-vs-optimistic", (0.167, -0.253, 0.586)),
+    ):
+        row = _agrees_with(name, source, base)
+        assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(figures, abs=1e-3)
