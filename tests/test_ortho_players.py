@@ -323,6 +323,21 @@ def _declared_sample(name: str, seeds: range, sources: dict[str, str | None]) ->
     assert not _seeds_of_every_other_sweep(name) & {s.seed for s in sweep.specs}
 
 
+def _declared_with_projection_on_d(name: str, seeds: range, base: str, optimizer: str,
+                                   source: str) -> None:
+    """A sample of ``base`` with and without ⊥Grad on D, checked: :func:`_declared_sample` with
+    ``base`` as in ``source`` and the new arm ``base+ortho(d)`` declared against it, whose
+    optimizer is ``base``'s (named ``optimizer``) plus ortho = "weights" and ortho_players =
+    "d", nothing else."""
+    from bench.config import load_sweep
+
+    arm = f"{base}+ortho(d)"
+    _declared_sample(name, seeds, {arm: None, base: source})
+    optimizers = {s.label: dict(s.optimizer) for s in load_sweep(name, device="cpu").specs}
+    assert optimizers[arm] == {**optimizers[base], "ortho": "weights", "ortho_players": "d"}
+    assert optimizers[base]["name"] == optimizer
+
+
 def test_the_d_only_against_optimistic_adam_sample_is_the_d_only_protocol_on_new_seeds():
     """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-optimistic.toml: the D-only sample's
     protocol and D-only arm, optimistic Adam as in unrolled-ring-25k-cpu-all, the declared
@@ -466,16 +481,9 @@ def test_the_lookahead_with_d_only_sample_is_the_lookahead_arm_with_the_projecti
     sample's protocol and Lookahead arm, the same Lookahead with ⊥Grad on D only (its optimizer
     the Lookahead arm's plus ortho = "weights" and ortho_players = "d", nothing else), the
     declared comparison with the projection against without, and 48 seeds no other sweep uses."""
-    from bench.config import load_sweep
-
-    name = "unrolled-ring-25k-cpu-lookahead-ortho-d"
-    _declared_sample(name, range(12000, 12048), {
-        "lookahead(adam)+ortho(d)": None,
-        "lookahead(adam)": "unrolled-ring-25k-cpu-ortho-d-vs-lookahead"})  # fmt: skip
-    optimizers = {s.label: dict(s.optimizer) for s in load_sweep(name, device="cpu").specs}
-    assert optimizers["lookahead(adam)+ortho(d)"] == {
-        **optimizers["lookahead(adam)"], "ortho": "weights", "ortho_players": "d"}  # fmt: skip
-    assert optimizers["lookahead(adam)"]["name"] == "lookahead"
+    _declared_with_projection_on_d("unrolled-ring-25k-cpu-lookahead-ortho-d", range(12000, 12048),
+                                   "lookahead(adam)", "lookahead",
+                                   "unrolled-ring-25k-cpu-ortho-d-vs-lookahead")  # fmt: skip
 
 
 def test_the_lookahead_with_d_only_verdicts_follow_from_its_committed_runs():
@@ -600,16 +608,9 @@ def test_the_optimistic_with_d_only_sample_is_the_optimistic_arm_with_the_projec
     only (its optimizer the other arm's plus ortho = "weights" and ortho_players = "d", nothing
     else), the declared comparison with the projection against without, and 48 seeds no other
     sweep uses."""
-    from bench.config import load_sweep
-
-    name = "unrolled-ring-25k-cpu-optimistic-ortho-d"
-    _declared_sample(name, range(14000, 14048), {
-        "optimistic-adam+ortho(d)": None,
-        "optimistic-adam": "unrolled-ring-25k-cpu-optimistic-vs-lookahead"})  # fmt: skip
-    optimizers = {s.label: dict(s.optimizer) for s in load_sweep(name, device="cpu").specs}
-    assert optimizers["optimistic-adam+ortho(d)"] == {
-        **optimizers["optimistic-adam"], "ortho": "weights", "ortho_players": "d"}  # fmt: skip
-    assert optimizers["optimistic-adam"]["name"] == "optimistic-adam"
+    _declared_with_projection_on_d("unrolled-ring-25k-cpu-optimistic-ortho-d", range(14000, 14048),
+                                   "optimistic-adam", "optimistic-adam",
+                                   "unrolled-ring-25k-cpu-optimistic-vs-lookahead")  # fmt: skip
 
 
 def test_the_optimistic_with_d_only_verdicts_follow_from_its_committed_runs():
