@@ -68,6 +68,13 @@ files you trust; ``bench run FILE --dry-run`` lists such names without importing
                      confirmatory on the primary metric (Holm), secondary on the others.
                      E.g. ``arm = "adam+ortho"``, ``against = "extra-adam"``. It selects no
                      run, so it is not part of any run id.
+    ``budget``       what the two arms are matched on (optional): ``"steps"`` (default: both
+                     arms' final values after the sweep's steps) or ``"grad_evals"`` (equal
+                     cost: each arm's values after as many gradient evaluations as the cheaper
+                     arm spends in its whole run, i.e. the costlier arm's at its last
+                     evaluation within that budget; Extra-Adam, two evaluations a step, is read
+                     at half the steps of Adam). A pair may be declared at both budgets; the
+                     report makes each, in the same families.
 
 The grid is workloads (× their option axes) × optimizers (× their axes, ``lr`` included) × seeds.
 Every combination becomes one frozen :class:`~bench.spec.RunSpec` whose content hash is its run
@@ -111,7 +118,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import grid
 from bench.errors import BenchError
@@ -126,9 +133,29 @@ SWEEP_KEYS = (
 )  # fmt: skip
 TOP_KEYS = ("sweep", "workload", "optimizer", "compare")
 COMPARE_KEYS = ("arm", "against")
+COMPARE_OPTIONAL = ("budget",)
+BUDGETS = ("steps", "grad_evals")
 DEVICES = ("cpu", "cuda")
 DEFAULT_SEEDS = (0, 1, 2)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class Comparison(NamedTuple):
+    """A declared ``[[compare]]``: ``arm`` against ``against`` (difference = arm − against),
+    at equal ``budget``: ``"steps"`` (both arms' final values, after the sweep's steps) or
+    ``"grad_evals"`` (each arm's values once it has spent as many gradient evaluations as the
+    cheaper arm spends in the whole run: an extragradient method, two evaluations a step,
+    at half the steps of a one-evaluation method)."""
+
+    arm: str
+    against: str
+    budget: str = "steps"
+
+    def to_dict(self) -> dict[str, str]:
+        """As in ``sweep.json``; ``budget`` only where it is not the default, so that a sweep
+        declared before the key existed keeps its manifest byte for byte."""
+        out = {"arm": self.arm, "against": self.against}
+        return out if self.budget == "steps" else {**out, "budget": self.budget}
 
 
 @dataclass(frozen=True)
@@ -144,7 +171,7 @@ class Sweep:
     imports: tuple[Import, ...] = ()  # the code from outside ogan that it names
     checkpoint_every: int | None = None  # None: ogan's default (long runs only)
     trace_every: int = 1  # the stored trace keeps every N-th step (and the last)
-    compare: tuple[tuple[str, str], ...] = ()  # declared (arm, against) comparisons, by label
+    compare: tuple[Comparison, ...] = ()  # declared comparisons, by label
 
     def manifest(self) -> dict[str, Any]:
         """The content of ``sweep.json``: enough for a report to tell which runs are missing."""
@@ -155,7 +182,7 @@ class Sweep:
             "source": self.source,
             "device": self.device,
             "specs": [spec.to_dict() for spec in self.specs],
-            "compare": [{"arm": arm, "against": against} for arm, against in self.compare],
+            "compare": [c.to_dict() for c in self.compare],
         }
 
 
@@ -285,9 +312,10 @@ def parse_sweep(
     )
 
 
-def _comparisons(doc: dict[str, Any], variants: list[grid.Variant]) -> tuple[tuple[str, str], ...]:
-    """The sweep's ``[[compare]]`` tables as (arm, against) label pairs, each checked: both are
-    labels of the sweep's optimizers, they differ, and no pair is declared twice (either way)."""
+def _comparisons(doc: dict[str, Any], variants: list[grid.Variant]) -> tuple[Comparison, ...]:
+    """The sweep's ``[[compare]]`` tables, each checked: both are labels of the sweep's
+    optimizers, they differ, the budget is one of :data:`BUDGETS`, and no pair is declared twice
+    at one budget (either way round)."""
     if "compare" not in doc:
         return ()
     found = doc["compare"]
@@ -296,10 +324,10 @@ def _comparisons(doc: dict[str, Any], variants: list[grid.Variant]) -> tuple[tup
             "[[compare]] must be an array of tables (write [[compare]], not [compare])"
         )
     labels = [v.label for v in variants]
-    pairs: list[tuple[str, str]] = []
+    pairs: list[Comparison] = []
     for i, table in enumerate(found, 1):
         where = f"[[compare]] #{i}"
-        grid.check_keys(table, COMPARE_KEYS, where)
+        grid.check_keys(table, COMPARE_KEYS + COMPARE_OPTIONAL, where)
         missing = [k for k in COMPARE_KEYS if k not in table]
         if missing:
             raise BenchError(
@@ -315,9 +343,16 @@ def _comparisons(doc: dict[str, Any], variants: list[grid.Variant]) -> tuple[tup
                 )
         if arm == against:
             raise BenchError(f"{where} compares {arm!r} with itself; name two different labels")
-        if (arm, against) in pairs or (against, arm) in pairs:
-            raise BenchError(f"{where} declares {arm!r} against {against!r} a second time")
-        pairs.append((arm, against))
+        budget = table.get("budget", "steps")
+        if budget not in BUDGETS:
+            raise BenchError(
+                f"{where} budget = {budget!r} is not one of {', '.join(map(repr, BUDGETS))}: "
+                '"steps" compares final values, "grad_evals" values at equal gradient evaluations'
+            )
+        if {(arm, against, budget), (against, arm, budget)} & set(pairs):
+            at = "" if budget == "steps" else f" at budget = {budget!r}"
+            raise BenchError(f"{where} declares {arm!r} against {against!r}{at} a second time")
+        pairs.append(Comparison(arm, against, budget))
     return tuple(pairs)
 
 

@@ -60,7 +60,10 @@ against = "adam"
 
 def test_declared_comparisons_are_read_in_order_and_kept_in_sweep_json():
     sweep = parse_sweep(HEAD + COMPARE)
-    assert sweep.compare == (("extra-adam", "optimistic-adam"), ("optimistic-adam", "adam"))
+    assert sweep.compare == (
+        ("extra-adam", "optimistic-adam", "steps"),
+        ("optimistic-adam", "adam", "steps"),
+    )
     assert sweep.manifest()["compare"] == [
         {"arm": "extra-adam", "against": "optimistic-adam"},
         {"arm": "optimistic-adam", "against": "adam"},
@@ -186,5 +189,5 @@ def test_the_readme_sweep_example_with_its_compare_table_reads_as_written():
     start = section.index("```toml\n") + len("```toml\n")
     example = section[start : section.index("\n```", start)]
     sweep = parse_sweep(example)
-    assert sweep.compare == (("adam+ortho", "adam"),)
+    assert sweep.compare == (("adam+ortho", "adam", "steps"),)
     assert {s.label for s in sweep.specs} == {"adam", "adam+ortho"}

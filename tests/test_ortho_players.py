@@ -21,14 +21,21 @@ SPEC = {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
+REUSERS = {"unrolled-ring-25k-cpu-extra-vs-optimistic": "unrolled-ring-25k-cpu-optimistic-ortho-d"}
+"""A sweep that reuses a finished arm of another (the same run ids, copied) -> that sweep: it
+shares that sweep's seeds by design, so it is left out of the other's "no other sweep" check
+and has its own test."""
+
+
 def _seeds_of_every_other_sweep(name: str) -> set[int]:
-    """The seeds of every embedded sweep but ``name``: a new sample's must not be among them."""
+    """The seeds of every embedded sweep but ``name`` (and a sweep that reuses ``name``'s runs,
+    :data:`REUSERS`): a new sample's must not be among them."""
     import bench
     from bench.config import load_sweep
 
     others = set()
     for path in (Path(bench.__file__).parent / "sweeps").glob("*.toml"):
-        if path.stem != name:
+        if path.stem != name and REUSERS.get(path.stem) != name:
             others |= {s.seed for s in load_sweep(path.stem, device="cpu").specs}
     return others
 
@@ -307,7 +314,7 @@ def _declared_sample(name: str, seeds: range, sources: dict[str, str | None]) ->
 
     sweep = load_sweep(name, device="cpu")
     d_only = load_sweep("unrolled-ring-25k-cpu-ortho-d", device="cpu").specs
-    assert sweep.compare == (tuple(sources),)
+    assert sweep.compare == ((*sources, "steps"),)
     assert sorted({s.label for s in sweep.specs}) == sorted(sources)
     assert all(("flush_denormal", True) in s.workload_options for s in sweep.specs)
     for label, source in sources.items():
@@ -657,3 +664,38 @@ def test_the_optimistic_with_d_only_verdicts_follow_from_its_committed_runs():
     ):
         row = _agrees_with(name, source, base)
         assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(figures, abs=1e-3)
+
+
+def test_the_extra_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_extra_adam():
+    """bench/sweeps/unrolled-ring-25k-cpu-extra-vs-optimistic.toml: the optimistic-with-D-only
+    sample's protocol exactly, its optimistic Adam arm on its first 32 seeds as the very same
+    runs (the same run ids: reused, not rerun), Extra-Adam as in unrolled-ring-25k-cpu-rest.toml
+    (up to the flush) on those seeds and no other sweep's, both declared comparisons (equal steps,
+    equal gradient evaluations), and step 12,500 (half the steps: Extra-Adam's two evaluations a
+    step) one of the evaluations."""
+    from bench.config import Comparison, load_sweep
+
+    name = "unrolled-ring-25k-cpu-extra-vs-optimistic"
+    sweep = load_sweep(name, device="cpu")
+    source = load_sweep(REUSERS[name], device="cpu").specs
+    seeds = list(range(14000, 14032))
+    ours = {label: [s for s in sweep.specs if s.label == label]
+            for label in {s.label for s in sweep.specs}}  # fmt: skip
+    assert sorted(ours) == ["extra-adam", "optimistic-adam"]
+    reused = {s.run_id for s in source if s.label == "optimistic-adam" and s.seed in seeds}
+    assert {s.run_id for s in ours["optimistic-adam"]} == reused and len(reused) == 32
+    assert sorted(s.seed for s in ours["extra-adam"]) == seeds
+    rest = [s for s in load_sweep("unrolled-ring-25k-cpu-rest", device="cpu").specs
+            if s.label == "extra-adam"]  # fmt: skip
+    assert {s.optimizer for s in ours["extra-adam"]} == {s.optimizer for s in rest}
+    assert _unflushed(ours["extra-adam"]) == _unflushed(rest)
+    assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
+        (s.workload, s.workload_options, s.steps, s.eval_every) for s in source}  # fmt: skip
+    others = _seeds_of_every_other_sweep(name) - {s.seed for s in source}
+    assert not others & set(seeds)  # no sweep but the reused one has these seeds
+    assert sweep.compare == (
+        Comparison("extra-adam", "optimistic-adam", "steps"),
+        Comparison("extra-adam", "optimistic-adam", "grad_evals"),
+    )
+    (steps,), (every,) = {s.steps for s in sweep.specs}, {s.eval_every for s in sweep.specs}
+    assert steps == 25000 and (steps // 2) % every == 0
