@@ -284,7 +284,7 @@ def _new_entry(state: dict[str, Any], data: SweepData, p: Any, lrs: list[float])
 
 
 def _look(entry: dict[str, Any], a: tables.Analysis, p: Any) -> None:
-    base, variant = a.finals(p.workload, p.base), a.finals(p.workload, p.projected)
+    base, variant = a.compared(p)
     pairs = verdicts.paired_values(base, variant)
     final = len(_seeds_run(a, p.workload, (p.base, p.projected))) >= entry["max_pairs"]
     first = min(MIN_FIRST_LOOK, entry["max_pairs"])

@@ -193,7 +193,8 @@ def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
         path = next(a for a in studies if a.startswith(r.study + "=")).partition("=")[2]
         own = pd.read_csv(ROOT / path / "comparisons.csv")
         own = own[(own["family"] == r.family) & (own["projected"] == r.projected)
-                  & (own["base"] == r.base) & (own["statistic"] == r.statistic)]  # fmt: skip
+                  & (own["base"] == r.base) & (own["statistic"] == r.statistic)
+                  & (own["kind"] == r.kind)]  # fmt: skip
         assert r.base in bases
         assert r.family == ("confirmatory" if statistic is None else r.family)
         assert len(own) == 1

@@ -94,9 +94,18 @@ BAD = {
         '[[compare]]\narm = "extra-adam"\nagainst = "adam"\n',
         "[[compare]] #2 declares 'extra-adam' against 'adam' a second time",
     ),
+    "an unknown budget": (
+        '[[compare]]\narm = "adam"\nagainst = "extra-adam"\nbudget = "time"\n',
+        "[[compare]] #1 budget = 'time' is not one of 'steps', 'grad_evals'",
+    ),
+    "twice at one budget": (
+        '[[compare]]\narm = "adam"\nagainst = "extra-adam"\nbudget = "grad_evals"\n'
+        '[[compare]]\narm = "extra-adam"\nagainst = "adam"\nbudget = "grad_evals"\n',
+        "[[compare]] #2 declares 'extra-adam' against 'adam' at budget = 'grad_evals' a second",
+    ),
     "unknown key": (
         '[[compare]]\narm = "adam"\nagainst = "extra-adam"\nmargin = 1\n',
-        "unknown key 'margin' in [[compare]] #1; valid keys: arm, against",
+        "unknown key 'margin' in [[compare]] #1; valid keys: arm, against, budget",
     ),
 }
 

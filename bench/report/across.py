@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.report.labels import EQUAL_EVALS, comparison_name
 
 CORRECTION = {"confirmatory": "Holm", "secondary": "Holm", "exploratory": "BH"}
 """Each family's multiplicity correction (bench.report.families)."""
@@ -122,7 +123,7 @@ def rows(
         first = {a: i for i, a in enumerate(dict.fromkeys([*(arms or []), *out["projected"]]))}
         out = out.iloc[np.argsort(out["projected"].map(first).to_numpy(), kind="stable")]
         out = out.reset_index(drop=True)
-    keep = ["study", "workload", "projected", "base", "statistic", "family", "m", "n_pairs",
+    keep = ["study", "workload", "projected", "base", "kind", "statistic", "family", "m", "n_pairs",
             "scale", "delta", "estimate", "estimate_ci_lo", "estimate_ci_hi", "p_adjusted",
             "p_equivalence_adjusted", "verdict", "higher_is_better", "path"]  # fmt: skip
     return out.reindex(columns=keep)
@@ -168,6 +169,7 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
     labels = [
         (f"{r.study}: {r.projected}" if arms else r.study)
         + (f" vs {r.base}" if bases else "")
+        + (" at equal gradient evaluations" if r.kind == EQUAL_EVALS else "")
         + (f" ({r.workload})" if many else "")
         + (f", {stat_label(str(r.statistic))}" if stats else "")
         for r, many in zip(t.itertuples(), several)
@@ -234,7 +236,8 @@ def summary(table: pd.DataFrame) -> str:
             est = (f"ratio {np.exp(r.estimate):.3g} [{np.exp(r.estimate_ci_lo):.3g}, "
                    f"{np.exp(r.estimate_ci_hi):.3g}]")  # fmt: skip
         lines.append(
-            f"{r.study}: {r.projected} vs {r.base}, {r.statistic} ({r.workload}): {est}, "
+            f"{r.study}: {comparison_name(r.projected, r.base, r.kind)}, {r.statistic} "
+            f"({r.workload}): {est}, "
             f"n = {r.n_pairs:g}; {r.verdict} ({r.family}, {CORRECTION.get(r.family, '?')} over "
             f"{r.m}, adjusted p {p})".replace("adjusted p untested", "untested")
         )

@@ -21,6 +21,7 @@ import pandas as pd
 
 from bench import store
 from bench.errors import BenchError
+from bench.report.labels import EQUAL_EVALS
 
 SEQUENTIAL_FILE = "sequential.json"
 """Written by ``bench run --until-decided`` (:mod:`bench.sequential`): its design and looks."""
@@ -85,7 +86,8 @@ class SweepData:
     records: list[dict[str, Any]]
     workloads: dict[str, WorkloadInfo]  # by report workload key
     optimizer_config: dict[tuple[str, str], dict[str, Any]]  # (workload, optimizer) -> config
-    pairs: pd.DataFrame  # workload, kind ("ortho"/"surgery"/"baseline"/"declared"), base, projected
+    pairs: pd.DataFrame  # workload, kind (ortho/surgery/baseline/declared/equal-evals), base,
+    # projected
     missing: pd.DataFrame  # specs listed in sweep.json without a finished run, and why
     problems: pd.DataFrame  # run files that exist but do not read back
     expected: int | None  # number of specs in sweep.json (None: no sweep.json)
@@ -265,7 +267,7 @@ def _pairs(
     records: list[dict[str, Any]],
     wl_key: dict[str, str],
     optimizer: dict[str, str],
-    declared: Sequence[tuple[str, str]] = (),
+    declared: Sequence[tuple[str, str, str]] = (),
 ) -> pd.DataFrame:
     """(workload, kind, base, projected) of every paired comparison the report makes.
 
@@ -273,8 +275,11 @@ def _pairs(
     (the same configuration otherwise). ``baseline``: every optimizer without a projection
     against the workload's plain Adam (:func:`adam_reference`), so that the baselines of the
     sweep are seed-matched against the standard GAN optimizer as well. ``declared``: the
-    sweep's own ``[[compare]]`` pairs (arm, against), on every workload where both ran, unless
-    the report already makes that comparison (either way round).
+    sweep's own ``[[compare]]`` pairs (arm, against, budget), on every workload where both ran,
+    unless the report already makes that comparison (either way round). ``equal-evals``
+    (:data:`~bench.report.labels.EQUAL_EVALS`): a pair declared with ``budget = "grad_evals"``,
+    compared at equal gradient evaluations (:func:`bench.report.tables.at_equal_evals`), which
+    no other kind does, so it is always made.
     """
     keys: dict[tuple[str, str], str] = {}
     flags: dict[tuple[str, str], dict[str, Any]] = {}
@@ -300,14 +305,18 @@ def _pairs(
         for v, opt in sorted(names.items()):
             if reference is not None and v != reference and not _projected(opt):
                 rows.append({"workload": wl, "kind": "baseline", "base": reference, "projected": v})
-    for arm, against in declared:
+    for arm, against, budget in declared:
+        kind = "declared" if budget == "steps" else EQUAL_EVALS
         for wl in sorted({wl for wl, _ in flags}):
             names = {v for w, v in flags if w == wl}
             made = any(
-                r["workload"] == wl and {r["base"], r["projected"]} == {arm, against} for r in rows
+                r["workload"] == wl
+                and {r["base"], r["projected"]} == {arm, against}
+                and (r["kind"] == EQUAL_EVALS) == (kind == EQUAL_EVALS)
+                for r in rows
             )  # the report makes it anyway (either way round)
             if arm in names and against in names and not made:
-                rows.append({"workload": wl, "kind": "declared", "base": against, "projected": arm})
+                rows.append({"workload": wl, "kind": kind, "base": against, "projected": arm})
     return pd.DataFrame(rows, columns=["workload", "kind", "base", "projected"])
 
 
@@ -451,7 +460,7 @@ def load_sweep(path: Path) -> SweepData:
     sequential = [q for q in map(read_sequential, results.sweep_dirs) if q]
     declared = list(
         dict.fromkeys(
-            (c["arm"], c["against"])
+            (c["arm"], c["against"], c.get("budget", "steps"))
             for m in results.manifests.values()
             for c in m.get("compare", [])
         )
@@ -459,9 +468,10 @@ def load_sweep(path: Path) -> SweepData:
     pairs = _pairs(records, wl_key, optimizer, declared)
     made = {frozenset(p) for p in zip(pairs["base"], pairs["projected"])}
     notes += [
-        f"The sweep declares {arm} against {against}, but no workload has finished runs of both: "
-        "that comparison is not made."
-        for arm, against in declared
+        f"The sweep declares {arm} against {against}"
+        f"{'' if budget == 'steps' else ' at equal gradient evaluations'}, but no workload has "
+        "finished runs of both: that comparison is not made."
+        for arm, against, budget in declared
         if frozenset((arm, against)) not in made
     ]
     named = [m.get("name") for m in results.manifests.values()]

@@ -39,6 +39,7 @@ import pandas as pd
 
 from bench.report import intervals, spending, verdicts
 from bench.report.data import SweepData
+from bench.report.labels import EQUAL_EVALS
 from bench.report.verdicts import LOG_RATIO, Verdict
 from ogan.game import stats as gstats
 
@@ -232,6 +233,8 @@ def claim_table(a: Any) -> pd.DataFrame:
     for p in data.pairs.itertuples(index=False):
         if p.kind == "baseline":  # the claim is the projection's (a declared pair is asked for)
             continue
+        if p.kind == EQUAL_EVALS:  # whole-run statistics: the pair at equal steps has them
+            continue
         r = stats_runs[stats_runs["workload"] == p.workload]
         base = r[r["optimizer"] == p.base].set_index("seed")
         proj = r[r["optimizer"] == p.projected].set_index("seed")
@@ -284,7 +287,7 @@ def secondary_table(a: Any) -> pd.DataFrame:
     rows = []
     for p in data.pairs.itertuples(index=False):
         info = data.workloads[p.workload]
-        base, proj = a.by_seed(p.workload, p.base), a.by_seed(p.workload, p.projected)
+        base, proj = a.sides(p)  # at a pair's budget where it has one (equal-evals)
         common = {"workload": p.workload, "kind": p.kind, "base": p.base, "projected": p.projected}
         for metric, (_, higher) in info.metrics.items():
             column, margin = f"final_{metric}", info.margin(metric)

@@ -34,3 +34,16 @@ def path_legend(names: Iterable[str]) -> str:
     """ "Lion = pytorch_optimizer...:Lion; ..." for the shortened paths, or ""."""
     paths = _paths(names)
     return "; ".join(f"{short} = {path}" for path, short in sorted(paths.items()))
+
+
+EQUAL_EVALS = "equal-evals"
+"""The kind of a paired comparison declared with ``budget = "grad_evals"``
+(:class:`bench.config.Comparison`): its arms compared at equal gradient evaluations."""
+
+
+def comparison_name(projected: str, base: str, kind: str) -> str:
+    """How a paired comparison is named in tables and figures: "arm vs base", with "at equal
+    gradient evaluations" for a pair compared at equal cost (the same pair may be declared at
+    equal steps too, and must read apart)."""
+    name = f"{projected} vs {base}"
+    return f"{name} at equal gradient evaluations" if kind == EQUAL_EVALS else name

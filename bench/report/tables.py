@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,6 +106,22 @@ class Analysis:
         r = self.by_seed(workload, optimizer)
         return r.loc[~r["nonfinite"], "final"]
 
+    def sides(self, pair: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The reported runs of a pair's base and variant (a row of ``data.pairs``), by seed,
+        as the pair compares them: as they are, or, for a pair at equal gradient evaluations,
+        with every final value taken at the budget (:func:`at_equal_evals`)."""
+        base = self.by_seed(pair.workload, pair.base)
+        variant = self.by_seed(pair.workload, pair.projected)
+        if pair.kind != labels.EQUAL_EVALS:
+            return base, variant
+        return at_equal_evals(self.data, pair.workload, base, variant)
+
+    def compared(self, pair: Any) -> tuple[pd.Series, pd.Series]:
+        """The finite primary values by seed that a pair pairs (:meth:`finals` of
+        :meth:`sides`): base, variant."""
+        base, variant = self.sides(pair)
+        return base.loc[~base["nonfinite"], "final"], variant.loc[~variant["nonfinite"], "final"]
+
     def show(self, name: str) -> str:
         """The display name of an optimizer or workload (itself when it has no import path)."""
         return self.names.get(name, name)
@@ -130,6 +147,48 @@ def seed_splits(
         fixed = [] if one_lr else selection.get(wl)
         splits[wl] = SeedSplit(*stats.split_seeds(group["seed"].unique(), fixed))
     return splits
+
+
+def at_equal_evals(
+    data: SweepData, workload: str, base: pd.DataFrame, variant: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two arms' runs (by seed, as :meth:`Analysis.by_seed`) at equal cost: the budget is the
+    smaller of the two arms' whole-run gradient evaluations (each arm's largest ``grad_evals``),
+    and every run's ``final``, ``final_<metric>`` and ``nonfinite`` are replaced by its values at
+    its last evaluation within the budget. For an extragradient method (two evaluations a step)
+    against a one-evaluation method run as long, that is the extragradient run at half its
+    steps: with constant learning rates and counter streams, what a run that long ends on.
+
+    A run that diverged by the step at which its arm has spent the budget is non-finite there,
+    as a final one is; one that diverged later is not (the budget's run would not have). Each
+    side gains ``budget_grad_evals`` (the budget) and ``budget_step`` (the step its values are
+    from). The evaluation grid sets how close to the budget the values are: a sweep that
+    declares such a pair should evaluate at the costlier arm's budget step (``eval_every``
+    dividing it); the paired table reports the steps used.
+    """
+    spend = [float(side["grad_evals"].max()) for side in (base, variant)]
+    budget = min(spend)
+    history = data.history
+    info = data.workloads[workload]
+    metrics = [m for m in info.metrics if m in history]
+    out = []
+    for side in (base, variant):
+        done = side["steps_completed"].astype(float)
+        per_step = float((side["grad_evals"] / done.where(done > 0)).median())
+        spent_at = budget / per_step  # the step at which this arm has spent the budget
+        h = history[history["run_id"].isin(side["run_id"]) & (history["grad_evals"] <= budget)]
+        last = h.sort_values("step").groupby("run_id").tail(1).set_index("run_id")
+        at = last.reindex(side["run_id"].to_numpy())
+        s = side.copy()
+        for metric in metrics:
+            s[f"final_{metric}"] = at[metric].to_numpy(float)
+        s["final"] = at[info.primary].to_numpy(float)
+        s["budget_grad_evals"] = budget
+        s["budget_step"] = at["step"].to_numpy(float)
+        gone = s["diverged_at"].notna() & (s["diverged_at"].astype(float) <= spent_at)
+        s["nonfinite"] = gone.to_numpy() | ~np.isfinite(s["final"].to_numpy(float))
+        out.append(s)
+    return out[0], out[1]
 
 
 def best_lrs(runs: pd.DataFrame, splits: dict[str, SeedSplit], data: SweepData) -> pd.DataFrame:
@@ -258,10 +317,10 @@ def paired_table(a: Analysis) -> pd.DataFrame:
     rows = []
     for p in a.data.pairs.itertuples(index=False):
         info = a.data.workloads[p.workload]
-        base, proj = a.by_seed(p.workload, p.base), a.by_seed(p.workload, p.projected)
+        base, proj = a.sides(p)
         common = base.index.intersection(proj.index)
         nonfinite = int((base.loc[common, "nonfinite"] | proj.loc[common, "nonfinite"]).sum())
-        base_ok, proj_ok = a.finals(p.workload, p.base), a.finals(p.workload, p.projected)
+        base_ok, proj_ok = a.compared(p)
         cmp = stats.compare_paired(base_ok, proj_ok, info.higher_is_better)
         # the means are over the pairs the difference is over, so that they subtract to it
         paired = stats.paired_differences(base_ok, proj_ok).index
@@ -291,9 +350,23 @@ def paired_table(a: Analysis) -> pd.DataFrame:
                 "wilcoxon_p": cmp.pvalue,
                 "note": cmp.note,
                 **decisions.verdict_columns(v, how, decisions.range_width(info.bounds())),
+                **_budget_columns(base, proj),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _budget_columns(base: pd.DataFrame, variant: pd.DataFrame) -> dict[str, float]:
+    """A pair at equal gradient evaluations: its budget and the (median) step each arm's values
+    are from; NaN for a pair at equal steps."""
+    if "budget_grad_evals" not in base:
+        return {"budget_grad_evals": math.nan, "budget_step_base": math.nan,
+                "budget_step_projected": math.nan}  # fmt: skip
+    return {
+        "budget_grad_evals": float(base["budget_grad_evals"].iloc[0]),
+        "budget_step_base": float(base["budget_step"].median()),
+        "budget_step_projected": float(variant["budget_step"].median()),
+    }
 
 
 PAIRED_CURVE_COLUMNS = [
@@ -317,6 +390,8 @@ def paired_curves_table(a: Analysis) -> pd.DataFrame:
     rows: list[dict] = []
     history = a.data.history
     for p in a.paired.itertuples(index=False):
+        if p.kind == labels.EQUAL_EVALS:  # its arms are read at different steps: no curve
+            continue
         info = a.data.workloads[p.workload]
         sides = []
         for optimizer in (p.base, p.projected):

@@ -7,6 +7,7 @@ import pandas as pd
 
 from bench.report.document.formatting import num
 from bench.report.document.model import Block, Section, Table
+from bench.report.labels import comparison_name
 from bench.report.tables import Analysis
 
 SHORT = {
@@ -53,7 +54,9 @@ def claims_section(a: Analysis) -> Section:
     table = pd.DataFrame(
         {
             "workload": c["workload"].map(a.show),
-            "comparison": [f"{names[r.projected]} vs {names[r.base]}" for r in c.itertuples()],
+            "comparison": [
+                comparison_name(names[r.projected], names[r.base], r.kind) for r in c.itertuples()
+            ],
             "statistic": c["what"],
             "pairs": c["n_pairs"].astype(str),
             "verdict": [f"**{v}**" for v in c["verdict"]],

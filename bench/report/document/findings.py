@@ -13,6 +13,7 @@ from bench.report.document.formatting import mean_pm, num
 from bench.report.document.model import Block, Bullets, Section, Table
 from bench.report.figures.canvas import FigureFile
 from bench.report.figures.forest import stat_label as _stat
+from bench.report.labels import comparison_name
 from bench.report.tables import SELECTION_RULE, Analysis
 
 
@@ -125,7 +126,9 @@ def short_table(a: Analysis, wl: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "family": c["family"],
-            "comparison": [f"{names[r.projected]} vs {names[r.base]}" for r in c.itertuples()],
+            "comparison": [
+                comparison_name(names[r.projected], names[r.base], r.kind) for r in c.itertuples()
+            ],
             "statistic": [_stat(s) for s in c["statistic"]],
             "verdict": [f"**{v}**" for v in c["verdict"]],
             "effect [95% interval]": c["effect"],
@@ -143,7 +146,8 @@ def _changed(a: Analysis, wl: str) -> list[str]:
     c = a.comparisons
     c = c[(c["workload"] == wl) & (c["verdict"] != c["verdict_unadjusted"])]
     return [
-        f"{r.projected} vs {r.base}, {_stat(r.statistic)}: {r.verdict_unadjusted} at α = 0.05 "
+        f"{comparison_name(r.projected, r.base, r.kind)}, {_stat(r.statistic)}: "
+        f"{r.verdict_unadjusted} at α = 0.05 "
         f"alone, {r.verdict} in its {r.family} family (adjusted p = "
         f"{_p(r.p_equivalence_adjusted if r.verdict_unadjusted == 'equivalent' else r.p_adjusted)}"
         f"{' of equivalence' if r.verdict_unadjusted == 'equivalent' else ''})"

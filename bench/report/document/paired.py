@@ -10,6 +10,7 @@ from bench.report.document.formatting import num
 from bench.report.document.model import Block, Section, Table
 from bench.report.figures.canvas import FigureFile
 from bench.report.figures.paired import is_paired_curves
+from bench.report.labels import EQUAL_EVALS, comparison_name
 from bench.report.tables import Analysis
 
 _as_verdict = decisions.as_verdict
@@ -25,7 +26,9 @@ def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
         "of comparison: an optimizer with ⊥Grad or surgery against the same optimizer without "
         "it (ortho, surgery), every optimizer without a projection against the workload's "
         "plain Adam (baseline), and any the sweep file declares with [[compare]] (declared: "
-        "its arm against its other). Difference = the second − the first (projected − base, "
+        "its arm against its other; with budget = \"grad_evals\", at equal gradient "
+        "evaluations: each arm's values once it has spent what the cheaper arm spends in a "
+        "whole run, not its final ones). Difference = the second − the first (projected − base, "
         "or arm − other) of the "
         "final primary metric (negative is better when lower is better). A pair where either "
         "run is non-finite is dropped and counted. The verdict is the confirmatory family's "
@@ -44,7 +47,7 @@ def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
         {
             "workload": p["workload"].map(a.show),
             "comparison": [
-                f"{names[r.projected]} vs {names[r.base]} ({r.metric} "
+                f"{comparison_name(names[r.projected], names[r.base], r.kind)} ({r.metric} "
                 f"{'↑' if r.higher_is_better else '↓'})"
                 for r in p.itertuples(index=False)
             ],
@@ -68,5 +71,14 @@ def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
         }
     )
     blocks.append(Table("Seed-matched paired comparisons", table))
+    budget = p[p["kind"] == EQUAL_EVALS] if "kind" in p else p.iloc[:0]
+    blocks += [
+        f"{comparison_name(names[r.projected], names[r.base], r.kind)}: "
+        f"{r.budget_grad_evals:,.0f} gradient evaluations each, {names[r.base]} read at step "
+        f"{r.budget_step_base:,.0f} and {names[r.projected]} at step "
+        f"{r.budget_step_projected:,.0f} (median over runs: each run's last evaluation within "
+        "the budget)."
+        for r in budget.itertuples(index=False)
+    ]
     blocks += [f for f in figures if is_paired_curves(f)]
     return Section("paired", TITLE, blocks)

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 
 from bench.report import verdicts
 from bench.report.figures.canvas import FigureFile, figure, slug
+from bench.report.labels import comparison_name
 from bench.report.tables import Analysis
 
 COLORS = {
@@ -62,7 +63,8 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
         return None
     names = a.names
     labels = [
-        f"{names[r.projected]} vs {names[r.base]}: {stat_label(r.statistic)}"
+        f"{comparison_name(names[r.projected], names[r.base], getattr(r, 'kind', ''))}: "
+        f"{stat_label(r.statistic)}"
         for r in drawn.itertuples()
     ]
     name = f"fig-{slug(wl)}-forest.png"
@@ -105,7 +107,9 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
     )
     if len(skipped):
         caption += " Not drawn (no margin declared): " + ", ".join(
-            f"{a.show(r.projected)} vs {a.show(r.base)} {r.statistic}" for r in skipped.itertuples()
+            f"{comparison_name(a.show(r.projected), a.show(r.base), getattr(r, 'kind', ''))} "
+            f"{r.statistic}"
+            for r in skipped.itertuples()
         )
         caption += "."
     return FigureFile(name, f"{a.show(wl)}: every verdict at a glance", caption, wl)
