@@ -136,6 +136,13 @@ def test_the_equal_cost_row_is_extra_adam_at_step_20_against_optimistic_adam_at_
     # the equal-steps row is the finals: Extra-Adam at step 40
     final = _history_at(sweep_dir, "extra-adam", 40, "modes")
     assert paired.loc["declared", "projected_mean"] == pytest.approx(final.mean())
+    # budget.csv holds what the row was computed from: each run's values at its budget step
+    budget = pd.read_csv(report.parent / "budget.csv")
+    by = {o: g.set_index("seed") for o, g in budget.groupby("optimizer")}
+    arm, base = by["extra-adam"], by["optimistic-adam"]
+    assert set(arm["budget_step"]) == {20} and set(base["budget_step"]) == {40}
+    assert arm["final_modes"].sort_index().tolist() == extra.tolist()
+    assert (arm["final"] - base["final"]).mean() == pytest.approx(d.mean())
     # a secondary metric is read at the budget too
     secondary = pd.read_csv(report.parent / "comparisons.csv")
     hq = secondary[(secondary["kind"] == EQUAL_EVALS) & (secondary["statistic"] == "high_quality")]

@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.data import SweepData, load_sweep
-from bench.report.tables import Analysis, analyse
+from bench.report.tables import Analysis, analyse, budget_table
 
 __all__ = ["Analysis", "SweepData", "analyse", "analyse_dir", "build_report", "load_sweep"]
 
@@ -63,6 +63,7 @@ CSV_TABLES = (
     "summary",
     "paired",
     "paired_curves",
+    "budget",
     "claims",
     "ranking",
     "best_lr",
@@ -114,6 +115,7 @@ def build_report(path: Path, out: Path | None = None) -> Path:
         "summary": a.summary,
         "paired": a.paired,
         "paired_curves": a.paired_curves,
+        "budget": budget_table(a),
         "claims": a.claims,
         "ranking": a.ranking,
         "best_lr": a.best,

@@ -369,6 +369,33 @@ def _budget_columns(base: pd.DataFrame, variant: pd.DataFrame) -> dict[str, floa
     }
 
 
+BUDGET_COLUMNS = [
+    "workload", "base", "projected", "optimizer", "seed", "run_id", "budget_grad_evals",
+    "budget_step", "nonfinite", "final",
+]  # fmt: skip
+
+
+def budget_table(a: Analysis) -> pd.DataFrame:
+    """Every run of a pair compared at equal gradient evaluations, with the values it was
+    compared on (:func:`at_equal_evals`): the step it was read at, non-finite there or not, its
+    primary and other metrics then. Written as ``budget.csv`` beside ``runs.csv`` (which holds
+    the final values), so that such a verdict, too, can be redone from a committed report."""
+    frames = []
+    for p in a.paired.itertuples(index=False):
+        if p.kind != labels.EQUAL_EVALS:
+            continue
+        for optimizer, side in zip((p.base, p.projected), a.sides(p)):
+            metrics = [c for c in side.columns if c.startswith("final_")]
+            keep = ["seed", "run_id", "budget_grad_evals", "budget_step", "nonfinite", "final"]
+            rows = side.reset_index().sort_values("seed")[[*keep, *metrics]]
+            pair = {"workload": p.workload, "base": p.base, "projected": p.projected}
+            frames.append(rows.assign(**pair, optimizer=optimizer))
+    if not frames:
+        return pd.DataFrame(columns=BUDGET_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    return out[[*BUDGET_COLUMNS, *[c for c in out.columns if c not in BUDGET_COLUMNS]]]
+
+
 PAIRED_CURVE_COLUMNS = [
     "workload", "kind", "base", "projected", "metric", "scale", "delta", "step", "n_pairs",
     "estimate", "estimate_ci_lo", "estimate_ci_hi",
