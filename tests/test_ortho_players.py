@@ -699,3 +699,87 @@ def test_the_extra_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_
     )
     (steps,), (every,) = {s.steps for s in sweep.specs}, {s.eval_every for s in sweep.specs}
     assert steps == 25000 and (steps // 2) % every == 0
+
+
+def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-extra-vs-optimistic (32 pairs), recomputed
+    with scipy from the committed runs.csv (final values: equal steps) and budget.csv (Extra-Adam
+    at step 12,500 against optimistic Adam at 25,000: equal gradient evaluations), Holm over the
+    two confirmatory comparisons and over the six secondary ones, the report's own verdicts, and
+    Extra-Adam's and optimistic Adam's agreement with seeds 4000-4031."""
+    import pandas as pd
+    from scipy import stats
+
+    report = RESULTS / "unrolled-ring-25k-cpu-extra-vs-optimistic" / "report"
+    arm, base = "extra-adam", "optimistic-adam"
+    steps = pd.read_csv(report / "runs.csv").pivot(index="seed", columns="label")
+    budget = pd.read_csv(report / "budget.csv")
+    cost = budget.pivot(index="seed", columns="optimizer")
+    assert list(steps.index) == list(cost.index) == list(range(14000, 14032))
+    assert set(budget.loc[budget["optimizer"] == arm, "budget_step"]) == {12500}
+    assert set(budget.loc[budget["optimizer"] == base, "budget_step"]) == {25000}
+    assert set(budget["budget_grad_evals"]) == {50000} and not budget["nonfinite"].any()
+    assert (cost["final_modes"][base] == steps["final_modes"][base]).all()  # its finals
+    at = {"steps": _paired_t(steps, "final_modes", arm, base),
+          "cost": _paired_t(cost, "final_modes", arm, base)}  # fmt: skip
+    assert (*at["steps"][:4], at["steps"][4]) == pytest.approx((0.125, -0.215, 0.465, 0.458, 32),
+                                                                abs=1e-3)  # fmt: skip
+    assert (*at["cost"][:4], at["cost"][4]) == pytest.approx((-0.594, -0.958, -0.229, 0.0023, 32),
+                                                              abs=1e-3)  # fmt: skip
+    d_steps = steps["final_modes"][arm] - steps["final_modes"][base]
+    d_cost = cost["final_modes"][arm] - cost["final_modes"][base]
+    assert (d_steps.std(), d_cost.std()) == pytest.approx((0.942, 1.012), abs=1e-3)
+    assert ((d_steps > 0).sum(), (d_steps < 0).sum(), (d_steps == 0).sum()) == (8, 6, 18)
+    assert ((d_cost > 0).sum(), (d_cost < 0).sum(), (d_cost == 0).sum()) == (0, 10, 22)
+    assert stats.wilcoxon(d_cost[d_cost != 0]).pvalue == pytest.approx(0.0020, abs=1e-4)
+    eights = [(steps["final_modes"][arm] == 8).sum(), (cost["final_modes"][arm] == 8).sum(),
+              (steps["final_modes"][base] == 8).sum()]  # fmt: skip
+    assert eights == [25, 15, 22]
+    assert (cost["final_modes"][arm].mean(), steps["final_modes"][arm].mean(),
+            steps["final_modes"][base].mean()) == pytest.approx((6.969, 7.688, 7.5625), abs=1e-3)
+    # confirmatory: Holm over the two; equal steps decided by its TOST (p of equivalence)
+    paired = pd.read_csv(report / "paired.csv").set_index("kind")
+    assert paired.loc["equal-evals", "p_adjusted"] == pytest.approx(2 * at["cost"][3], rel=1e-6)
+    assert paired.loc["declared", "p_equivalence_adjusted"] == pytest.approx(0.0315, abs=1e-4)
+    assert (paired.loc["declared", "verdict"], paired.loc["equal-evals", "verdict"]) == (
+        "equivalent", "worse")  # fmt: skip
+    # secondary: the three metrics at both budgets, Holm over the six
+    secondary = {(k, where): _paired_t(frame, col, arm, base, log)
+                 for k, (col, log) in SECONDARY.items()
+                 for where, frame in (("steps", steps), ("cost", cost))}  # fmt: skip
+    order = sorted(secondary, key=lambda k: secondary[k][3])
+    holm = dict(zip(order, np.minimum(1.0, np.maximum.accumulate(
+        [secondary[k][3] * (6 - i) for i, k in enumerate(order)]))))  # fmt: skip
+    assert secondary[("high_quality", "cost")][:3] == pytest.approx((-0.0783, -0.1253, -0.0313),
+                                                                      abs=1e-4)  # fmt: skip
+    assert holm[("high_quality", "cost")] == pytest.approx(0.0113, abs=1e-4)
+    assert secondary[("reverse_kl", "cost")][:3] == pytest.approx((0.130, 0.019, 0.241), abs=1e-3)
+    assert holm[("reverse_kl", "cost")] == pytest.approx(0.118, abs=1e-3)
+    assert np.exp(secondary[("fd", "steps")][:3]) == pytest.approx((0.661, 0.420, 1.040), abs=1e-3)
+    assert all(holm[k] > 0.05 for k in holm if k != ("high_quality", "cost"))
+    table = pd.read_csv(report / "comparisons.csv")
+    verdicts = {(r.kind, r.statistic): r.verdict for r in table.itertuples()}
+    assert verdicts[("equal-evals", "high_quality")] == "worse"
+    assert {verdicts[("declared", k)] for k in ("high_quality", "reverse_kl", "fd")} == {
+        "undecided"}  # fmt: skip
+    assert (verdicts[("declared", "growth_g")], verdicts[("declared", "growth_d")]) == (
+        "worse", "worse")  # fmt: skip
+    assert not (table["kind"].eq("equal-evals") & table["family"].eq("exploratory")).any()
+    # the equal-steps curve: behind mid-run, level at 12,500 steps (where the equal-cost arm is
+    # read: optimistic Adam there, 6.969 - 0.0625 = 6.906 modes), level at the end
+    curve = pd.read_csv(report / "paired_curves.csv").set_index("step")
+    assert set(curve["kind"]) == {"declared"}
+    assert curve.loc[10000, ["estimate", "estimate_ci_lo", "estimate_ci_hi"]].tolist() == (
+        pytest.approx([-1.156, -1.764, -0.549], abs=1e-3))  # fmt: skip
+    assert curve.loc[12500, "estimate"] == 0.0625
+    assert curve.loc[25000, "estimate"] == pytest.approx(at["steps"][0])
+    # the step costs: Extra-Adam's two gradient evaluations, about twice the time
+    alone = steps["time_per_step_alone"].median()
+    assert alone[arm] / alone[base] == pytest.approx(1.94, abs=0.01)
+    # bench agree against seeds 4000-4031 (unflushed): no difference detected, either optimizer
+    agree = pd.read_csv(report / "agreement-with-unrolled-ring-25k-cpu-all.csv")
+    assert set(agree["optimizer"]) == {arm, base} and len(agree) == 8
+    assert (agree["verdict"] == "no difference detected").all()
+    modes = agree[agree["metric"] == "modes"].set_index("optimizer")
+    assert (modes.loc[arm, "difference"], modes.loc[arm, "ci_lo"], modes.loc[arm, "ci_hi"]) == (
+        pytest.approx((-0.125, -0.422, 0.172), abs=1e-3))  # fmt: skip
