@@ -737,6 +737,14 @@ def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
     assert eights == [25, 15, 22]
     assert (cost["final_modes"][arm].mean(), steps["final_modes"][arm].mean(),
             steps["final_modes"][base].mean()) == pytest.approx((6.969, 7.688, 7.5625), abs=1e-3)
+    assert cost["final_modes"][arm].min() == 4
+    means = {col: (cost[col][arm].mean(), steps[col][arm].mean(), steps[col][base].mean())
+             for col in ("final_high_quality", "final_reverse_kl")}  # fmt: skip
+    assert means["final_high_quality"] == pytest.approx((0.035, 0.100, 0.113), abs=1e-3)
+    assert means["final_reverse_kl"] == pytest.approx((0.53, 0.34, 0.40), abs=6e-3)
+    fd = [np.exp(np.log(f).mean()) for f in (cost["final_fd"][arm], steps["final_fd"][arm],
+                                              steps["final_fd"][base])]  # fmt: skip
+    assert fd == pytest.approx([0.0013, 0.0014, 0.0021], abs=6e-5)
     # confirmatory: Holm over the two; equal steps decided by its TOST (p of equivalence)
     paired = pd.read_csv(report / "paired.csv").set_index("kind")
     assert paired.loc["equal-evals", "p_adjusted"] == pytest.approx(2 * at["cost"][3], rel=1e-6)
@@ -765,6 +773,12 @@ def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
     assert (verdicts[("declared", "growth_g")], verdicts[("declared", "growth_d")]) == (
         "worse", "worse")  # fmt: skip
     assert not (table["kind"].eq("equal-evals") & table["family"].eq("exploratory")).any()
+    assert (verdicts[("declared", "tail_g")], verdicts[("declared", "tail_d")]) == (
+        "equivalent", "equivalent")  # fmt: skip
+    evals = table.set_index(["kind", "statistic"]).loc[("declared", "grad_evals_to_target")]
+    assert (evals["verdict"], evals["n_pairs"]) == ("worse", 31)
+    assert np.exp([evals["estimate"], evals["estimate_ci_lo"], evals["estimate_ci_hi"]]) == (
+        pytest.approx([1.88, 1.41, 2.51], abs=6e-3))  # fmt: skip
     # the equal-steps curve: behind mid-run, level at 12,500 steps (where the equal-cost arm is
     # read: optimistic Adam there, 6.969 - 0.0625 = 6.906 modes), level at the end
     curve = pd.read_csv(report / "paired_curves.csv").set_index("step")
@@ -772,6 +786,9 @@ def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
     assert curve.loc[10000, ["estimate", "estimate_ci_lo", "estimate_ci_hi"]].tolist() == (
         pytest.approx([-1.156, -1.764, -0.549], abs=1e-3))  # fmt: skip
     assert curve.loc[12500, "estimate"] == 0.0625
+    assert (curve.loc[6250:10000, "estimate_ci_hi"] < 0).all()
+    level = pd.concat([curve.loc[1250:5000], curve.loc[11250:]])  # 0 inside the interval
+    assert ((level["estimate_ci_lo"] < 0) & (level["estimate_ci_hi"] > 0)).all()
     assert curve.loc[25000, "estimate"] == pytest.approx(at["steps"][0])
     # the step costs: Extra-Adam's two gradient evaluations, about twice the time
     alone = steps["time_per_step_alone"].median()
