@@ -27,7 +27,8 @@ def _drawn(monkeypatch, tmp_path, rows, arm="arm", base="adam", statistic="modes
 
     monkeypatch.setattr(forest_module, "figure", figure)
     c = pd.DataFrame([
-        {"workload": "w", "family": "confirmatory", "projected": f"{arm}{i or ''}", "base": base,
+        {"workload": "w", "family": "confirmatory", "kind": "declared",
+         "projected": f"{arm}{i or ''}", "base": base,
          "statistic": statistic, "verdict": "better", "p_value": 0.01, "design": "fixed",
          "higher_is_better": True, "delta": 1.0, "estimate": est, "estimate_ci_lo": lo,
          "estimate_ci_hi": hi}

@@ -58,6 +58,14 @@ SECONDARY = {"fd": ("final_fd", True), "high_quality": ("final_high_quality", Fa
 """The declared secondary metrics of the ring samples: report statistic → (runs.csv column, log)."""
 
 
+def _holm(p: dict) -> dict:
+    """Holm's step-down adjustment of ``p`` (key -> p-value) over its m entries, written out
+    here as a check independent of :func:`bench.report.families.holm`."""
+    order = sorted(p, key=p.get)
+    steps = np.maximum.accumulate([p[k] * (len(p) - i) for i, k in enumerate(order)])
+    return {k: min(1.0, h) for k, h in zip(order, steps)}
+
+
 def _committed_sample(name: str, seeds: range, arm: str, base: str):
     """A committed ring sample's report read back: the runs pivoted by seed × label (checked to
     be ``seeds``), the paired t of ``arm`` − ``base`` on final modes and on each secondary metric
@@ -70,9 +78,7 @@ def _committed_sample(name: str, seeds: range, arm: str, base: str):
     assert list(wide.index) == list(seeds)
     modes = _paired_t(wide, "final_modes", arm, base)
     secondary = {k: _paired_t(wide, col, arm, base, log) for k, (col, log) in SECONDARY.items()}
-    order = sorted(secondary, key=lambda k: secondary[k][3])  # Holm, step-down
-    steps = np.maximum.accumulate([secondary[k][3] * (3 - i) for i, k in enumerate(order)])
-    holm = {k: min(1.0, h) for k, h in zip(order, steps)}
+    holm = _holm({k: t[3] for k, t in secondary.items()})
     table = pd.read_csv(report / "comparisons.csv")
     return wide, modes, secondary, holm, table, dict(zip(table.statistic, table.verdict))
 
@@ -755,9 +761,7 @@ def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
     secondary = {(k, where): _paired_t(frame, col, arm, base, log)
                  for k, (col, log) in SECONDARY.items()
                  for where, frame in (("steps", steps), ("cost", cost))}  # fmt: skip
-    order = sorted(secondary, key=lambda k: secondary[k][3])
-    holm = dict(zip(order, np.minimum(1.0, np.maximum.accumulate(
-        [secondary[k][3] * (6 - i) for i, k in enumerate(order)]))))  # fmt: skip
+    holm = _holm({k: t[3] for k, t in secondary.items()})
     assert secondary[("high_quality", "cost")][:3] == pytest.approx((-0.0783, -0.1253, -0.0313),
                                                                       abs=1e-4)  # fmt: skip
     assert holm[("high_quality", "cost")] == pytest.approx(0.0113, abs=1e-4)

@@ -83,6 +83,9 @@ class Analysis:
     comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     """Every verdict of the report, one tidy row each (:func:`comparisons_table`): what the
     findings, the forest plots and ``bench verdicts`` read."""
+    _at_budget: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] = dataclasses.field(
+        default_factory=dict, repr=False
+    )  # :meth:`sides` of the pairs at equal gradient evaluations, by (workload, base, variant)
 
     @functools.cached_property
     def paired_curves(self) -> pd.DataFrame:
@@ -101,24 +104,23 @@ class Analysis:
         r = self.reported
         return r[(r["workload"] == workload) & (r["optimizer"] == optimizer)].set_index("seed")
 
-    def finals(self, workload: str, optimizer: str) -> pd.Series:
-        """Its finite final primary metric by seed: what a paired comparison pairs."""
-        r = self.by_seed(workload, optimizer)
-        return r.loc[~r["nonfinite"], "final"]
-
     def sides(self, pair: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The reported runs of a pair's base and variant (a row of ``data.pairs``), by seed,
         as the pair compares them: as they are, or, for a pair at equal gradient evaluations,
-        with every final value taken at the budget (:func:`at_equal_evals`)."""
+        with every final value taken at the budget (:func:`at_equal_evals`, computed once per
+        pair: the paired, secondary and budget tables all read it)."""
         base = self.by_seed(pair.workload, pair.base)
         variant = self.by_seed(pair.workload, pair.projected)
         if pair.kind != labels.EQUAL_EVALS:
             return base, variant
-        return at_equal_evals(self.data, pair.workload, base, variant)
+        key = (pair.workload, pair.base, pair.projected)
+        if key not in self._at_budget:
+            self._at_budget[key] = at_equal_evals(self.data, pair.workload, base, variant)
+        return self._at_budget[key]
 
     def compared(self, pair: Any) -> tuple[pd.Series, pd.Series]:
-        """The finite primary values by seed that a pair pairs (:meth:`finals` of
-        :meth:`sides`): base, variant."""
+        """The finite primary values by seed that a pair pairs (of :meth:`sides`): base,
+        variant."""
         base, variant = self.sides(pair)
         return base.loc[~base["nonfinite"], "final"], variant.loc[~variant["nonfinite"], "final"]
 

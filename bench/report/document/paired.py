@@ -71,14 +71,13 @@ def paired_section(a: Analysis, figures: list[FigureFile]) -> Section:
         }
     )
     blocks.append(Table("Seed-matched paired comparisons", table))
-    budget = p[p["kind"] == EQUAL_EVALS] if "kind" in p else p.iloc[:0]
     blocks += [
         f"{comparison_name(names[r.projected], names[r.base], r.kind)}: "
         f"{r.budget_grad_evals:,.0f} gradient evaluations each, {names[r.base]} read at step "
         f"{r.budget_step_base:,.0f} and {names[r.projected]} at step "
         f"{r.budget_step_projected:,.0f} (median over runs: each run's last evaluation within "
         "the budget)."
-        for r in budget.itertuples(index=False)
+        for r in p[p["kind"] == EQUAL_EVALS].itertuples(index=False)
     ]
     blocks += [f for f in figures if is_paired_curves(f)]
     return Section("paired", TITLE, blocks)

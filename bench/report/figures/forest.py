@@ -63,7 +63,7 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
         return None
     names = a.names
     labels = [
-        f"{comparison_name(names[r.projected], names[r.base], getattr(r, 'kind', ''))}: "
+        f"{comparison_name(names[r.projected], names[r.base], r.kind)}: "
         f"{stat_label(r.statistic)}"
         for r in drawn.itertuples()
     ]
@@ -107,8 +107,7 @@ def forest(a: Analysis, wl: str, out: Path, colors: dict) -> FigureFile | None:
     )
     if len(skipped):
         caption += " Not drawn (no margin declared): " + ", ".join(
-            f"{comparison_name(a.show(r.projected), a.show(r.base), getattr(r, 'kind', ''))} "
-            f"{r.statistic}"
+            f"{comparison_name(a.show(r.projected), a.show(r.base), r.kind)} {r.statistic}"
             for r in skipped.itertuples()
         )
         caption += "."
