@@ -21,7 +21,10 @@ SPEC = {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-REUSERS = {"unrolled-ring-25k-cpu-extra-vs-optimistic": "unrolled-ring-25k-cpu-optimistic-ortho-d"}
+REUSERS = {
+    "unrolled-ring-25k-cpu-extra-vs-optimistic": "unrolled-ring-25k-cpu-optimistic-ortho-d",
+    "unrolled-ring-25k-cpu-surgery-vs-optimistic": "unrolled-ring-25k-cpu-optimistic-ortho-d",
+}
 """A sweep that reuses a finished arm of another (the same run ids, copied) -> that sweep: it
 shares that sweep's seeds by design, so it is left out of the other's "no other sweep" check
 and has its own test."""
@@ -705,6 +708,39 @@ def test_the_extra_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_
     )
     (steps,), (every,) = {s.steps for s in sweep.specs}, {s.eval_every for s in sweep.specs}
     assert steps == 25000 and (steps // 2) % every == 0
+
+
+def test_the_surgery_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_surgery():
+    """bench/sweeps/unrolled-ring-25k-cpu-surgery-vs-optimistic.toml: the optimistic-with-D-only
+    sample's protocol exactly, its optimistic Adam arm on its first 32 seeds as the very same runs
+    (the run ids of that sample and of the Extra-Adam sample that reused them too), Adam + D
+    gradient surgery as in unrolled-ring-25k-cpu-rest.toml (up to the flush) on those seeds and
+    no other sweep's, and the one comparison declared, at equal steps."""
+    from bench.config import Comparison, load_sweep
+
+    name = "unrolled-ring-25k-cpu-surgery-vs-optimistic"
+    sweep = load_sweep(name, device="cpu")
+    source = load_sweep(REUSERS[name], device="cpu").specs
+    seeds = list(range(14000, 14032))
+    ours = {label: [s for s in sweep.specs if s.label == label]
+            for label in {s.label for s in sweep.specs}}  # fmt: skip
+    assert sorted(ours) == ["adam+surgery", "optimistic-adam"]
+    reused = {s.run_id for s in source if s.label == "optimistic-adam" and s.seed in seeds}
+    assert {s.run_id for s in ours["optimistic-adam"]} == reused and len(reused) == 32
+    extra = load_sweep("unrolled-ring-25k-cpu-extra-vs-optimistic", device="cpu").specs
+    assert reused == {s.run_id for s in extra if s.label == "optimistic-adam"}
+    assert sorted(s.seed for s in ours["adam+surgery"]) == seeds
+    rest = [s for s in load_sweep("unrolled-ring-25k-cpu-rest", device="cpu").specs
+            if s.label == "adam+surgery"]  # fmt: skip
+    assert {s.optimizer for s in ours["adam+surgery"]} == {s.optimizer for s in rest}
+    assert all(("surgery", True) in s.optimizer for s in rest)
+    assert _unflushed(ours["adam+surgery"]) == _unflushed(rest)
+    assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
+        (s.workload, s.workload_options, s.steps, s.eval_every) for s in source}  # fmt: skip
+    others = _seeds_of_every_other_sweep(name) - {s.seed for s in source}
+    assert not others & set(seeds)  # no sweep but the reused ones has these seeds
+    assert not any(dict(s.optimizer).get("surgery") for s in source + extra)  # new on them
+    assert sweep.compare == (Comparison("adam+surgery", "optimistic-adam", "steps"),)
 
 
 def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
