@@ -320,7 +320,7 @@ def cmd_forest(args: argparse.Namespace) -> int:
     from bench.report.across import draw, rows, summary
 
     table = rows(args.reports, base=args.base or "adam", arms=args.arm, statistic=args.statistic,
-                 by=args.by)  # fmt: skip
+                 by=args.by, equal_cost=args.equal_cost)  # fmt: skip
     draw(table, args.out, by=args.by)  # checks --out before anything is written
     if args.csv is not None:
         _write_csv(table.drop(columns="path"), args.csv)
@@ -499,6 +499,10 @@ def _parser() -> argparse.ArgumentParser:
     forest.add_argument("--by", choices=("study", "arm"), default="study",
                         help="rows together by study (default) or by arm, the studies "
                         "alternating within each")  # fmt: skip
+    forest.add_argument("--equal-cost", action="store_true",
+                        help="each pair at equal cost: its row at equal gradient evaluations "
+                        "where the study made one, else at equal steps if its arms spend the "
+                        "same gradient evaluations a step (an error otherwise)")  # fmt: skip
     forest.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
     forest.set_defaults(func=cmd_forest)
 

@@ -201,7 +201,9 @@ def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
         assert np.isclose(own["estimate"].iloc[0], r.estimate)
         assert (own["n_pairs"].iloc[0], own["verdict"].iloc[0]) == (r.n_pairs, r.verdict)
     absolute = [f"{label}={ROOT / path}" for label, _, path in (a.partition("=") for a in studies)]
-    fresh = across.rows(absolute, base=bases, arms=arms or None, statistic=statistic, by=by)
+    equal_cost = "--equal-cost" in args
+    fresh = across.rows(absolute, base=bases, arms=arms or None, statistic=statistic, by=by,
+                        equal_cost=equal_cost)  # fmt: skip
     fresh = fresh.drop(columns="path")
     pd.testing.assert_frame_equal(fresh, committed, check_dtype=False)
     # a row for every comparison of a named arm with a named base that its study's report made
@@ -211,6 +213,10 @@ def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
         own = pd.read_csv(ROOT / path / "comparisons.csv")
         on = own["family"] == "confirmatory" if statistic is None else own["statistic"] == statistic
         own = own[on & own["base"].isin(bases)]
+        if equal_cost:  # a pair made at equal gradient evaluations is drawn at them only
+            pair = own[["workload", "projected", "base", "statistic"]].apply(tuple, axis=1)
+            own = own[(own["kind"] == "equal-evals") | ~pair.isin(
+                set(pair[own["kind"] == "equal-evals"]))]  # fmt: skip
         made += own["projected"].isin(arms).sum() if arms else len(own)
     assert len(committed) == made
     assert sorted(set(committed["study"])) == sorted(a.partition("=")[0] for a in studies)
@@ -269,3 +275,72 @@ def test_several_bases_set_one_arm_against_each_studys_comparator(two, tmp_path,
     assert "lookahead" not in stdout  # a base not asked for is not shown
     with Image.open(out) as image:
         assert image.format == "PNG"
+
+
+def _costed(path: Path, rows: list[tuple], per_step: dict[str, int]) -> Path:
+    """:func:`_report` with a runs.csv: two runs of each arm at ``per_step`` gradient
+    evaluations a step (one of them stopped early, as a diverged run is)."""
+    _report(path, rows)
+    runs = [("ring", arm, evals * done, done) for arm, evals in per_step.items()
+            for done in (100, 40)]  # fmt: skip
+    pd.DataFrame(runs, columns=["workload", "label", "grad_evals", "steps_completed"]).to_csv(
+        path / "runs.csv", index=False)  # fmt: skip
+    return path
+
+
+def _equal_evals(row: tuple) -> tuple:
+    """``row`` as its comparison at equal gradient evaluations."""
+    kind = COLUMNS.index("kind")
+    return tuple("equal-evals" if i == kind else v for i, v in enumerate(row))
+
+
+@pytest.fixture
+def costed(tmp_path) -> Path:
+    """A study of three arms against Adam: ⊥Grad (Adam's cost), Extra-Adam (twice it) at equal
+    steps and at equal gradient evaluations, and Extra-SGD (twice it) at equal steps only."""
+    extra = _row("ring", "confirmatory", "extra-adam", "modes", 1.0, 0.5, 1.5, "better", 0.01)
+    return _costed(tmp_path / "results" / "cost" / "report", [
+        _row("ring", "confirmatory", "adam+ortho", "modes", 0.25, -0.5, 1.0),
+        extra,
+        _equal_evals(_row("ring", "confirmatory", "extra-adam", "modes", -0.75, -1.0, -0.5,
+                          "worse", 0.01)),
+        _row("ring", "confirmatory", "extra-sgd", "modes", 2.0, 1.0, 3.0, "better", 0.01),
+    ], {"adam": 2, "adam+ortho": 2, "extra-adam": 4, "extra-sgd": 4})  # fmt: skip
+
+
+def test_equal_cost_keeps_each_pair_at_equal_gradient_evaluations(costed):
+    """``--equal-cost``: a pair the study compared at equal gradient evaluations shows that row
+    only; a pair of arms of one cost a step shows its row at equal steps (which is equal cost)."""
+    arms = ["adam+ortho", "extra-adam"]
+    both = across.rows([str(costed)], arms=arms)
+    assert list(zip(both["projected"], both["kind"], both["estimate"])) == [
+        ("adam+ortho", "baseline", 0.25), ("extra-adam", "baseline", 1.0),
+        ("extra-adam", "equal-evals", -0.75)]  # fmt: skip
+    cost = across.rows([str(costed)], arms=arms, equal_cost=True)
+    assert list(zip(cost["projected"], cost["kind"], cost["estimate"], cost["verdict"])) == [
+        ("adam+ortho", "baseline", 0.25, "undecided"),
+        ("extra-adam", "equal-evals", -0.75, "worse")]  # fmt: skip
+    assert list(cost["m"]) == [4, 4]  # the family is the report's, whatever is shown
+    assert "extra-adam vs adam at equal gradient evaluations" in across.summary(cost)
+
+
+def test_equal_cost_refuses_a_pair_of_unequal_cost_only_at_equal_steps(costed, tmp_path, capsys):
+    with pytest.raises(BenchError, match="extra-sgd and adam \\(ring\\) spend 4 and 2 gradient "
+                       "evaluations a step and the study compared them only at equal steps"):
+        across.rows([str(costed)], equal_cost=True)
+    out = tmp_path / "f.png"
+    assert main(["forest", str(costed), "--out", str(out), "--equal-cost"]) == 2
+    err = capsys.readouterr().err
+    assert "leave the pair out" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+    # without the flag every row is drawn, the unequal pair at equal steps as declared
+    assert main(["forest", str(costed), "--out", str(out)]) == 0 and out.is_file()
+
+
+def test_equal_cost_needs_the_runs_table(two):
+    a, _ = two
+    with pytest.raises(BenchError, match=r"has no runs\.csv, and --equal-cost reads"):
+        across.rows([str(a)], equal_cost=True)
+    # a study that made no row of the arms is refused as without the flag
+    with pytest.raises(BenchError, match="no comparison of muon"):
+        across.rows([str(a)], arms=["muon"], equal_cost=True)

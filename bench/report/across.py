@@ -57,6 +57,48 @@ def _comparisons(path: Path) -> pd.DataFrame:
     )
 
 
+def _cost_per_step(path: Path) -> dict[tuple[str, str], float]:
+    """Each (workload, arm)'s gradient evaluations per step (both players', the median over its
+    runs) from a report's ``runs.csv``, or a results directory's runs analysed afresh."""
+    if (path / "runs.csv").is_file():
+        runs = pd.read_csv(path / "runs.csv")
+    elif (path / "runs").is_dir() or (path / "sweep.json").is_file():
+        from bench.report import analyse_dir, runs_table
+
+        runs = runs_table(analyse_dir(path).data)
+    else:
+        raise BenchError(
+            f"{path} has no runs.csv, and --equal-cost reads each arm's gradient evaluations "
+            "from it; give the report directory python -m bench report writes"
+        )
+    done = runs["steps_completed"].where(runs["steps_completed"] > 0)
+    per_step = (runs["grad_evals"] / done).groupby([runs["workload"], runs["label"]]).median()
+    return {key: float(v) for key, v in per_step.items()}
+
+
+def _at_equal_cost(pick: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``pick``'s rows at equal cost: a pair's row at equal gradient evaluations where the study
+    made one (its row at equal steps left out); any other row only if its two arms spend the
+    same gradient evaluations a step (then equal steps are equal cost), else an error naming it."""
+    key = ["workload", "projected", "base", "statistic"]
+    evals = pick["kind"] == EQUAL_EVALS
+    pairs = pd.MultiIndex.from_frame(pick[key])
+    pick = pick[evals.to_numpy() | ~pairs.isin(pd.MultiIndex.from_frame(pick.loc[evals, key]))]
+    rest = pick[pick["kind"] != EQUAL_EVALS]
+    cost = _cost_per_step(path) if not rest.empty else {}
+    for r in rest.itertuples():
+        a, b = cost.get((r.workload, r.projected)), cost.get((r.workload, r.base))
+        if a is None or b is None or not np.isclose(a, b, rtol=1e-6):
+            spend = "unknown" if a is None or b is None else f"{a:g} and {b:g}"
+            raise BenchError(
+                f"{path}: {r.projected} and {r.base} ({r.workload}) spend {spend} gradient "
+                "evaluations a step and the study compared them only at equal steps; leave the "
+                "pair out (--arm, --base), or drop --equal-cost, or declare the pair at equal "
+                'cost in its sweep ([[compare]] budget = "grad_evals") and report it again'
+            )
+    return pick
+
+
 def _family_sizes(c: pd.DataFrame) -> pd.Series:
     """m of each row's family: its workload's tested rows of the family (confirmatory and
     secondary are per workload), or the report's (exploratory is one family per report)."""
@@ -72,13 +114,17 @@ def rows(
     arms: Sequence[str] | None = None,
     statistic: str | None = None,
     by: str = "study",
+    equal_cost: bool = False,
 ) -> pd.DataFrame:
     """One row per (report, arm, base): the comparison ``arm`` vs ``base`` on ``statistic``
     (default: each report's confirmatory statistic), as the report decided it, in the order
     given: by study (each report's rows together) or ``by="arm"`` (each arm's rows together, one
     a study). Several bases set one arm against each comparator a study made (e.g. ⊥Grad on D
     only against Adam in one sample and against optimistic Adam in another, each a comparison
-    its sweep declared); a study's rows are those against any of them, in the bases' order."""
+    its sweep declared); a study's rows are those against any of them, in the bases' order.
+    ``equal_cost`` keeps each pair at equal cost (:func:`_at_equal_cost`): its row at equal
+    gradient evaluations where the study made one, its row at equal steps where its arms cost the
+    same a step, and an error where neither holds."""
     if by not in ("study", "arm"):
         raise BenchError(f"rows are grouped by 'study' or 'arm', not {by!r}")
     if not reports:
@@ -111,6 +157,8 @@ def rows(
             pick = pick.assign(_o=pick["projected"].map({a: i for i, a in enumerate(arms)}))
             keys = ["_o", "_b"]
         pick = pick.sort_values(keys, kind="stable")
+        if equal_cost and not pick.empty:
+            pick = _at_equal_cost(pick, path)
         if pick.empty:
             have = sorted(set(c.loc[against, "projected"]))
             raise BenchError(
