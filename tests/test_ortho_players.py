@@ -675,33 +675,43 @@ def test_the_optimistic_with_d_only_verdicts_follow_from_its_committed_runs():
         assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(figures, abs=1e-3)
 
 
-def test_the_extra_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_extra_adam():
-    """bench/sweeps/unrolled-ring-25k-cpu-extra-vs-optimistic.toml: the optimistic-with-D-only
-    sample's protocol exactly, its optimistic Adam arm on its first 32 seeds as the very same
-    runs (the same run ids: reused, not rerun), Extra-Adam as in unrolled-ring-25k-cpu-rest.toml
-    (up to the flush) on those seeds and no other sweep's, both declared comparisons (equal steps,
-    equal gradient evaluations), and step 12,500 (half the steps: Extra-Adam's two evaluations a
-    step) one of the evaluations."""
-    from bench.config import Comparison, load_sweep
+def _reuses_the_optimistic_arm(name: str, new: str):
+    """The sweep ``name`` (one of :data:`REUSERS`): its source's protocol exactly (workload
+    options, flush included, length, evaluation), two arms: optimistic Adam on the source's first
+    32 seeds as the very same runs (the same run ids: reused, not rerun), and ``new`` as in
+    unrolled-ring-25k-cpu-rest.toml (up to the flush) on those seeds and no other sweep's.
+    Returns the sweep, its specs of ``new`` and the source's specs."""
+    from bench.config import load_sweep
 
-    name = "unrolled-ring-25k-cpu-extra-vs-optimistic"
     sweep = load_sweep(name, device="cpu")
     source = load_sweep(REUSERS[name], device="cpu").specs
     seeds = list(range(14000, 14032))
     ours = {label: [s for s in sweep.specs if s.label == label]
             for label in {s.label for s in sweep.specs}}  # fmt: skip
-    assert sorted(ours) == ["extra-adam", "optimistic-adam"]
+    assert sorted(ours) == sorted([new, "optimistic-adam"])
     reused = {s.run_id for s in source if s.label == "optimistic-adam" and s.seed in seeds}
     assert {s.run_id for s in ours["optimistic-adam"]} == reused and len(reused) == 32
-    assert sorted(s.seed for s in ours["extra-adam"]) == seeds
+    assert sorted(s.seed for s in ours[new]) == seeds
     rest = [s for s in load_sweep("unrolled-ring-25k-cpu-rest", device="cpu").specs
-            if s.label == "extra-adam"]  # fmt: skip
-    assert {s.optimizer for s in ours["extra-adam"]} == {s.optimizer for s in rest}
-    assert _unflushed(ours["extra-adam"]) == _unflushed(rest)
+            if s.label == new]  # fmt: skip
+    assert {s.optimizer for s in ours[new]} == {s.optimizer for s in rest} and rest
+    assert _unflushed(ours[new]) == _unflushed(rest)
     assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
         (s.workload, s.workload_options, s.steps, s.eval_every) for s in source}  # fmt: skip
     others = _seeds_of_every_other_sweep(name) - {s.seed for s in source}
-    assert not others & set(seeds)  # no sweep but the reused one has these seeds
+    assert not others & set(seeds)  # no sweep but the reused ones has these seeds
+    return sweep, ours[new], source
+
+
+def test_the_extra_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_extra_adam():
+    """bench/sweeps/unrolled-ring-25k-cpu-extra-vs-optimistic.toml: the optimistic-with-D-only
+    sample's optimistic Adam arm reused and Extra-Adam added (:func:`_reuses_the_optimistic_arm`),
+    both declared comparisons (equal steps, equal gradient evaluations), and step 12,500 (half
+    the steps: Extra-Adam's two evaluations a step) one of the evaluations."""
+    from bench.config import Comparison
+
+    sweep, _, _ = _reuses_the_optimistic_arm("unrolled-ring-25k-cpu-extra-vs-optimistic",
+                                             "extra-adam")  # fmt: skip
     assert sweep.compare == (
         Comparison("extra-adam", "optimistic-adam", "steps"),
         Comparison("extra-adam", "optimistic-adam", "grad_evals"),
@@ -712,33 +722,17 @@ def test_the_extra_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_
 
 def test_the_surgery_against_optimistic_sample_reuses_the_optimistic_arm_and_adds_surgery():
     """bench/sweeps/unrolled-ring-25k-cpu-surgery-vs-optimistic.toml: the optimistic-with-D-only
-    sample's protocol exactly, its optimistic Adam arm on its first 32 seeds as the very same runs
-    (the run ids of that sample and of the Extra-Adam sample that reused them too), Adam + D
-    gradient surgery as in unrolled-ring-25k-cpu-rest.toml (up to the flush) on those seeds and
-    no other sweep's, and the one comparison declared, at equal steps."""
+    sample's optimistic Adam arm reused (the runs the Extra-Adam sample reused too) and Adam + D
+    gradient surgery added (:func:`_reuses_the_optimistic_arm`), new on these seeds, and the one
+    comparison declared, at equal steps."""
     from bench.config import Comparison, load_sweep
 
     name = "unrolled-ring-25k-cpu-surgery-vs-optimistic"
-    sweep = load_sweep(name, device="cpu")
-    source = load_sweep(REUSERS[name], device="cpu").specs
-    seeds = list(range(14000, 14032))
-    ours = {label: [s for s in sweep.specs if s.label == label]
-            for label in {s.label for s in sweep.specs}}  # fmt: skip
-    assert sorted(ours) == ["adam+surgery", "optimistic-adam"]
-    reused = {s.run_id for s in source if s.label == "optimistic-adam" and s.seed in seeds}
-    assert {s.run_id for s in ours["optimistic-adam"]} == reused and len(reused) == 32
+    sweep, surgery, source = _reuses_the_optimistic_arm(name, "adam+surgery")
     extra = load_sweep("unrolled-ring-25k-cpu-extra-vs-optimistic", device="cpu").specs
-    assert reused == {s.run_id for s in extra if s.label == "optimistic-adam"}
-    assert sorted(s.seed for s in ours["adam+surgery"]) == seeds
-    rest = [s for s in load_sweep("unrolled-ring-25k-cpu-rest", device="cpu").specs
-            if s.label == "adam+surgery"]  # fmt: skip
-    assert {s.optimizer for s in ours["adam+surgery"]} == {s.optimizer for s in rest}
-    assert all(("surgery", True) in s.optimizer for s in rest)
-    assert _unflushed(ours["adam+surgery"]) == _unflushed(rest)
-    assert {(s.workload, s.workload_options, s.steps, s.eval_every) for s in sweep.specs} == {
-        (s.workload, s.workload_options, s.steps, s.eval_every) for s in source}  # fmt: skip
-    others = _seeds_of_every_other_sweep(name) - {s.seed for s in source}
-    assert not others & set(seeds)  # no sweep but the reused ones has these seeds
+    ids = {s.run_id for s in sweep.specs if s.label == "optimistic-adam"}
+    assert ids == {s.run_id for s in extra if s.label == "optimistic-adam"}
+    assert all(("surgery", True) in s.optimizer for s in surgery)
     assert not any(dict(s.optimizer).get("surgery") for s in source + extra)  # new on them
     assert sweep.compare == (Comparison("adam+surgery", "optimistic-adam", "steps"),)
 
