@@ -322,6 +322,12 @@ def test_equal_cost_keeps_each_pair_at_equal_gradient_evaluations(costed):
         ("extra-adam", "equal-evals", -0.75, "worse")]  # fmt: skip
     assert list(cost["m"]) == [4, 4]  # the family is the report's, whatever is shown
     assert "extra-adam vs adam at equal gradient evaluations" in across.summary(cost)
+    # drawn, the equal-cost row names its budget on a second line, and rows are taller for it
+    heights = []
+    for i, table in enumerate((both.iloc[:2], cost)):
+        across.draw(table, costed.parent / f"{i}.png")
+        heights.append(Image.open(costed.parent / f"{i}.png").size[1])
+    assert heights[1] > heights[0] * 1.05  # 0.55 inch a row, not 0.42
 
 
 def test_equal_cost_refuses_a_pair_of_unequal_cost_only_at_equal_steps(costed, tmp_path, capsys):

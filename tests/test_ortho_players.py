@@ -834,3 +834,116 @@ def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
     modes = agree[agree["metric"] == "modes"].set_index("optimizer")
     assert (modes.loc[arm, "difference"], modes.loc[arm, "ci_lo"], modes.loc[arm, "ci_hi"]) == (
         pytest.approx((-0.125, -0.422, 0.172), abs=1e-3))  # fmt: skip
+
+
+def test_the_surgery_against_optimistic_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-surgery-vs-optimistic (32 pairs),
+    recomputed with scipy from the committed runs.csv (seed-matched pairs, surgery − optimistic
+    Adam, paired t; Holm over the three secondary metrics), the report's own verdicts, the
+    curve, the step costs, and both optimizers' agreement with seeds 4000-4031."""
+    import pandas as pd
+    from scipy import stats
+
+    name, arm, base = "unrolled-ring-25k-cpu-surgery-vs-optimistic", "adam+surgery", \
+        "optimistic-adam"  # fmt: skip
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        name, range(14000, 14032), arm, base)
+    assert (*modes[:3], modes[4]) == pytest.approx((-2.594, -3.645, -1.542, 32), abs=1e-3)
+    assert modes[3] == pytest.approx(1.97e-5, rel=1e-2)
+    surgery, optimistic = wide["final_modes"][arm], wide["final_modes"][base]
+    d = surgery - optimistic
+    assert d.std() == pytest.approx(2.917, abs=1e-3)
+    assert ((d > 0).sum(), (d < 0).sum(), (d == 0).sum()) == (1, 19, 12)
+    assert stats.wilcoxon(d[d != 0]).pvalue < 0.001
+    assert (surgery.mean(), optimistic.mean()) == pytest.approx((4.969, 7.5625), abs=1e-3)
+    assert ((surgery == 8).sum(), (optimistic == 8).sum()) == (11, 22)
+    assert ((surgery <= 2).sum(), (optimistic <= 2).sum(), (surgery == 0).sum()) == (12, 0, 4)
+    hq, fd = wide["final_high_quality"], wide["final_fd"]
+    assert (hq[arm].mean(), hq[base].mean()) == pytest.approx((0.033, 0.113), abs=6e-4)
+    assert [np.exp(np.log(fd[k]).mean()) for k in (arm, base)] == pytest.approx(
+        [0.025, 0.0021], abs=6e-4)  # fmt: skip
+    assert secondary["high_quality"][:3] == pytest.approx((-0.080, -0.117, -0.044), abs=6e-4)
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((12.0, 5.9, 24.3), abs=0.06)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (0.371, 0.171, 0.571, 28), abs=1e-3)  # fmt: skip
+    rkl = wide["final_reverse_kl"][arm]
+    assert set(surgery[rkl.isna()]) == {0.0} and rkl.isna().sum() == 4  # no mode, no KL
+    assert max(holm.values()) < 0.001
+    assert set(table["kind"]) == {"declared"} and set(table["projected"]) == {arm}
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == ["worse"] * 4
+    assert [verdicts[k] for k in ("growth_g", "growth_d", "tail_g", "tail_d")] == [
+        "better", "worse", "worse", "better"]  # fmt: skip
+    explore = table.set_index("statistic")
+    assert explore.loc[["growth_g", "growth_d"], "estimate"].tolist() == pytest.approx(
+        [-0.17, 0.19], abs=6e-3)  # fmt: skip
+    assert np.exp(explore.loc[["tail_g", "tail_d"], "estimate"]).tolist() == pytest.approx(
+        [1.30, 0.94], abs=6e-3)  # fmt: skip
+    evals = explore.loc["grad_evals_to_target"]
+    assert (evals["verdict"], evals["n_pairs"]) == ("worse", 29)
+    assert np.exp([evals["estimate"], evals["estimate_ci_lo"], evals["estimate_ci_hi"]]) == (
+        pytest.approx([1.38, 1.10, 1.74], abs=6e-3))  # fmt: skip
+    assert (explore.loc["reached_target", "verdict"], explore.loc["reached_target", "p_value"]) == (
+        "undecided", 0.25)  # fmt: skip
+    assert all(explore.loc[f"{k}_{p}", "verdict"] == "not observed"
+               for k in ("vanishing", "exploding") for p in "gd")  # fmt: skip
+    # it covers the modes and loses them late
+    reached = wide["steps_to_target"]
+    assert (reached[arm].notna().sum(), reached[base].notna().sum()) == (29, 32)
+    lost = reached[arm].notna()
+    assert ((lost & (surgery < 8)).sum(), (lost & (surgery <= 2)).sum()) == (18, 9)
+    assert (reached[arm].median(), reached[base].median()) == (3750, 3125)
+    curve = pd.read_csv(RESULTS / name / "report" / "paired_curves.csv").set_index("step")
+    at = curve["estimate"]
+    assert (at.loc[3750], at.loc[12500], at.loc[21250], at.loc[25000]) == pytest.approx(
+        (-1.094, -0.6875, -1.6875, modes[0]), abs=1e-3)  # fmt: skip
+    assert curve.loc[3750, ["estimate_ci_lo", "estimate_ci_hi"]].tolist() == pytest.approx(
+        [-1.70, -0.49], abs=6e-3)  # fmt: skip
+    # the cost: one gradient evaluation of each player a step, about optimistic Adam's time
+    per_step = wide["grad_evals"] / wide["steps_completed"]
+    assert set(per_step[arm]) == set(per_step[base]) == {2.0}
+    alone, member = wide["time_per_step_alone"].median(), wide["time_per_step"].median()
+    assert (alone[arm] * 1e3, alone[base] * 1e3) == pytest.approx((9.5, 9.0), abs=0.05)
+    assert alone[arm] / alone[base] == pytest.approx(1.05, abs=0.005)
+    assert (member[arm] * 1e3, member[base] * 1e3) == pytest.approx((7.90, 7.91), abs=0.005)
+    # bench agree against seeds 4000-4031 (unflushed): no difference detected, either optimizer
+    agree = pd.read_csv(RESULTS / name / "report" / "agreement-with-unrolled-ring-25k-cpu-all.csv")
+    assert set(agree["optimizer"]) == {arm, base} and len(agree) == 8
+    assert (agree["verdict"] == "no difference detected").all()
+    row = agree[agree["metric"] == "modes"].set_index("optimizer").loc[arm]
+    assert (row["difference"], row["ci_lo"], row["ci_hi"], row["p_adjusted"]) == pytest.approx(
+        (-1.25, -2.66, 0.16, 0.72), abs=6e-3)  # fmt: skip
+
+
+def test_holm_over_the_four_comparisons_that_share_the_optimistic_arm():
+    """The sensitivity analysis the surgery sample declared: the four confirmatory comparisons
+    made against the same 32 optimistic-Adam runs (seeds 14000-14031), in three reports, under
+    one Holm, from each report's unadjusted p-values: the three *worse* stand, Extra-Adam's
+    *equivalent* at equal steps does not (the README's figures)."""
+    import pandas as pd
+
+    from bench.config import load_sweep
+
+    names = [f"unrolled-ring-25k-cpu-{s}" for s in
+             ("optimistic-ortho-d", "extra-vs-optimistic", "surgery-vs-optimistic")]  # fmt: skip
+    control = {s.run_id for s in load_sweep(names[-1], device="cpu").specs
+               if s.label == "optimistic-adam"}  # fmt: skip
+    rows = []
+    for name in names:
+        runs = pd.read_csv(RESULTS / name / "report" / "runs.csv")
+        assert set(runs.loc[runs["label"] == "optimistic-adam", "run_id"]) == control
+        c = pd.read_csv(RESULTS / name / "report" / "comparisons.csv")
+        rows.append(c[c["family"] == "confirmatory"])
+    four = pd.concat(rows, ignore_index=True)
+    assert len(four) == 4 and set(four["base"]) == {"optimistic-adam"}
+    key = list(zip(four["projected"], four["kind"]))
+    difference = _holm(dict(zip(key, four["p_value"])))
+    equivalence = _holm(dict(zip(key, four["p_equivalence"])))
+    assert difference[("adam+surgery", "declared")] < 0.001
+    assert difference[("optimistic-adam+ortho(d)", "ortho")] == pytest.approx(0.0038, abs=1e-4)
+    assert difference[("extra-adam", "equal-evals")] == pytest.approx(0.0046, abs=1e-4)
+    assert equivalence[("extra-adam", "declared")] == pytest.approx(0.063, abs=5e-4)
+    assert difference[("extra-adam", "declared")] > 0.05
+    # each family's own verdict, as committed: the sensitivity changes only Extra-Adam's
+    assert dict(zip(key, four["verdict"])) == {
+        ("optimistic-adam+ortho(d)", "ortho"): "worse", ("extra-adam", "declared"): "equivalent",
+        ("extra-adam", "equal-evals"): "worse", ("adam+surgery", "declared"): "worse"}  # fmt: skip

@@ -217,7 +217,7 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
     labels = [
         (f"{r.study}: {r.projected}" if arms else r.study)
         + (f" vs {r.base}" if bases else "")
-        + (" at equal gradient evaluations" if r.kind == EQUAL_EVALS else "")
+        + ("\nat equal gradient evaluations" if r.kind == EQUAL_EVALS else "")
         + (f" ({r.workload})" if many else "")
         + (f", {stat_label(str(r.statistic))}" if stats else "")
         for r, many in zip(t.itertuples(), several)
@@ -226,8 +226,13 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
         f"n = {r.n_pairs:g}, {r.family} ({CORRECTION.get(r.family, '?')} over {r.m})"
         for r in t.itertuples()
     ]
+    # the plot keeps its width as labels grow (about 0.09 inch a character past 62, the longest
+    # a row's label fits in 10.5 inches beside its note), and a row its height on two lines
+    longest = max(len(line) for label in labels for line in label.splitlines())
+    width = 10.5 + 0.09 * max(0, longest - 62)
+    row = 0.55 if any("\n" in label for label in labels) else 0.42
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        with figure(Path(tmp), "forest.png", 1, 1, 10.5, 0.42 * len(t) + 1.6) as (fig, axes):
+        with figure(Path(tmp), "forest.png", 1, 1, width, row * len(t) + 1.6) as (fig, axes):
             ax = axes[0, 0]
             y = np.arange(len(t))[::-1]
             band = (np.exp(-delta), np.exp(delta)) if axis == "ratio" else (-delta, delta)
