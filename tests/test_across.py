@@ -189,6 +189,7 @@ def test_the_readmes_figures_are_its_commands_on_the_committed_reports(figure):
     bases = [args[i + 1] for i, a in enumerate(args) if a == "--base"] or ["adam"]
     statistic = args[args.index("--statistic") + 1] if "--statistic" in args else None
     committed = pd.read_csv(ROOT / "docs" / f"{figure}.csv")
+    committed["shares_runs_with"] = committed["shares_runs_with"].astype(object).fillna("")
     for r in committed.itertuples():
         path = next(a for a in studies if a.startswith(r.study + "=")).partition("=")[2]
         own = pd.read_csv(ROOT / path / "comparisons.csv")
@@ -350,3 +351,61 @@ def test_equal_cost_needs_the_runs_table(two):
     # a study that made no row of the arms is refused as without the flag
     with pytest.raises(BenchError, match="no comparison of muon"):
         across.rows([str(a)], arms=["muon"], equal_cost=True)
+
+
+def _with_runs(path: Path, runs: dict[str, list[str]]) -> Path:
+    """Give the report at ``path`` a runs.csv: arm label -> its run ids (workload "ring")."""
+    rows = [("ring", label, run_id, 2 * 100, 100) for label, ids in runs.items() for run_id in ids]
+    pd.DataFrame(rows, columns=["workload", "label", "run_id", "grad_evals", "steps_completed"]
+                 ).to_csv(path / "runs.csv", index=False)  # fmt: skip
+    return path
+
+
+def test_rows_of_studies_that_share_runs_are_marked(tmp_path, capsys):
+    """A sweep that reuses another's finished runs makes rows that are not independent samples:
+    each row names the other studies holding any of its runs (its arm's or its comparator's, by
+    run id), the figure marks them with one letter a linked set, the summary says so; rows of
+    one study sharing its Adam arm are not marked (one family), and a study without a runs table
+    is "unknown"."""
+    row = _row("ring", "confirmatory", "adam+ortho", "modes", 1.0, 0.5, 1.5, "better", 0.001)
+    extra = _row("ring", "confirmatory", "extra-adam", "modes", 2.0, 1.0, 3.0, "better", 0.002)
+    first = _with_runs(_report(tmp_path / "results" / "first" / "report", [row, extra]),
+                       {"adam": ["a1", "a2"], "adam+ortho": ["o1", "o2"], "extra-adam": ["e1"]})
+    reuse = _with_runs(_report(tmp_path / "results" / "reuse" / "report", [row]),
+                       {"adam": ["a1", "a2"], "adam+ortho": ["o3", "o4"]})  # Adam's runs again
+    fresh = _with_runs(_report(tmp_path / "results" / "fresh" / "report", [row]),
+                       {"adam": ["a5", "a6"], "adam+ortho": ["o5", "o6"],
+                        "muon": ["e1"]})  # first's Extra-Adam run, in no row here: not counted
+    bare = _report(tmp_path / "results" / "bare" / "report", [row])  # no runs.csv
+    paths = [str(p) for p in (first, reuse, fresh, bare)]
+    t = across.rows(paths, statistic="modes")
+    assert list(zip(t["study"], t["projected"], t["shares_runs_with"])) == [
+        ("first", "adam+ortho", "reuse"), ("first", "extra-adam", "reuse"),
+        ("reuse", "adam+ortho", "first"), ("fresh", "adam+ortho", ""),
+        ("bare", "adam+ortho", "unknown")]  # fmt: skip
+    assert across._share_groups(t) == {"first": "A", "reuse": "A"}
+    text = across.summary(t).splitlines()
+    assert text[2].endswith("; shares runs with first") and "shares" not in text[3]
+    out = tmp_path / "f.png"
+    assert main(["forest", *paths, "--statistic", "modes", "--out", str(out), "--csv",
+                 str(tmp_path / "f.csv")]) == 0  # fmt: skip
+    back = pd.read_csv(tmp_path / "f.csv", keep_default_na=False)
+    assert list(back["shares_runs_with"]) == list(t["shares_runs_with"])
+    assert "shares runs with reuse" in capsys.readouterr().out
+    # three studies linked through one: one letter
+    third = _with_runs(_report(tmp_path / "results" / "third" / "report", [row]),
+                       {"adam": ["a9"], "adam+ortho": ["o3"]})  # reuse's ⊥Grad run
+    linked = across.rows([str(first), str(reuse), str(third), str(fresh)], statistic="modes")
+    assert across._share_groups(linked) == {"first": "A", "reuse": "A", "third": "A"}
+
+
+def test_the_declared_figure_marks_the_three_samples_with_one_control():
+    """docs/unrolled-25k-declared.csv: the three samples of seeds 14000-14031 hold the same 32
+    optimistic-Adam runs, and only they are marked."""
+    table = pd.read_csv(ROOT / "docs" / "unrolled-25k-declared.csv", keep_default_na=False)
+    marked = table[table["shares_runs_with"] != ""]
+    assert list(marked["study"]) == ["seeds 14000-14031", "seeds 14000-14031, Extra-Adam",
+                                     "seeds 14000-14031, surgery"]  # fmt: skip
+    assert set(marked["base"]) == {"optimistic-adam"} and len(table) == 9
+    assert marked["shares_runs_with"].iloc[0] == (
+        "seeds 14000-14031, Extra-Adam; seeds 14000-14031, surgery")

@@ -40,43 +40,74 @@ def _label_and_path(argument: str) -> tuple[str, Path]:
     return label, p
 
 
-def _comparisons(path: Path) -> pd.DataFrame:
-    """A report's ``comparisons.csv``, or a results directory analysed afresh."""
-    if (path / "comparisons.csv").is_file():
-        try:
-            return pd.read_csv(path / "comparisons.csv")
-        except pd.errors.EmptyDataError:
-            return pd.DataFrame(columns=["workload", "family", "base", "projected", "statistic"])
-    if (path / "runs").is_dir() or (path / "sweep.json").is_file():
-        from bench.report import analyse_dir
+class _Study:
+    """One study's tables, each read once: its ``comparisons.csv`` and ``runs.csv`` (a report
+    directory), or both analysed afresh from a results directory."""
 
-        return analyse_dir(path).comparisons
-    raise BenchError(
-        f"{path} has no comparisons.csv and no runs; give report directories (…/report, which "
-        "python -m bench report writes) or results directories"
-    )
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._analysis = None
+        self._runs: pd.DataFrame | None = None
+        if not (path / "comparisons.csv").is_file() and not self._results():
+            raise BenchError(
+                f"{path} has no comparisons.csv and no runs; give report directories (…/report, "
+                "which python -m bench report writes) or results directories"
+            )
+
+    def _results(self) -> bool:
+        return (self.path / "runs").is_dir() or (self.path / "sweep.json").is_file()
+
+    def _analysed(self):
+        if self._analysis is None:
+            from bench.report import analyse_dir
+
+            self._analysis = analyse_dir(self.path)
+        return self._analysis
+
+    def comparisons(self) -> pd.DataFrame:
+        if (self.path / "comparisons.csv").is_file():
+            try:
+                return pd.read_csv(self.path / "comparisons.csv")
+            except pd.errors.EmptyDataError:
+                return pd.DataFrame(columns=["workload", "family", "base", "projected",
+                                             "statistic"])  # fmt: skip
+        return self._analysed().comparisons
+
+    def runs(self) -> pd.DataFrame | None:
+        """Runs × metrics (``runs.csv``), or None where the report directory has none."""
+        if self._runs is None:
+            if (self.path / "runs.csv").is_file():
+                self._runs = pd.read_csv(self.path / "runs.csv")
+            elif self._results():
+                from bench.report import runs_table
+
+                self._runs = runs_table(self._analysed().data)
+        return self._runs
+
+    def cost_per_step(self) -> dict[tuple[str, str], float]:
+        """Each (workload, arm)'s gradient evaluations per step (both players', the median over
+        its runs)."""
+        runs = self.runs()
+        if runs is None:
+            raise BenchError(
+                f"{self.path} has no runs.csv, and --equal-cost reads each arm's gradient "
+                "evaluations from it; give the report directory python -m bench report writes"
+            )
+        done = runs["steps_completed"].where(runs["steps_completed"] > 0)
+        per_step = (runs["grad_evals"] / done).groupby([runs["workload"], runs["label"]]).median()
+        return {key: float(v) for key, v in per_step.items()}
+
+    def run_ids(self, workload: str, arms: Sequence[str]) -> set[str] | None:
+        """The run ids of ``arms`` on ``workload``; None where the study has no runs table (or
+        one without run ids)."""
+        runs = self.runs()
+        if runs is None or "run_id" not in runs:
+            return None
+        keep = (runs["workload"] == workload) & runs["label"].isin(list(arms))
+        return set(runs.loc[keep, "run_id"])
 
 
-def _cost_per_step(path: Path) -> dict[tuple[str, str], float]:
-    """Each (workload, arm)'s gradient evaluations per step (both players', the median over its
-    runs) from a report's ``runs.csv``, or a results directory's runs analysed afresh."""
-    if (path / "runs.csv").is_file():
-        runs = pd.read_csv(path / "runs.csv")
-    elif (path / "runs").is_dir() or (path / "sweep.json").is_file():
-        from bench.report import analyse_dir, runs_table
-
-        runs = runs_table(analyse_dir(path).data)
-    else:
-        raise BenchError(
-            f"{path} has no runs.csv, and --equal-cost reads each arm's gradient evaluations "
-            "from it; give the report directory python -m bench report writes"
-        )
-    done = runs["steps_completed"].where(runs["steps_completed"] > 0)
-    per_step = (runs["grad_evals"] / done).groupby([runs["workload"], runs["label"]]).median()
-    return {key: float(v) for key, v in per_step.items()}
-
-
-def _at_equal_cost(pick: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _at_equal_cost(pick: pd.DataFrame, study: _Study) -> pd.DataFrame:
     """``pick``'s rows at equal cost: a pair's row at equal gradient evaluations where the study
     made one (its row at equal steps left out); any other row only if its two arms spend the
     same gradient evaluations a step (then equal steps are equal cost), else an error naming it."""
@@ -85,13 +116,13 @@ def _at_equal_cost(pick: pd.DataFrame, path: Path) -> pd.DataFrame:
     pairs = pd.MultiIndex.from_frame(pick[key])
     pick = pick[evals.to_numpy() | ~pairs.isin(pd.MultiIndex.from_frame(pick.loc[evals, key]))]
     rest = pick[pick["kind"] != EQUAL_EVALS]
-    cost = _cost_per_step(path) if not rest.empty else {}
+    cost = study.cost_per_step() if not rest.empty else {}
     for r in rest.itertuples():
         a, b = cost.get((r.workload, r.projected)), cost.get((r.workload, r.base))
         if a is None or b is None or not np.isclose(a, b, rtol=1e-6):
             spend = "unknown" if a is None or b is None else f"{a:g} and {b:g}"
             raise BenchError(
-                f"{path}: {r.projected} and {r.base} ({r.workload}) spend {spend} gradient "
+                f"{study.path}: {r.projected} and {r.base} ({r.workload}) spend {spend} gradient "
                 "evaluations a step and the study compared them only at equal steps; leave the "
                 "pair out (--arm, --base), or drop --equal-cost, or declare the pair at equal "
                 'cost in its sweep ([[compare]] budget = "grad_evals") and report it again'
@@ -133,13 +164,14 @@ def rows(
     if not bases:
         raise BenchError("give at least one base (the arm compared with)")
     named = " or ".join(repr(b) for b in bases)
-    frames, seen = [], set()
+    frames, studies = [], {}
     for argument in reports:
         label, path = _label_and_path(argument)
-        if label in seen:
+        if label in studies:
             raise BenchError(f"two studies are labelled {label!r}; label them: LABEL=PATH")
-        seen.add(label)
-        c = _comparisons(path)
+        study = _Study(path)
+        studies[label] = study
+        c = study.comparisons()
         if c.empty:
             raise BenchError(f"{path} holds no comparison (a report of one optimizer?)")
         c = c.assign(m=_family_sizes(c))
@@ -158,7 +190,7 @@ def rows(
             keys = ["_o", "_b"]
         pick = pick.sort_values(keys, kind="stable")
         if equal_cost and not pick.empty:
-            pick = _at_equal_cost(pick, path)
+            pick = _at_equal_cost(pick, study)
         if pick.empty:
             have = sorted(set(c.loc[against, "projected"]))
             raise BenchError(
@@ -171,10 +203,50 @@ def rows(
         first = {a: i for i, a in enumerate(dict.fromkeys([*(arms or []), *out["projected"]]))}
         out = out.iloc[np.argsort(out["projected"].map(first).to_numpy(), kind="stable")]
         out = out.reset_index(drop=True)
+    out = out.assign(shares_runs_with=_shared(out, studies))
     keep = ["study", "workload", "projected", "base", "kind", "statistic", "family", "m", "n_pairs",
             "scale", "delta", "estimate", "estimate_ci_lo", "estimate_ci_hi", "p_adjusted",
-            "p_equivalence_adjusted", "verdict", "higher_is_better", "path"]  # fmt: skip
+            "p_equivalence_adjusted", "verdict", "shares_runs_with", "higher_is_better",
+            "path"]  # fmt: skip
     return out.reindex(columns=keep)
+
+
+def _shared(out: pd.DataFrame, studies: dict[str, _Study]) -> list[str]:
+    """For each row, the other studies (``; ``-joined, in the order given) that hold any of the
+    row's runs, its arm's or its comparator's, by run id: a sweep that reuses another's finished
+    runs (the same spec and seed give the same id) makes two rows that are not independent
+    samples, and the figure says so. Rows of one study are left out: its family already
+    corrects for them. "unknown" where the row's study has no runs table (``runs.csv``)."""
+    ids = [studies[r.study].run_ids(r.workload, (r.projected, r.base)) for r in out.itertuples()]
+    held: dict[str, set[str]] = {}
+    for r, own in zip(out.itertuples(), ids):
+        held.setdefault(r.study, set()).update(own or ())
+    return [
+        "unknown" if own is None
+        else "; ".join(s for s, theirs in held.items() if s != r.study and own & theirs)
+        for r, own in zip(out.itertuples(), ids)
+    ]  # fmt: skip
+
+
+def _share_groups(table: pd.DataFrame) -> dict[str, str]:
+    """Study -> a letter (A, B, …) for each set of studies linked by shared runs
+    (:func:`_shared`); studies that share none have no letter."""
+    parent: dict[str, str] = {}
+
+    def root(s: str) -> str:
+        while parent.setdefault(s, s) != s:
+            s = parent[s]
+        return s
+
+    for r in table.itertuples():
+        for other in filter(None, str(r.shares_runs_with or "").split("; ")):
+            if other != "unknown" and other != "nan":
+                parent[root(other)] = root(r.study)
+    groups: dict[str, list[str]] = {}
+    for s in dict.fromkeys(table["study"]):
+        groups.setdefault(root(s), []).append(s)
+    linked = [g for g in groups.values() if len(g) > 1]
+    return {s: chr(ord("A") + i) for i, g in enumerate(linked) for s in g}
 
 
 def _units(t: pd.DataFrame) -> tuple[pd.DataFrame, str, float | None]:
@@ -222,8 +294,10 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
         + (f", {stat_label(str(r.statistic))}" if stats else "")
         for r, many in zip(t.itertuples(), several)
     ]
+    letter = _share_groups(t) if "shares_runs_with" in t else {}
     notes = [
         f"n = {r.n_pairs:g}, {r.family} ({CORRECTION.get(r.family, '?')} over {r.m})"
+        + (f", runs {letter[r.study]}" if r.study in letter else "")
         for r in t.itertuples()
     ]
     # the plot keeps its width as labels grow (about 0.09 inch a character past 62, the longest
@@ -271,7 +345,12 @@ def draw(table: pd.DataFrame, out: str | Path, by: str = "study") -> None:
             ax.set_xlabel(xlabel)
             ax.grid(axis="y", visible=False)
             handles = [Line2D([], [], color=c, lw=2.5, label=v) for v, c in COLORS.items()]
-            fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+            if letter:  # rows whose studies hold some of the same runs: not independent samples
+                names = ", ".join(sorted(set(letter.values())))
+                handles.append(Line2D([], [], ls="none", label=f"runs {names}: rows of studies "
+                                      "that share runs (not independent samples)"))  # fmt: skip
+            fig.legend(handles=handles, loc="outside lower center", ncols=4 + bool(letter),
+                       frameon=False)  # fmt: skip
         os.replace(Path(tmp) / "forest.png", out)
 
 
@@ -284,6 +363,8 @@ def summary(table: pd.DataFrame) -> str:
         p = ("untested" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"= {p:.3g}") + (
             " (equivalence)" if r.verdict == "equivalent" else ""
         )
+        shared = getattr(r, "shares_runs_with", "")  # a table read back: NaN where none
+        shared = shared if isinstance(shared, str) and shared != "unknown" else ""
         est = f"{r.estimate:.3g} [{r.estimate_ci_lo:.3g}, {r.estimate_ci_hi:.3g}]"
         if r.scale == "log ratio":
             est = (f"ratio {np.exp(r.estimate):.3g} [{np.exp(r.estimate_ci_lo):.3g}, "
@@ -293,5 +374,6 @@ def summary(table: pd.DataFrame) -> str:
             f"({r.workload}): {est}, "
             f"n = {r.n_pairs:g}; {r.verdict} ({r.family}, {CORRECTION.get(r.family, '?')} over "
             f"{r.m}, adjusted p {p})".replace("adjusted p untested", "untested")
+            + (f"; shares runs with {shared}" if shared else "")
         )
     return "\n".join(lines)
