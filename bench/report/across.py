@@ -239,9 +239,9 @@ def _share_groups(table: pd.DataFrame) -> dict[str, str]:
         return s
 
     for r in table.itertuples():
-        for other in filter(None, str(r.shares_runs_with or "").split("; ")):
-            if other != "unknown" and other != "nan":
-                parent[root(other)] = root(r.study)
+        shared = r.shares_runs_with if isinstance(r.shares_runs_with, str) else ""  # NaN: none
+        for other in filter(None, "" if shared == "unknown" else shared.split("; ")):
+            parent[root(other)] = root(r.study)
     groups: dict[str, list[str]] = {}
     for s in dict.fromkeys(table["study"]):
         groups.setdefault(root(s), []).append(s)
