@@ -898,6 +898,9 @@ def test_the_surgery_against_optimistic_verdicts_follow_from_its_committed_runs(
         (-1.094, -0.6875, -1.6875, modes[0]), abs=1e-3)  # fmt: skip
     assert curve.loc[3750, ["estimate_ci_lo", "estimate_ci_hi"]].tolist() == pytest.approx(
         [-1.70, -0.49], abs=6e-3)  # fmt: skip
+    middle = curve.loc[5000:12500]
+    assert (middle["estimate"].min(), middle["estimate"].max()) == (-0.8125, -0.5)
+    assert (middle["estimate_ci_hi"] > 0).sum() == 4 and at.loc[13750] == -1.25
     # the cost: one gradient evaluation of each player a step, about optimistic Adam's time
     per_step = wide["grad_evals"] / wide["steps_completed"]
     assert set(per_step[arm]) == set(per_step[base]) == {2.0}
