@@ -279,13 +279,11 @@ def test_several_bases_set_one_arm_against_each_studys_comparator(two, tmp_path,
 
 
 def _costed(path: Path, rows: list[tuple], per_step: dict[str, int]) -> Path:
-    """:func:`_report` with a runs.csv: two runs of each arm at ``per_step`` gradient
-    evaluations a step (one of them stopped early, as a diverged run is)."""
+    """:func:`_report` with a summary.csv: each arm at ``per_step`` gradient evaluations a step."""
     _report(path, rows)
-    runs = [("ring", arm, evals * done, done) for arm, evals in per_step.items()
-            for done in (100, 40)]  # fmt: skip
-    pd.DataFrame(runs, columns=["workload", "label", "grad_evals", "steps_completed"]).to_csv(
-        path / "runs.csv", index=False)  # fmt: skip
+    pd.DataFrame([("ring", arm, evals) for arm, evals in per_step.items()],
+                 columns=["workload", "optimizer", "grad_evals_per_step"]).to_csv(
+        path / "summary.csv", index=False)  # fmt: skip
     return path
 
 
@@ -344,9 +342,9 @@ def test_equal_cost_refuses_a_pair_of_unequal_cost_only_at_equal_steps(costed, t
     assert main(["forest", str(costed), "--out", str(out)]) == 0 and out.is_file()
 
 
-def test_equal_cost_needs_the_runs_table(two):
+def test_equal_cost_needs_the_summary_table(two):
     a, _ = two
-    with pytest.raises(BenchError, match=r"has no runs\.csv, and --equal-cost reads"):
+    with pytest.raises(BenchError, match=r"has no summary\.csv, and --equal-cost reads"):
         across.rows([str(a)], equal_cost=True)
     # a study that made no row of the arms is refused as without the flag
     with pytest.raises(BenchError, match="no comparison of muon"):

@@ -41,8 +41,8 @@ def _label_and_path(argument: str) -> tuple[str, Path]:
 
 
 class _Study:
-    """One study's tables, each read once: its ``comparisons.csv`` and ``runs.csv`` (a report
-    directory), or both analysed afresh from a results directory."""
+    """One study's tables, each read once: its ``comparisons.csv``, ``runs.csv`` and
+    ``summary.csv`` (a report directory), or all analysed afresh from a results directory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -85,16 +85,20 @@ class _Study:
         return self._runs
 
     def cost_per_step(self) -> dict[tuple[str, str], float]:
-        """Each (workload, arm)'s gradient evaluations per step (both players', the median over
-        its runs)."""
-        runs = self.runs()
-        if runs is None:
+        """Each (workload, arm)'s gradient evaluations per step, as the report's summary table
+        has them (``summary.csv``'s ``grad_evals_per_step``: both players', the median over the
+        arm's runs)."""
+        if (self.path / "summary.csv").is_file():
+            summary = pd.read_csv(self.path / "summary.csv")
+        elif self._results():
+            summary = self._analysed().summary
+        else:
             raise BenchError(
-                f"{self.path} has no runs.csv, and --equal-cost reads each arm's gradient "
-                "evaluations from it; give the report directory python -m bench report writes"
+                f"{self.path} has no summary.csv, and --equal-cost reads each arm's gradient "
+                "evaluations a step from it; give the report directory python -m bench report "
+                "writes"
             )
-        done = runs["steps_completed"].where(runs["steps_completed"] > 0)
-        per_step = (runs["grad_evals"] / done).groupby([runs["workload"], runs["label"]]).median()
+        per_step = summary.set_index(["workload", "optimizer"])["grad_evals_per_step"]
         return {key: float(v) for key, v in per_step.items()}
 
     def run_ids(self, workload: str, arms: Sequence[str]) -> set[str] | None:
