@@ -737,6 +737,16 @@ def test_the_surgery_against_optimistic_sample_reuses_the_optimistic_arm_and_add
     assert sweep.compare == (Comparison("adam+surgery", "optimistic-adam", "steps"),)
 
 
+def test_the_d_only_against_surgery_sample_is_both_projections_on_d_on_new_seeds():
+    """bench/sweeps/unrolled-ring-25k-cpu-ortho-d-vs-surgery.toml: ⊥Grad on D as in the D-only
+    sample, surgery as in the surgery-against-optimistic sample (whose runs are not reused: both
+    arms new, on 32 seeds no other sweep uses), the same protocol (flush included), and the
+    declared head-to-head ⊥Grad on D against surgery."""
+    _declared_sample("unrolled-ring-25k-cpu-ortho-d-vs-surgery", range(15000, 15032), {
+        "adam+ortho(d)": "unrolled-ring-25k-cpu-ortho-d",
+        "adam+surgery": "unrolled-ring-25k-cpu-surgery-vs-optimistic"})  # fmt: skip
+
+
 def test_the_extra_against_optimistic_verdicts_follow_from_its_committed_runs():
     """The README's figures for unrolled-ring-25k-cpu-extra-vs-optimistic (32 pairs), recomputed
     with scipy from the committed runs.csv (final values: equal steps) and budget.csv (Extra-Adam
