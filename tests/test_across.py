@@ -399,11 +399,11 @@ def test_rows_of_studies_that_share_runs_are_marked(tmp_path, capsys):
 
 def test_the_declared_figure_marks_the_three_samples_with_one_control():
     """docs/unrolled-25k-declared.csv: the three samples of seeds 14000-14031 hold the same 32
-    optimistic-Adam runs, and only they are marked."""
+    optimistic-Adam runs, and only they are marked (seeds 15000-15031's two arms are new)."""
     table = pd.read_csv(ROOT / "docs" / "unrolled-25k-declared.csv", keep_default_na=False)
     marked = table[table["shares_runs_with"] != ""]
     assert list(marked["study"]) == ["seeds 14000-14031", "seeds 14000-14031, Extra-Adam",
                                      "seeds 14000-14031, surgery"]  # fmt: skip
-    assert set(marked["base"]) == {"optimistic-adam"} and len(table) == 9
+    assert set(marked["base"]) == {"optimistic-adam"} and len(table) == 10
     assert marked["shares_runs_with"].iloc[0] == (
         "seeds 14000-14031, Extra-Adam; seeds 14000-14031, surgery")

@@ -960,3 +960,69 @@ def test_holm_over_the_four_comparisons_that_share_the_optimistic_arm():
     assert dict(zip(key, four["verdict"])) == {
         ("optimistic-adam+ortho(d)", "ortho"): "worse", ("extra-adam", "declared"): "equivalent",
         ("extra-adam", "equal-evals"): "worse", ("adam+surgery", "declared"): "worse"}  # fmt: skip
+
+
+def test_the_d_only_against_surgery_verdicts_follow_from_its_committed_runs():
+    """The README's figures for unrolled-ring-25k-cpu-ortho-d-vs-surgery (32 pairs), recomputed
+    with scipy from the committed runs.csv (seed-matched pairs, ⊥Grad on D − surgery, paired t;
+    Holm over the three secondary metrics), the report's own verdicts, the collapses, the curve,
+    the step costs, and each arm's agreement with its earlier flushed sample."""
+    import pandas as pd
+    from scipy import stats
+
+    name, arm, base = "unrolled-ring-25k-cpu-ortho-d-vs-surgery", "adam+ortho(d)", "adam+surgery"
+    wide, modes, secondary, holm, table, verdicts = _committed_sample(
+        name, range(15000, 15032), arm, base)  # fmt: skip
+    assert (*modes[:4], modes[4]) == pytest.approx((1.9375, 0.510, 3.365, 0.0094, 32), abs=1e-3)
+    ortho, surgery = wide["final_modes"][arm], wide["final_modes"][base]
+    d = ortho - surgery
+    assert d.std() == pytest.approx(3.959, abs=1e-3)  # wider than the 3.3 the file assumed
+    assert ((d > 0).sum(), (d < 0).sum(), (d == 0).sum()) == (19, 8, 5)
+    assert stats.wilcoxon(d[d != 0]).pvalue == pytest.approx(0.015, abs=1e-3)
+    assert (ortho.mean(), surgery.mean()) == pytest.approx((6.0625, 4.125), abs=1e-4)
+    assert ((ortho == 8).sum(), (surgery == 8).sum()) == (14, 7)
+    assert ((ortho <= 2).sum(), (surgery <= 2).sum()) == (5, 14)
+    assert ((ortho == 0).sum(), (surgery == 0).sum()) == (2, 4)
+    hq, fd = wide["final_high_quality"], wide["final_fd"]
+    assert (hq[arm].mean(), hq[base].mean()) == pytest.approx((0.014, 0.025), abs=6e-4)
+    assert [np.exp(np.log(fd[k]).mean()) for k in (arm, base)] == pytest.approx(
+        [0.013, 0.042], abs=6e-4)  # fmt: skip
+    assert secondary["high_quality"][:3] == pytest.approx((-0.011, -0.025, 0.004), abs=6e-4)
+    assert np.exp(secondary["fd"][:3]) == pytest.approx((0.30, 0.10, 0.93), abs=6e-3)
+    assert (*secondary["reverse_kl"][:3], secondary["reverse_kl"][4]) == pytest.approx(
+        (-0.360, -0.706, -0.014, 27), abs=1e-3)  # fmt: skip
+    assert [holm[k] for k in ("fd", "reverse_kl", "high_quality")] == pytest.approx(
+        [0.113, 0.113, 0.136], abs=1e-3)  # fmt: skip
+    assert set(table["kind"]) == {"declared"} and set(table["projected"]) == {arm}
+    assert [verdicts[k] for k in ("modes", "fd", "high_quality", "reverse_kl")] == [
+        "better", "undecided", "equivalent", "undecided"]  # fmt: skip
+    explore = table.set_index("statistic")
+    assert explore.loc["tail_d", "verdict"] == "worse"
+    tail = explore.loc["tail_d", ["estimate", "estimate_ci_lo", "estimate_ci_hi"]]
+    assert np.exp(tail.astype(float)).tolist() == pytest.approx([1.44, 1.12, 1.85], abs=6e-3)
+    assert all(explore.loc[k, "verdict"] == "undecided" for k in
+               ("growth_g", "growth_d", "tail_g", "reached_target", "grad_evals_to_target"))
+    # both reach all 8 modes in every run; surgery loses them more often, and late
+    reached = wide["steps_to_target"]
+    assert (reached[arm].notna().sum(), reached[base].notna().sum()) == (32, 32)
+    assert (reached[arm].median(), reached[base].median()) == (6250, 3750)
+    assert [((ortho if k == arm else surgery) < 8).sum() for k in (arm, base)] == [18, 25]
+    curve = pd.read_csv(RESULTS / name / "report" / "paired_curves.csv").set_index("step")
+    up_to = curve.loc[1250:21250]
+    assert (up_to["estimate_ci_lo"] < 0).all() and (up_to["estimate_ci_hi"] > 0).all()
+    assert curve.loc[22500, ["estimate", "estimate_ci_lo"]].tolist() == pytest.approx(
+        [1.906, 0.853], abs=1e-3)  # fmt: skip
+    assert curve.loc[23750, "estimate_ci_lo"] < 0 < curve.loc[25000, "estimate_ci_lo"]
+    # the cost: one gradient evaluation of each player a step
+    per_step = wide["grad_evals"] / wide["steps_completed"]
+    assert set(per_step[arm]) == set(per_step[base]) == {2.0}
+    alone, member = wide["time_per_step_alone"].median(), wide["time_per_step"].median()
+    assert (alone[arm] * 1e3, alone[base] * 1e3) == pytest.approx((9.98, 9.12), abs=0.005)
+    assert (member[arm] * 1e3, member[base] * 1e3) == pytest.approx((7.82, 8.33), abs=0.005)
+    # bench agree with each arm's earlier flushed sample: no difference detected
+    row = _agrees_with(name, "unrolled-ring-25k-cpu-ortho-d", arm)
+    assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(
+        (-0.208, -1.26, 0.844), abs=5e-3)  # fmt: skip
+    row = _agrees_with(name, "unrolled-ring-25k-cpu-surgery-vs-optimistic", base)
+    assert (row["difference"], row["ci_lo"], row["ci_hi"]) == pytest.approx(
+        (-0.844, -2.378, 0.691), abs=1e-3)  # fmt: skip
